@@ -1,0 +1,86 @@
+"""Training checkpoints (resumable) and exported weights (fp16 safetensors + metadata).
+
+Checkpoints are written atomically and read back with torch.load(weights_only=True).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+
+
+def save_atomic(obj, path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load_trusted_free(path):
+    """torch.load with weights_only=True: tensors and plain containers only, never code."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def export_safetensors(module: nn.Module, path, kind: str, arch: dict, extra: dict | None = None,
+                       dtype=torch.float16) -> Path:
+    """Write a module's state_dict as safetensors (floating tensors cast to `dtype`) with its arch."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: (v.detach().to(dtype) if v.is_floating_point() else v.detach()).contiguous().clone()
+             for k, v in module.state_dict().items()}
+    meta = {"kind": kind, "arch": json.dumps(arch)}
+    for k, v in (extra or {}).items():
+        meta[k] = v if isinstance(v, str) else json.dumps(v)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=path.parent)
+    os.close(fd)
+    save_file(state, tmp, metadata=meta)
+    os.replace(tmp, path)
+    return path
+
+
+def read_metadata(path) -> dict:
+    with safe_open(str(path), framework="pt") as f:
+        meta = dict(f.metadata() or {})
+    out = {}
+    for k, v in meta.items():
+        try:
+            out[k] = json.loads(v)
+        except (json.JSONDecodeError, TypeError):
+            out[k] = v
+    return out
+
+
+def load_network(path, kind: str | None = None) -> nn.Module:
+    """Build the network named in a safetensors file's metadata and load its weights (float32)."""
+    from .models import build_network
+
+    meta = read_metadata(path)
+    if kind is not None and meta.get("kind") != kind:
+        raise ValueError(f"{path}: holds a {meta.get('kind')!r} network, expected {kind!r}")
+    net = build_network(meta["kind"], meta["arch"])
+    state = load_file(str(path))
+    ref = net.state_dict()
+    state = {k: v.to(ref[k].dtype) if k in ref else v for k, v in state.items()}
+    net.load_state_dict(state, strict=True)
+    return net.eval()
+
+
+def sha256_of(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -1,0 +1,204 @@
+"""`dynface` command line: parses arguments and calls the library; errors are one line, exit != 0."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EXIT_USAGE, EXIT_FAILED = 2, 1
+
+
+class CLIError(Exception):
+    pass
+
+
+def _bool_flag(p, name: str, default: bool, help: str):
+    p.add_argument(f"--{name}", dest=name.replace("-", "_"), action=argparse.BooleanOptionalAction, default=default,
+                   help=help)
+
+
+def add_restore_options(p) -> None:
+    p.add_argument("--method", choices=["dynface", "rm", "bicubic", "idm"], default="dynface",
+                   help="dynface: full DynFaceRestore; rm: restoration network only; idm: IDM conditional diffusion")
+    p.add_argument("--weights-dir", default=None, help="model set folder (default: the embedded CPU models)")
+    p.add_argument("--steps", type=int, default=None, help="network evaluations from the start step (default: model set's)")
+    p.add_argument("--n-guidance", type=int, default=None, choices=[1, 2, 3, 4], help="number of guidance images (Eq. 15)")
+    p.add_argument("--guidance-scale", "--zeta", dest="zeta", type=float, default=None, help="zeta of Eq. 5")
+    p.add_argument("--sigma-lr", type=float, default=None, help="eta of Eq. 7 (kernel refinement step)")
+    p.add_argument("--eta", type=float, default=1.0, help="1 = ancestral DDPM steps (Eq. 6), 0 = DDIM")
+    p.add_argument("--guide-every", type=int, default=1, help="guide every k-th step only")
+    p.add_argument("--seed", type=int, default=0)
+    _bool_flag(p, "dblm", True, "Dynamic Blur-Level Mapping (off = DM only: guide with the raw input)")
+    _bool_flag(p, "dsst", True, "Dynamic start step (off = --fixed-start)")
+    p.add_argument("--fixed-start", type=int, default=999, help="start step when --no-dsst")
+    _bool_flag(p, "dgsa", True, "learned per-pixel guidance scale (off = M = 1)")
+    _bool_flag(p, "refine", True, "kernel refinement of Eq. 7")
+    _bool_flag(p, "bf16", True, "bfloat16 autocast for the UNet")
+
+
+def options_from_args(a, models):
+    from .pipeline import RestoreOptions
+
+    return RestoreOptions(method=a.method, steps=a.steps or int(models.default("steps", 25)),
+                          n_guidance=a.n_guidance or int(models.default("n_guidance", 3)),
+                          zeta=a.zeta, sigma_lr=a.sigma_lr, eta=a.eta, seed=a.seed, dblm=a.dblm, dsst=a.dsst,
+                          fixed_start=a.fixed_start, dgsa=a.dgsa, refine=a.refine, guide_every=a.guide_every,
+                          bf16=a.bf16)
+
+
+def cmd_restore(a) -> int:
+    import torch
+
+    from .batch import restore_paths
+    from .pipeline import ModelSet, Restorer
+
+    inputs = list(a.inputs) + ([a.input] if a.input else [])
+    if not inputs:
+        raise CLIError("no input: give image files or folders (positional or -i PATH)")
+    torch.set_num_threads(a.threads)
+    models = ModelSet.load(a.weights_dir)
+    print(f"model set {models.describe()}", file=sys.stderr)
+    if models.manifest.get("note"):
+        print(f"note: {models.manifest['note']}", file=sys.stderr)
+    opt = options_from_args(a, models)
+    rep = restore_paths(inputs, a.output, Restorer(models), opt, aligned=a.aligned, framing=a.framing,
+                        only_center_face=a.only_center_face, upscale=a.upscale, suffix=a.suffix, ext=a.ext,
+                        draw_box=a.draw_box, progress=not a.quiet)
+    return _finish(rep, a.output, "restored")
+
+
+def cmd_degrade(a) -> int:
+    from .batch import degrade_paths
+    from .degradation import DegradationConfig
+
+    cfg = DegradationConfig()
+    if a.config:
+        from .training import load_config
+
+        cfg = DegradationConfig.from_dict(load_config(a.config).get("degradation"))
+    if a.pixel_scale != 1.0:
+        cfg = cfg.scaled(a.pixel_scale)
+    rep = degrade_paths(a.inputs, a.output, cfg, a.seed, a.size, progress=not a.quiet)
+    return _finish(rep, a.output, "degraded")
+
+
+def _finish(rep, out, verb: str) -> int:
+    for w in rep.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    print(f"{verb} {len(rep.done)} file(s) into {out}", file=sys.stderr)
+    if rep.failed:
+        print(f"{len(rep.failed)} file(s) failed:", file=sys.stderr)
+        for f, why in rep.failed:
+            print(f"  {why}", file=sys.stderr)
+        return EXIT_FAILED
+    return 0
+
+
+def cmd_train(a) -> int:
+    from .training import export, load_config, train
+
+    cfg_path = a.config or str(Path(__file__).parent / "configs" / f"{a.kind}.yaml")
+    cfg = load_config(cfg_path)
+    if a.cache_dir:
+        cfg["cache_dir"] = a.cache_dir
+    run_dir = a.run_dir or cfg.get("run_dir") or f"runs/{a.kind}"
+    if a.export_only:
+        print(export(a.kind, cfg, run_dir))
+        return 0
+    out = train(a.kind, cfg, run_dir=run_dir, resume=a.resume, data=a.data, iters=a.iters, threads=a.threads,
+                progress=not a.quiet)
+    print(out)
+    return 0
+
+
+def cmd_build_dsst(a) -> int:
+    from .build import build_dsst_cli
+
+    return build_dsst_cli(a)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="dynface", description="Blind face restoration with diffusion priors (CPU).")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    p = sub.add_parser("restore", help="restore faces: whole photos (detect, align, paste back) or aligned crops")
+    p.add_argument("inputs", nargs="*", help="image files or folders")
+    p.add_argument("-i", "--input", default=None, help="a file or folder (CodeFormer/GFPGAN style)")
+    p.add_argument("-o", "--output", required=True, help="output folder")
+    p.add_argument("--aligned", action="store_true", help="inputs are aligned face crops (no detection)")
+    p.add_argument("--framing", choices=["ffhq", "utkface", "model"], default="ffhq",
+                   help="with --aligned: the crops' framing (ffhq: FFHQ-aligned, re-framed to the model's template)")
+    p.add_argument("--only-center-face", action="store_true")
+    p.add_argument("--upscale", type=float, default=1.0, help="whole-image upscale factor")
+    p.add_argument("--suffix", default=None)
+    p.add_argument("--ext", default="auto", choices=["auto", "png", "jpg"])
+    p.add_argument("--draw-box", action="store_true")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("-q", "--quiet", action="store_true")
+    add_restore_options(p)
+    p.set_defaults(func=cmd_restore)
+
+    p = sub.add_parser("degrade", help="synthetic degradation of METHOD §1 (seeded, parameters recorded)")
+    p.add_argument("inputs", nargs="+")
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", type=int, default=None, help="resize clean images to SIZE^2 first")
+    p.add_argument("--config", default=None, help="YAML with a `degradation:` block of ranges")
+    p.add_argument("--pixel-scale", type=float, default=1.0,
+                   help="scale sigma and r ranges (e.g. 0.25 for the paper's 512^2 ranges at 128^2)")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=cmd_degrade)
+
+    p = sub.add_parser("train", help="train one network from a config (resumable)")
+    p.add_argument("kind", choices=["prior", "rm", "se", "dgsa", "idm"])
+    p.add_argument("--config", default=None, help="YAML config (default: the packaged one for KIND)")
+    p.add_argument("--run-dir", default=None)
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--data", default=None, help="image folder to train on (e.g. a cleaned dataset)")
+    p.add_argument("--iters", type=int, default=None)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--cache-dir", default=None)
+    p.add_argument("--export-only", action="store_true", help="export the run's checkpoint to safetensors and stop")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("build-dsst", help="build the DSST table (Eq. 11) for a model set")
+    p.add_argument("--data", default="../shared/data/utkface")
+    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--sigma-grid", type=float, nargs=3, default=[0.025, 3.75, 150], metavar=("MIN", "MAX", "N"))
+    p.add_argument("--images", type=int, default=512, help="training faces used for D(sigma)")
+    p.add_argument("--t-hi", type=int, default=925, help="t* at the largest calibration sigma")
+    p.add_argument("--calib-sigma", type=float, default=None, help="sigma whose t* is --t-hi (default: grid max)")
+    p.add_argument("--tau", type=float, default=None, help="tolerance tau (default: calibrated)")
+    p.add_argument("-o", "--output", required=True, help="dsst.json to write")
+    p.add_argument("--cache-dir", default="runs/cache")
+    p.set_defaults(func=cmd_build_dsst)
+
+    from . import cli_extra
+
+    cli_extra.register(sub)
+
+    a = ap.parse_args(argv)
+    try:
+        return int(a.func(a) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - the CLI turns every error into one line
+        from .imageio import ImageError
+        from .pipeline import ModelError
+
+        known = (CLIError, ImageError, ModelError, FileExistsError, FileNotFoundError, ValueError)
+        if isinstance(e, known) or type(e).__name__ in ("WeightsError", "DetectorUnavailable"):
+            print(f"dynface: error: {e}".splitlines()[0], file=sys.stderr)
+            return EXIT_USAGE if isinstance(e, CLIError) else EXIT_FAILED
+        if "--debug" in (argv or sys.argv):
+            raise
+        print(f"dynface: internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
+              file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

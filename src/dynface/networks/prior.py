@@ -1,0 +1,58 @@
+"""eps_theta wrappers around the UNet: the unconditional face prior and IDM's conditional restorer.
+
+`coord_channels` appends two channels of image coordinates in [-1, 1] (Patch Diffusion, Wang et
+al. 2023): the prior is trained on random patches that know where they lie in the face, and at
+sampling time sees the full grid. `cond_channels` is the SR3/IDM condition (the degraded face).
+If the UNet learns its variance (learn_sigma, 2*3 output channels) the second half is returned
+as `v` for `schedule.learned_log_variance`.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from .unet import UNetConfig, UNetModel
+
+
+def coord_grid(size: int, batch: int = 1, top: int = 0, left: int = 0, patch: int | None = None,
+               device=None) -> torch.Tensor:
+    """(batch, 2, patch, patch) pixel-centre coordinates of a patch inside a size x size image."""
+    patch = patch or size
+    ax = (torch.arange(size, dtype=torch.float32, device=device) * 2 + 1) / size - 1
+    ys, xs = ax[top:top + patch], ax[left:left + patch]
+    g = torch.stack(torch.meshgrid(ys, xs, indexing="ij"), dim=0)
+    return g[None].expand(batch, -1, -1, -1)
+
+
+class EpsModel(nn.Module):
+    def __init__(self, unet: UNetConfig | dict, coord_channels: bool = False, cond_channels: int = 0,
+                 image_channels: int = 3):
+        super().__init__()
+        cfg = unet if isinstance(unet, UNetConfig) else UNetConfig(**unet)
+        extra = (2 if coord_channels else 0) + cond_channels
+        if cfg.in_channels != image_channels + extra:
+            raise ValueError(f"UNet in_channels {cfg.in_channels} != {image_channels} + {extra} extra channels")
+        self.unet = UNetModel(cfg)
+        self.coord_channels = coord_channels
+        self.cond_channels = cond_channels
+        self.image_channels = image_channels
+        self.learn_sigma = cfg.out_channels == 2 * image_channels
+
+    @property
+    def image_size(self) -> int:
+        return self.unet.config.image_size
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None,
+                coords: torch.Tensor | None = None):
+        """Return (eps, v): v is None unless the UNet learns its variance."""
+        extra = []
+        if self.coord_channels:
+            extra.append(coords if coords is not None else coord_grid(x.shape[-1], x.shape[0], device=x.device).to(x.dtype))
+        if self.cond_channels:
+            if cond is None:
+                raise ValueError("this model needs a condition image")
+            extra.append(cond.to(x.dtype))
+        out = self.unet(x, t, torch.cat(extra, 1) if extra else None)
+        if self.learn_sigma:
+            return out[:, : self.image_channels], out[:, self.image_channels:]
+        return out, None

@@ -1,0 +1,268 @@
+"""Resumable CPU training of every network: `dynface train prior|rm|se|dgsa|idm CONFIG`.
+
+One loop for all: each kind supplies a builder and a loss for one batch. Checkpoints
+(`ckpt.pt`, atomic, weights_only-loadable) hold the model, its EMA, the optimiser and every RNG
+state, so `--resume` continues the same run. `log.csv` records the loss; `final.safetensors` is
+the fp16 export with its architecture and training record.
+"""
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import yaml
+from tqdm import tqdm
+
+from . import data as data_mod
+from .checkpoint import export_safetensors, load_network, load_trusted_free, save_atomic
+from .degradation import DegradationConfig, degrade_random
+from .models import build_network, count_params
+from .schedule import Schedule
+
+
+def load_config(path) -> dict:
+    with open(path) as f:
+        return yaml.safe_load(f)
+
+
+@dataclass
+class Ctx:
+    """What a loss function sees: config, batcher, schedule, frozen helper networks, step."""
+
+    cfg: dict
+    batcher: data_mod.Batcher
+    schedule: Schedule
+    frozen: dict = field(default_factory=dict)
+    step: int = 0
+
+
+# ---------------------------------------------------------------- per-kind losses
+
+def degrade_batch(x: torch.Tensor, cfg: dict, step: int) -> torch.Tensor:
+    """Degrade a batch with seeds derived from (config seed, step, index): repeatable on resume."""
+    dcfg = DegradationConfig.from_dict(cfg.get("degradation"))
+    seed = int(cfg.get("seed", 0))
+    ys = [degrade_random(x[i:i + 1], dcfg, seed * 1_000_003 + step, i)[0] for i in range(x.shape[0])]
+    return torch.cat(ys)
+
+
+def loss_prior(model, ctx: Ctx) -> torch.Tensor:
+    """DDPM eps-MSE on random patches with coordinate channels (Patch Diffusion)."""
+    from .networks.prior import coord_grid
+
+    cfg, size = ctx.cfg, ctx.cfg["size"]
+    patch = cfg.get("patch", {"sizes": [size], "probs": [1.0]})
+    u, acc, p = ctx.batcher.rand(), 0.0, patch["sizes"][-1]
+    for s, pr in zip(patch["sizes"], patch["probs"]):
+        acc += pr
+        if u < acc:
+            p = s
+            break
+    b = max(1, int(cfg["batch"] * (min(patch["sizes"]) / p) ** 2))
+    x = ctx.batcher(b)
+    coords = None
+    if p < size:
+        top, left = ctx.batcher.randint(0, size - p + 1), ctx.batcher.randint(0, size - p + 1)
+        x = x[..., top:top + p, left:left + p]
+        coords = coord_grid(size, b, top, left, p)
+    elif getattr(model, "coord_channels", False):
+        coords = coord_grid(size, b)
+    t = torch.randint(0, ctx.schedule.num_steps, (b,))
+    noise = torch.randn_like(x)
+    eps, _ = model(ctx.schedule.q_sample(x, t, noise), t, coords=coords)
+    return F.mse_loss(eps.float(), noise)
+
+
+def loss_idm(model, ctx: Ctx) -> torch.Tensor:
+    """IDM / SR3: eps-MSE with the degraded face concatenated to x_t."""
+    x = ctx.batcher(ctx.cfg["batch"])
+    y = degrade_batch(x, ctx.cfg, ctx.step)
+    t = torch.randint(0, ctx.schedule.num_steps, (x.shape[0],))
+    noise = torch.randn_like(x)
+    eps, _ = model(ctx.schedule.q_sample(x, t, noise), t, cond=y)
+    return F.mse_loss(eps.float(), noise)
+
+
+def loss_rm(model, ctx: Ctx) -> torch.Tensor:
+    """Restorer RM: L1 to the clean face."""
+    x = ctx.batcher(ctx.cfg["batch"])
+    y = degrade_batch(x, ctx.cfg, ctx.step)
+    return F.l1_loss(model(y).float(), x)
+
+
+def loss_se(model, ctx: Ctx) -> torch.Tensor:
+    """Standard Estimation. Stage 1 (Eq. 20-21): SDE alone on true Gaussian blurs.
+    Stage 2 (Eq. 10/22): || TM(y) - k_sigma* x ||_1 + lambda || SDE(TM(y))/smax - sigma*/smax ||_1."""
+    from .kernels import gaussian_blur
+    from .sigma_label import sigma_grid, sigma_star
+
+    cfg = ctx.cfg
+    smin, smax, n = cfg["sigma_grid"]
+    x = ctx.batcher(cfg["batch"])
+    sde, tm = model["sde"], model["tm"]
+    if ctx.step < cfg["stage1_iters"]:
+        sig = smin + (smax - smin) * torch.rand(x.shape[0])
+        return F.l1_loss(sde.normalized(gaussian_blur(x, sig)).float(), sig / smax)
+    y = degrade_batch(x, cfg, ctx.step)
+    with torch.no_grad():
+        r = ctx.frozen["rm"](y).float()
+        s_star = sigma_star(x, r, sigma_grid(smin, smax, n), cfg["eps"])
+        target = gaussian_blur(x, s_star)
+    out = tm(y)
+    loss = F.l1_loss(out.float(), target)
+    return loss + cfg.get("lambda", 1.0) * F.l1_loss(sde.normalized(out).float(), s_star / smax)
+
+
+def loss_dgsa(model, ctx: Ctx) -> torch.Tensor:
+    """DGSA (METHOD §6): one guided step with M_t, then SWT-L1 + perceptual on x0_hat(x_{t-1})."""
+    from .dgsa_train import dgsa_loss
+
+    return dgsa_loss(model, ctx)
+
+
+LOSSES = {"prior": loss_prior, "idm": loss_idm, "rm": loss_rm, "se": loss_se, "dgsa": loss_dgsa}
+
+
+def build_trainable(kind: str, cfg: dict) -> nn.Module:
+    if kind == "se":
+        tm = build_network("tm", cfg["arch"]["tm"])
+        if cfg.get("init_tm"):
+            tm.load_state_dict(load_network(cfg["init_tm"], "rm").state_dict())
+        sde = build_network("sde", cfg["arch"]["sde"])
+        return nn.ModuleDict({"tm": tm, "sde": sde})
+    return build_network(kind, cfg["arch"])
+
+
+def load_frozen(kind: str, cfg: dict) -> dict:
+    frozen = {}
+    for name, path in (cfg.get("frozen") or {}).items():
+        net = load_network(path)
+        for p in net.parameters():
+            p.requires_grad_(False)
+        frozen[name] = net
+    if kind == "dgsa" and cfg.get("dsst"):
+        from .dsst import DSST
+
+        frozen["dsst"] = DSST.load(cfg["dsst"])
+    return frozen
+
+
+# ---------------------------------------------------------------- the loop
+
+def train(kind: str, cfg: dict, run_dir=None, resume: bool = False, data=None, iters: int | None = None,
+          threads: int | None = None, progress: bool = True) -> Path:
+    """Train `kind` per `cfg`; returns the path of the exported final.safetensors."""
+    if kind not in LOSSES:
+        raise ValueError(f"unknown kind {kind!r}; choose from {sorted(LOSSES)}")
+    cfg = dict(cfg)
+    if data:
+        cfg["data"] = str(data)
+    if iters:
+        cfg["iters"] = int(iters)
+    torch.set_num_threads(int(threads or cfg.get("threads", 1)))
+    run_dir = Path(run_dir or cfg.get("run_dir", f"runs/{kind}"))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = run_dir / "ckpt.pt"
+    if ckpt_path.exists() and not resume:
+        raise FileExistsError(f"{ckpt_path} exists: pass --resume to continue it, or choose another --run-dir")
+    seed = int(cfg.get("seed", 0))
+    torch.manual_seed(seed)
+    images = data_mod.load_cache(cfg["data"], cfg["size"], "train", cache_dir=cfg.get("cache_dir", "runs/cache"),
+                                 limit=cfg.get("limit"))
+    data_mod.write_split(cfg["data"], run_dir / "split.json")
+    batcher = data_mod.Batcher(images, seed)
+    model = build_trainable(kind, cfg)
+    ema = copy.deepcopy(model).eval() if cfg.get("ema") else None
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=float(cfg["lr"]), weight_decay=float(cfg.get("weight_decay", 0.0)))
+    step, wall = 0, 0.0
+    if resume and ckpt_path.exists():
+        ck = load_trusted_free(ckpt_path)
+        model.load_state_dict(ck["model"])
+        if ema is not None and ck.get("ema") is not None:
+            ema.load_state_dict(ck["ema"])
+        opt.load_state_dict(ck["opt"])
+        batcher.set_state(ck["batcher_rng"])
+        torch.set_rng_state(ck["torch_rng"])
+        step, wall = int(ck["step"]), float(ck.get("wall", 0.0))
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    ctx = Ctx(cfg=cfg, batcher=batcher, schedule=Schedule.linear(), frozen=load_frozen(kind, cfg))
+    loss_fn = LOSSES[kind]
+    total = int(cfg["iters"])
+    log_every, ckpt_every = int(cfg.get("log_every", 25)), int(cfg.get("ckpt_every", 200))
+    bf16 = bool(cfg.get("bf16", False))
+    warmup = int(cfg.get("warmup", 200))
+    log_f = open(run_dir / "log.csv", "a", newline="")
+    log = csv.writer(log_f)
+    if log_f.tell() == 0:
+        log.writerow(["step", "loss", "lr", "sec_per_iter", "wall_s"])
+    bar = tqdm(total=total, initial=step, desc=f"train {kind}", disable=not progress, unit="it")
+    running, t_last = [], time.time()
+
+    def checkpoint():
+        save_atomic({"step": step, "wall": wall, "model": model.state_dict(),
+                     "ema": ema.state_dict() if ema is not None else None, "opt": opt.state_dict(),
+                     "batcher_rng": batcher.state(), "torch_rng": torch.get_rng_state()}, ckpt_path)
+
+    while step < total:
+        t0 = time.time()
+        lr = float(cfg["lr"]) * min(1.0, (step + 1) / warmup)
+        if cfg.get("cosine"):
+            lr *= 0.5 * (1 + math.cos(math.pi * step / total))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        ctx.step = step
+        model.train()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = loss_fn(model, ctx)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.get("grad_clip"):
+            torch.nn.utils.clip_grad_norm_(params, float(cfg["grad_clip"]))
+        opt.step()
+        if ema is not None:
+            d = min(float(cfg["ema"]), (1 + step) / (10 + step))
+            with torch.no_grad():
+                for pe, pm in zip(ema.parameters(), model.parameters()):
+                    pe.lerp_(pm, 1 - d)
+                for be, bm in zip(ema.buffers(), model.buffers()):
+                    be.copy_(bm)
+        step += 1
+        wall += time.time() - t0
+        running.append(float(loss))
+        bar.update(1)
+        if step % log_every == 0 or step == total:
+            now = time.time()
+            sec = (now - t_last) / max(1, len(running))
+            log.writerow([step, f"{np.mean(running):.6f}", f"{lr:.3e}", f"{sec:.3f}", f"{wall:.0f}"])
+            log_f.flush()
+            bar.set_postfix(loss=f"{np.mean(running):.4f}")
+            running, t_last = [], now
+        if step % ckpt_every == 0 or step == total:
+            checkpoint()
+    bar.close()
+    log_f.close()
+    return export(kind, cfg, run_dir)
+
+
+def export(kind: str, cfg: dict, run_dir) -> Path:
+    """Export the EMA (else the model) of a run's checkpoint as fp16 safetensors."""
+    run_dir = Path(run_dir)
+    ck = load_trusted_free(run_dir / "ckpt.pt")
+    model = build_trainable(kind, cfg)
+    model.load_state_dict(ck["ema"] if ck.get("ema") is not None else ck["model"])
+    record = {"iters": int(ck["step"]), "wall_time_s": round(float(ck.get("wall", 0.0))),
+              "data": str(cfg["data"]), "config": cfg}
+    if kind == "se":
+        export_safetensors(model["tm"], run_dir / "tm.safetensors", "tm", cfg["arch"]["tm"], record)
+        return export_safetensors(model["sde"], run_dir / "sde.safetensors", "sde", cfg["arch"]["sde"], record)
+    return export_safetensors(model, run_dir / "final.safetensors", kind, cfg["arch"], record)
