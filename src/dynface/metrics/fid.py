@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import math
 from functools import lru_cache
 from pathlib import Path
 
@@ -139,30 +138,47 @@ def fid_from_features(f1: np.ndarray, f2: np.ndarray) -> float:
 
 
 def kid_from_features(f1: np.ndarray, f2: np.ndarray, num_subsets: int = 100, subset_size: int = 1000,
-                      seed: int = 0) -> float:
-    """KID: unbiased polynomial-kernel MMD^2 averaged over random subsets (StyleGAN3 recipe).
+                      seed: int = 0, paired: bool = False) -> float:
+    """KID: unbiased polynomial-kernel MMD^2, k(x, y) = (x.y / d + 1)^3, averaged over subsets.
 
-    Each subset draws m = min(subset_size, n1, n2) rows from each set without replacement.
-    Note that the estimator assumes the two sets are independent samples: a set against
-    *itself* gives a small negative value -2/(m(m-1)) (mean_i k(x_i, x_i) - mean_ij k(x_i, x_j)),
-    i.e. O(1/m), not exactly 0.
+    Each subset draws m = min(subset_size, n1, n2) rows from each set without replacement
+    (StyleGAN3's recipe: 100 subsets of at most 1000).  When m equals both set sizes every
+    subset is the whole set (the estimate is permutation-invariant) and one pass is made.
+
+    paired=False (default, independent sets): Binkowski et al.'s estimator
+        [sum_{i!=j} k(x_i,x_j) + sum_{i!=j} k(y_i,y_j)] / (m(m-1)) - 2/m^2 sum_{i,j} k(x_i,y_j).
+    It assumes the sets are independent: a set against *itself* gives the small negative value
+    -2/(m(m-1)) (mean_i k(x_i,x_i) - mean_ij k(x_i,x_j)), O(1/m), not 0.
+    paired=True (row i of f1 derived from row i of f2, e.g. restored vs its ground truth):
+    Gretton et al.'s U-statistic, which also drops the i=j cross terms,
+        sum_{i!=j} [k(x_i,x_j) + k(y_i,y_j) - k(x_i,y_j) - k(x_j,y_i)] / (m(m-1)),
+    unbiased for MMD^2 whatever the dependence inside a pair, and exactly 0 for identical sets.
+    The same rows are drawn from both sets.
     """
     f1, f2 = np.asarray(f1, np.float64), np.asarray(f2, np.float64)
+    if paired and len(f1) != len(f2):
+        raise ValueError(f"paired KID needs sets of equal size, got {len(f1)} and {len(f2)}")
     n = f1.shape[1]
     m = min(subset_size, len(f1), len(f2))
     if m < 2:
         raise ValueError(f"KID needs at least 2 images per set, got {len(f1)} and {len(f2)}")
     rng = np.random.default_rng(seed)
     if m == len(f1) and m == len(f2):
-        num_subsets = 1  # every subset is the whole set (the estimate is permutation-invariant)
+        num_subsets = 1
     t = 0.0
     for _ in range(num_subsets):
-        x = f1[rng.choice(len(f1), m, replace=False)]
-        y = f2[rng.choice(len(f2), m, replace=False)]
-        a = (x @ x.T / n + 1) ** 3 + (y @ y.T / n + 1) ** 3
-        b = (x @ y.T / n + 1) ** 3
-        t += (a.sum() - np.diag(a).sum()) / (m - 1) - b.sum() * 2 / m
-    return float(t / num_subsets / m)
+        ix = rng.choice(len(f1), m, replace=False)
+        iy = ix if paired else rng.choice(len(f2), m, replace=False)
+        x, y = f1[ix], f2[iy]
+        kxx = (x @ x.T / n + 1) ** 3
+        kyy = (y @ y.T / n + 1) ** 3
+        kxy = (x @ y.T / n + 1) ** 3
+        within = (kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / (m * (m - 1))
+        if paired:
+            t += within - 2.0 * (kxy.sum() - np.trace(kxy)) / (m * (m - 1))
+        else:
+            t += within - 2.0 * kxy.sum() / (m * m)
+    return float(t / num_subsets)
 
 
 def fid(images1, images2, batch_size: int = 8) -> float:
@@ -173,7 +189,3 @@ def fid(images1, images2, batch_size: int = 8) -> float:
 def kid(images1, images2, batch_size: int = 8, **kw) -> float:
     """KID between two iterables of uint8 RGB images."""
     return kid_from_features(inception_features(images1, batch_size), inception_features(images2, batch_size), **kw)
-
-
-def _is_finite(x: float) -> bool:
-    return x is not None and math.isfinite(x)
