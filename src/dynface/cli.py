@@ -175,9 +175,10 @@ def main(argv=None) -> int:
     p.add_argument("--cache-dir", default="runs/cache")
     p.set_defaults(func=cmd_build_dsst)
 
-    from . import cli_extra
+    from . import cli_extra, cli_tools
 
     cli_extra.register(sub)
+    cli_tools.register(sub)
 
     a = ap.parse_args(argv)
     try:

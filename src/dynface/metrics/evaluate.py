@@ -235,10 +235,9 @@ def evaluate(restored_dir, gt_dir=None, ref_dir=None, metrics=None, y_channel: b
                     res.skipped[m] = str(e)
     res.metrics = run
 
-    from . import fidelity
-    from . import noref
-    from . import identity as ident
-    from . import fid as fidmod
+    from . import fidelity, noref
+    from .fid import inception_features
+    from .identity import identity as id_dlib, landmark_distance
 
     matches = match_files(restored, gt_paths) if gt_dir is not None else {r: (None, "none") for r in restored}
     want_set = any(m in run for m in SET_METRICS)
@@ -281,8 +280,8 @@ def evaluate(restored_dir, gt_dir=None, ref_dir=None, metrics=None, y_channel: b
             else:
                 for m, fn in (("psnr", lambda: {"psnr": fidelity.psnr(img, gt_img, y_channel, crop_border)}),
                               ("ssim", lambda: {"ssim": fidelity.ssim(img, gt_img, y_channel, crop_border)}),
-                              ("id", lambda: ident.identity(img, gt_img)),
-                              ("lmd", lambda: ident.landmark_distance(img, gt_img))):
+                              ("id", lambda: id_dlib(img, gt_img)),
+                              ("lmd", lambda: landmark_distance(img, gt_img))):
                     if m in run:
                         try:
                             row.update(fn())
@@ -300,7 +299,7 @@ def evaluate(restored_dir, gt_dir=None, ref_dir=None, metrics=None, y_channel: b
             except Exception as e:
                 notes.append(f"brisque: {type(e).__name__}: {e}")
         if want_set:
-            gen_feats.append(fidmod.inception_features([img], batch_size=1)[0])
+            gen_feats.append(inception_features([img], batch_size=1)[0])
             gen_gt.append(gpath)
         if any(f.startswith(("id", "lmd")) for f in row) and row.get("face_restored") == "whole-image":
             notes.append("no face detected in restored image: whole image used")
@@ -340,7 +339,7 @@ def _summarise(res: EvalResult) -> None:
 
 
 def _set_metrics(res, run, gen_feats, gen_gt, gt_dir, ref_dir, batch_size, kid_subsets, kid_subset_size, seed):
-    from . import fid as fidmod
+    from .fid import fid_from_features, inception_features, kid_from_features
 
     ref_is_gt = ref_dir is None
     ref_root = Path(gt_dir if ref_is_gt else ref_dir)
@@ -362,21 +361,21 @@ def _set_metrics(res, run, gen_feats, gen_gt, gt_dir, ref_dir, batch_size, kid_s
         res.set_info = info
         return
     g = np.stack(gen_feats)
-    r = fidmod.inception_features((im for _, im in ref_imgs), batch_size=batch_size)
+    r = inception_features((im for _, im in ref_imgs), batch_size=batch_size)
     ref_index = {p: i for i, (p, _) in enumerate(ref_imgs)}
     paired = (ref_is_gt and len(gen_gt) == len(ref_imgs) and all(p in ref_index for p in gen_gt)
               and len(set(gen_gt)) == len(gen_gt))
     if "fid" in run:
-        res.set_metrics["fid"] = fidmod.fid_from_features(g, r)
+        res.set_metrics["fid"] = fid_from_features(g, r)
         if min(len(g), len(r)) < 2048:
             res.notes.append(f"FID on {len(g)} vs {len(r)} images (< 2048 features): biased upwards; "
                              "compare only between methods on the same sets")
     if "kid" in run:
         if paired:
             r_aligned = r[[ref_index[p] for p in gen_gt]]
-            res.set_metrics["kid"] = fidmod.kid_from_features(g, r_aligned, kid_subsets, kid_subset_size, seed, paired=True)
+            res.set_metrics["kid"] = kid_from_features(g, r_aligned, kid_subsets, kid_subset_size, seed, paired=True)
         else:
-            res.set_metrics["kid"] = fidmod.kid_from_features(g, r, kid_subsets, kid_subset_size, seed)
+            res.set_metrics["kid"] = kid_from_features(g, r, kid_subsets, kid_subset_size, seed)
         info["kid_estimator"] = "paired U-statistic" if paired else "unbiased MMD^2 over subsets (Binkowski)"
     res.set_info = info
 
