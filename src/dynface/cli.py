@@ -56,12 +56,21 @@ def cmd_restore(a) -> int:
     inputs = list(a.inputs) + ([a.input] if a.input else [])
     if not inputs:
         raise CLIError("no input: give image files or folders (positional or -i PATH)")
+    from .imageio import list_images
+
+    list_images(inputs)  # a missing input fails before any model is loaded
     torch.set_num_threads(a.threads)
-    models = ModelSet.load(a.weights_dir)
+    if a.preset != "embedded":
+        from .official import load_official_modelset
+
+        models = load_official_modelset(a.preset, a.weights_dir, device=a.device, precision=a.precision)
+    else:
+        models = ModelSet.load(a.weights_dir, device=a.device)
     print(f"model set {models.describe()}", file=sys.stderr)
     if models.manifest.get("note"):
         print(f"note: {models.manifest['note']}", file=sys.stderr)
     opt = options_from_args(a, models)
+    opt.precision = a.precision
     rep = restore_paths(inputs, a.output, Restorer(models), opt, aligned=a.aligned, framing=a.framing,
                         only_center_face=a.only_center_face, upscale=a.upscale, suffix=a.suffix, ext=a.ext,
                         draw_box=a.draw_box, progress=not a.quiet)
@@ -136,6 +145,13 @@ def main(argv=None) -> int:
     p.add_argument("--draw-box", action="store_true")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--preset", choices=["embedded", "difface512", "dps256"], default="embedded",
+                   help="embedded: the CPU model set (or the set in --weights-dir); difface512 / dps256: the public "
+                        "checkpoints in --weights-dir (default $DYNFACE_WEIGHTS_DIR or ~/.cache/dynface/weights), "
+                        "see `dynface weights list` and docs/official-weights.md")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps or auto")
+    p.add_argument("--precision", choices=["fp32", "fp16", "bf16"], default=None,
+                   help="autocast precision of every network (default: --bf16/--no-bf16 decides, UNet only)")
     add_restore_options(p)
     p.set_defaults(func=cmd_restore)
 

@@ -18,6 +18,7 @@ def register(sub) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_clean)
+    register_eval_bench(sub)
 
 
 def cmd_clean(a) -> int:
@@ -36,3 +37,44 @@ def cmd_clean(a) -> int:
     for f, why in rep["failed"]:
         print(f"  failed: {why}", file=sys.stderr)
     return 1 if rep["failed"] else 0
+
+
+def register_eval_bench(sub) -> None:
+    p = sub.add_parser("eval", help="metrics of restored images: PSNR/SSIM, ID (dlib), LMD, FID/KID, NIQE, BRISQUE")
+    p.add_argument("--restored", required=True)
+    p.add_argument("--gt", default=None)
+    p.add_argument("--ref", default=None, help="reference set for FID/KID when there is no ground truth")
+    p.add_argument("-o", "--output", default=None, help="folder for metrics.csv / metrics.json")
+    p.add_argument("--metrics", default=None, help="comma list (default: all that can run)")
+    p.add_argument("--y-channel", action="store_true", help="PSNR/SSIM on the Y channel instead of RGB")
+    p.add_argument("--crop-border", type=int, default=0)
+    p.set_defaults(func=lambda a: __import__("dynface.metrics.evaluate", fromlist=["run_eval_cli"]).run_eval_cli(a))
+
+    p = sub.add_parser("bench", help="the ablation benchmark (paper Table 3) on clean faces degraded with a seed")
+    p.add_argument("clean_dir")
+    p.add_argument("-o", "--output", default="bench-out")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit", type=int, default=None, help="first N faces only")
+    p.add_argument("--settings", default=None, help="comma list of rows to run (default: all available)")
+    p.add_argument("--weights-dir", default=None)
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=cmd_bench)
+
+
+def cmd_bench(a) -> int:
+    import torch
+
+    from .bench import format_markdown, run_bench
+    from .pipeline import ModelSet, Restorer, RestoreOptions
+
+    torch.set_num_threads(a.threads)
+    models = ModelSet.load(a.weights_dir)
+    base = RestoreOptions(steps=a.steps or int(models.default("steps", 25)),
+                          n_guidance=int(models.default("n_guidance", 3)))
+    settings = [s.strip() for s in a.settings.split(",")] if a.settings else None
+    res = run_bench(a.clean_dir, a.output, Restorer(models), base, a.seed, a.limit, settings, progress=not a.quiet)
+    print(format_markdown(res["rows"]))
+    print(f"wrote {a.output}/table.md, table.csv, results.json, grid.png, tradeoff.png", file=sys.stderr)
+    return 0

@@ -7,11 +7,19 @@
 Switches (RestoreOptions) re-create the paper's Table 3 ablation: `dblm=False` is "DM only"
 (the degraded input itself is the measurement, with a fixed sigma), `n_guidance`, `dsst=False`
 (a fixed start step), `dgsa=False` (M = 1), `refine=False` (sigma stays fixed).
+
+Device and precision: a ModelSet lives on one device (`ModelSet.load(root, device=...)` or
+`.to(device)`); `restore()` moves its input there and returns images on the input's device.
+Random numbers are always drawn on the CPU from the seeded generator and then moved, so a seed
+gives the same noise on every device. `RestoreOptions.precision` ("fp32" | "fp16" | "bf16")
+autocasts every network on the set's device; when it is None the model set's default is used,
+else the legacy `bf16` switch (bf16 autocast for the diffusion UNet only).
 """
 from __future__ import annotations
 
 import json
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -21,7 +29,7 @@ from .checkpoint import load_network, sha256_of
 from .dblm import GUIDANCE_WEIGHTS, estimate_sigma, guidance_images, guidance_sigmas
 from .dsst import DSST
 from .imageio import resize
-from .sampler import Guidance, SampleStats, SamplerConfig, sample_guided, start_from_guidance
+from .sampler import PRECISIONS, Guidance, SampleStats, SamplerConfig, autocast_for, sample_guided, start_from_guidance
 from .schedule import Schedule, space_timesteps
 
 EMBEDDED_DIR = Path(__file__).parent / "embedded"
@@ -31,6 +39,46 @@ STAGE_FILES = {"prior": "prior.safetensors", "rm": "rm.safetensors", "tm": "tm.s
 
 class ModelError(Exception):
     """A model file or stage needed for the requested settings is missing or unusable."""
+
+
+def resolve_device(device=None) -> torch.device:
+    """'cpu' (default) | 'cuda' | 'cuda:N' | 'mps' | 'auto' -> torch.device; ModelError if unavailable."""
+    name = "cpu" if device is None or str(device) == "" else str(device)
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ModelError(f"unknown device {name!r}: use cpu, cuda, cuda:N, mps or auto") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            built = "with" if torch.backends.cuda.is_built() else "without"
+            raise ModelError(f"device {name!r} requested but CUDA is not available (torch {torch.__version__}, "
+                             f"built {built} CUDA); use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ModelError(f"device {name!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist")
+    elif dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ModelError(f"device {name!r} requested but Apple MPS is not available here; use --device cpu")
+    elif dev.type != "cpu":
+        raise ModelError(f"unsupported device {name!r}: use cpu, cuda, cuda:N, mps or auto")
+    return dev
+
+
+def check_precision(precision: str | None, device=None) -> str | None:
+    """Validate a precision name for a device (None passes through); ModelError when unusable."""
+    if precision is None:
+        return None
+    if precision not in PRECISIONS:
+        raise ModelError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    if precision == "bf16" and dev.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ModelError("this CUDA device has no bfloat16 support: use --precision fp16 (or fp32)")
+    return precision
 
 
 @dataclass
@@ -51,6 +99,7 @@ class RestoreOptions:
     guide_every: int = 1
     guide_last: int = 0
     bf16: bool = True
+    precision: str | None = None  # fp32 | fp16 | bf16 for every network; None: the set's default, else `bf16`
 
 
 @dataclass
@@ -70,9 +119,11 @@ class ModelSet:
     root: Path
     manifest: dict
     nets: dict
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
     @classmethod
-    def load(cls, root=None) -> "ModelSet":
+    def load(cls, root=None, device="cpu") -> "ModelSet":
+        dev = resolve_device(device)
         root = Path(root) if root else EMBEDDED_DIR
         mpath = root / "manifest.json"
         if not mpath.exists():
@@ -88,7 +139,16 @@ class ModelSet:
                     raise ModelError(f"{p}: cannot load ({type(e).__name__}: {e})") from None
         if (root / "dsst.json").exists():
             nets["dsst"] = DSST.load(root / "dsst.json")
-        return cls(root, manifest, nets)
+        return cls(root, manifest, nets).to(dev)
+
+    def to(self, device) -> "ModelSet":
+        """Move every network to `device` (the DSST table stays a CPU lookup). Returns self."""
+        dev = resolve_device(device)
+        for name, net in self.nets.items():
+            if isinstance(net, torch.nn.Module):
+                net.to(dev)
+        self.device = dev
+        return self
 
     @property
     def size(self) -> int:
@@ -105,13 +165,18 @@ class ModelSet:
     def need(self, *names: str, why: str) -> None:
         missing = [n for n in names if n not in self.nets]
         if missing:
-            raise ModelError(f"{why} needs {', '.join(missing)} weights, not in {self.root}")
+            hints = [self.manifest.get("hints", {}).get(n) for n in missing]
+            hint = "; ".join(h for h in hints if h)
+            raise ModelError(f"{why} needs {', '.join(missing)} weights, not in {self.root}"
+                             + (f" ({hint})" if hint else ""))
 
     def describe(self) -> str:
         parts = []
         for name in ("prior", "rm", "tm", "sde", "dgsa", "dsst", "idm"):
             info = self.manifest.get("files", {}).get(name, {})
-            if name in self.nets:
+            if name == "dsst" and name in self.nets:
+                parts.append("dsst")
+            elif name in self.nets:
                 parts.append(f"{name}({info.get('iters', '?')} it)")
         status = self.manifest.get("status", "")
         return f"{self.root.name}: " + ", ".join(parts) + (f" [{status}]" if status else "")
@@ -127,15 +192,23 @@ class Restorer:
     def resolve(self, opt: RestoreOptions) -> RestoreOptions:
         ms = self.models
         lo, hi = ms.sigma_range
-        return replace(opt, zeta=ms.default("zeta", 0.3) if opt.zeta is None else opt.zeta,
+        precision = opt.precision if opt.precision is not None else ms.default("precision", None)
+        check_precision(precision or ("bf16" if opt.bf16 else "fp32"), ms.device)
+        return replace(opt, precision=precision, zeta=ms.default("zeta", 0.3) if opt.zeta is None else opt.zeta,
                        sigma_lr=ms.default("sigma_lr", 0.0) if opt.sigma_lr is None else opt.sigma_lr,
                        guidance_spacing=ms.default("guidance_spacing", (hi - lo) / 15.0)
                        if opt.guidance_spacing is None else opt.guidance_spacing)
 
+    def amp(self, opt: RestoreOptions):
+        """Autocast for the restorer/estimator networks: only with an explicit fp16/bf16 precision."""
+        return autocast_for(self.models.device.type, opt.precision) if opt.precision else nullcontext()
+
     @torch.no_grad()
-    def rm(self, y: torch.Tensor) -> torch.Tensor:
+    def rm(self, y: torch.Tensor, opt: RestoreOptions | None = None) -> torch.Tensor:
         self.models.need("rm", why="the restoration network stage")
-        return self.models.nets["rm"](y).clamp(-1, 1)
+        with self.amp(opt) if opt is not None else nullcontext():
+            out = self.models.nets["rm"](y)
+        return out.float().clamp(-1, 1) if opt is not None and opt.precision else out.clamp(-1, 1)
 
     def restore(self, y: torch.Tensor, opt: RestoreOptions, progress=None) -> RestoreResult:
         opt = self.resolve(opt)
@@ -145,11 +218,13 @@ class Restorer:
         t0 = time.perf_counter()
         if opt.method == "bicubic":
             return RestoreResult(y.clone(), seconds={"total": 0.0})
+        y_in, dev = y, ms.device
+        y = y.to(dev)
         if opt.method == "rm":
-            x = self.rm(y)
+            x = self.rm(y, opt).to(y_in.device)
             return RestoreResult(x, seconds={"rm": time.perf_counter() - t0, "total": time.perf_counter() - t0})
         if opt.method == "idm":
-            return self._restore_idm(y, opt, progress)
+            return self._restore_idm(y, opt, progress, out_device=y_in.device)
         if opt.method != "dynface":
             raise ValueError(f"unknown method {opt.method!r}")
         ms.need("prior", why="diffusion sampling")
@@ -157,10 +232,11 @@ class Restorer:
         lo, hi = ms.sigma_range
         if opt.dblm:
             ms.need("rm", "tm", "sde", why="DBLM (--dblm)")
-            r = self.rm(y)
+            r = self.rm(y, opt)
             secs["rm"] = time.perf_counter() - t0
             t1 = time.perf_counter()
-            sigma_hat = estimate_sigma(ms.nets["tm"], ms.nets["sde"], y).clamp(lo, hi)
+            with self.amp(opt):
+                sigma_hat = estimate_sigma(ms.nets["tm"], ms.nets["sde"], y).cpu().clamp(lo, hi)
             secs["se"] = time.perf_counter() - t1
         else:  # "DM only": the degraded input is the measurement, sigma fixed
             r = y.float()
@@ -181,13 +257,14 @@ class Restorer:
             ms.need("dgsa", why="DGSA (--dgsa)")
             dgsa = ms.nets["dgsa"]
         cfg = SamplerConfig(zeta=float(opt.zeta), sigma_lr=float(opt.sigma_lr) if opt.refine else 0.0, eta=opt.eta,
-                            guide_every=opt.guide_every, guide_last=opt.guide_last, bf16=opt.bf16)
+                            guide_every=opt.guide_every, guide_last=opt.guide_last, bf16=opt.bf16,
+                            precision=opt.precision)
         gen = torch.Generator().manual_seed(int(opt.seed))
         outs, refined, stats = [], [], SampleStats()
         # faces with different start steps run their own chains (one chain per distinct t*)
         for ts in torch.unique(t_start).tolist():
             idx = (t_start == ts).nonzero().flatten()
-            g = Guidance(targets[:, idx], sig[:, idx], weights, (lo, hi))
+            g = Guidance(targets[:, idx.to(dev)], sig[:, idx], weights, (lo, hi))
             x = start_from_guidance(targets[0, idx], ts, self.schedule, gen)
             steps = space_timesteps(self.schedule.num_steps, opt.steps, start=ts)
             xo, so = sample_guided(ms.nets["prior"], x, steps, self.schedule, g, cfg, dgsa, gen, stats, progress)
@@ -196,25 +273,25 @@ class Restorer:
         x = torch.empty_like(y, dtype=torch.float32)
         sig_out = torch.empty_like(sig)
         for (idx, xo), (_, so) in zip(outs, refined):
-            x[idx] = xo
-            sig_out[:, idx] = so
+            x[idx.to(dev)] = xo
+            sig_out[:, idx] = so.cpu()
         secs.update({f"sample_{k}": v for k, v in stats.seconds.items()})
         secs["total"] = time.perf_counter() - t0
-        return RestoreResult(x.clamp(-1, 1), sigma_hat, t_start, sig_out, secs, stats.nfe)
+        return RestoreResult(x.clamp(-1, 1).to(y_in.device), sigma_hat, t_start, sig_out, secs, stats.nfe)
 
-    def _restore_idm(self, y, opt: RestoreOptions, progress=None) -> RestoreResult:
+    def _restore_idm(self, y, opt: RestoreOptions, progress=None, out_device=None) -> RestoreResult:
         self.models.need("idm", why="IDM (--method idm)")
         t0 = time.perf_counter()
         gen = torch.Generator().manual_seed(int(opt.seed))
-        x = torch.randn(y.shape, generator=gen)
+        x = torch.randn(y.shape, generator=gen).to(y.device)
         steps = space_timesteps(self.schedule.num_steps, opt.steps)
         stats = SampleStats()
-        cfg = SamplerConfig(zeta=0.0, eta=opt.eta, bf16=opt.bf16)
+        cfg = SamplerConfig(zeta=0.0, eta=opt.eta, bf16=opt.bf16, precision=opt.precision)
         x, _ = sample_guided(self.models.nets["idm"], x, steps, self.schedule, None, cfg, None, gen, stats,
                              progress, cond=y)
         secs = {f"sample_{k}": v for k, v in stats.seconds.items()}
         secs["total"] = time.perf_counter() - t0
-        return RestoreResult(x.clamp(-1, 1), seconds=secs, nfe=stats.nfe)
+        return RestoreResult(x.clamp(-1, 1).to(out_device or x.device), seconds=secs, nfe=stats.nfe)
 
 
 def restore_crops(restorer: Restorer, crops: list[torch.Tensor], opt: RestoreOptions, progress=None):

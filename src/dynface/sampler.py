@@ -12,6 +12,11 @@ Written k-diffusion style: small functions of (model, x, timesteps). One step at
 `timesteps` is any descending list of original step indices (respacing), so the same code runs
 the full DSST-length chain and few-step schedules; after the last kept step the chain ends at
 x0_hat (abar_prev = 1).
+
+Devices: the chain runs on x's device; noise is drawn on the CPU from `generator` and moved, so
+a seed gives the same chain (up to kernel rounding) on every device. Precision: autocast of the
+network call with `cfg.precision` ("fp32" | "fp16" | "bf16") on x's device type; when it is None
+the legacy `cfg.bf16` switch decides (bf16 or fp32).
 """
 from __future__ import annotations
 
@@ -23,6 +28,16 @@ import torch
 
 from .kernels import gaussian_blur, kernel_radius
 from .schedule import Schedule, ddim_step, ddpm_step, learned_log_variance, tweedie_x0
+
+PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def autocast_for(device_type: str, precision: str | None):
+    """torch.autocast for a device type ("cpu" | "cuda" | "mps") and precision; fp32/None: no autocast."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+    dtype = PRECISIONS[precision]
+    return nullcontext() if dtype is None else torch.autocast(device_type, dtype=dtype)
 
 
 @dataclass
@@ -43,6 +58,7 @@ class SamplerConfig:
     guide_every: int = 1         # guidance on every k-th kept step (1 = all)
     guide_last: int = 0          # always guide the last k steps
     bf16: bool = False
+    precision: str | None = None  # fp32 | fp16 | bf16; None: `bf16` decides
 
 
 @dataclass
@@ -74,13 +90,13 @@ def sample_guided(model, x: torch.Tensor, timesteps: list[int], schedule: Schedu
     stats = stats or SampleStats()
     sigmas = guidance.sigmas.clone().float() if guidance is not None else None
     lo, hi = (guidance.sigma_range if guidance is not None else (0.0, 0.0))
-    amp = torch.autocast("cpu", dtype=torch.bfloat16) if cfg.bf16 else nullcontext()
+    amp = autocast_for(x.device.type, cfg.precision or ("bf16" if cfg.bf16 else "fp32"))
     n = len(timesteps)
     for i, t in enumerate(timesteps):
         t0 = time.perf_counter()
         abar_t = schedule.abar(t)
         abar_prev = schedule.abar(timesteps[i + 1]) if i + 1 < n else torch.tensor(1.0)
-        tt = torch.full((x.shape[0],), t, dtype=torch.long)
+        tt = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
         guided = guidance is not None and cfg.zeta > 0 and is_guided(i, n, cfg)
         refine = guided and cfg.sigma_lr > 0
         with torch.enable_grad() if guided else torch.no_grad():
@@ -103,7 +119,7 @@ def sample_guided(model, x: torch.Tensor, timesteps: list[int], schedule: Schedu
         x0 = x0.detach()
         noise = None
         if i + 1 < n and cfg.eta > 0:
-            noise = torch.randn(x.shape, generator=generator, dtype=x.dtype)
+            noise = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
         if cfg.eta == 1.0 or v is not None:
             logvar = learned_log_variance(v.float(), abar_t, abar_prev) if (v is not None and i + 1 < n) else None
             x_next = ddpm_step(xin.detach(), eps.detach(), abar_t, abar_prev, noise, logvar)
@@ -131,5 +147,5 @@ def sample_guided(model, x: torch.Tensor, timesteps: list[int], schedule: Schedu
 def start_from_guidance(y_g: torch.Tensor, t_start: torch.Tensor | int, schedule: Schedule,
                         generator: torch.Generator | None = None) -> torch.Tensor:
     """x_{t*} = sqrt(abar_{t*}) y_g + sqrt(1 - abar_{t*}) eps (METHOD §4)."""
-    noise = torch.randn(y_g.shape, generator=generator, dtype=y_g.dtype)
+    noise = torch.randn(y_g.shape, generator=generator, dtype=y_g.dtype).to(y_g.device)
     return schedule.q_sample(y_g, torch.as_tensor(t_start).reshape(-1).expand(y_g.shape[0]), noise)

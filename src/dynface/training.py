@@ -138,6 +138,8 @@ def build_trainable(kind: str, cfg: dict) -> nn.Module:
         if cfg.get("init_tm"):
             tm.load_state_dict(load_network(cfg["init_tm"], "rm").state_dict())
         sde = build_network("sde", cfg["arch"]["sde"])
+        if cfg.get("init_sde"):  # stage 2 may start from a separate stage-1 run
+            sde.load_state_dict(load_network(cfg["init_sde"], "sde").state_dict())
         return nn.ModuleDict({"tm": tm, "sde": sde})
     return build_network(kind, cfg["arch"])
 

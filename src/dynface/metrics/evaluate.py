@@ -470,7 +470,7 @@ def format_table(result: EvalResult, per_image: bool = True, max_rows: int | Non
     widths[-1] = max(len(heads[-1]), min(widths[-1], 60))
 
     def line(cells):
-        out = [str(c).ljust(widths[0])] + [str(c).rjust(w) for c, w in zip(cells[1:-1], widths[1:-1])] + [str(cells[-1])]
+        out = [str(cells[0]).ljust(widths[0])] + [str(c).rjust(w) for c, w in zip(cells[1:-1], widths[1:-1])] + [str(cells[-1])]
         return "  ".join(out).rstrip()
 
     lines = [line(heads), "-" * (sum(widths) + 2 * (len(widths) - 1))]

@@ -1,0 +1,84 @@
+"""Command line behaviour: bad input gives one line and a non-zero exit; batches go on; no overwrite."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import smooth_image
+from tiny_models import make_tiny_modelset
+from dynface.cli import main
+from dynface.imageio import read_rgb, to_uint8, write_image
+
+
+@pytest.fixture(scope="module")
+def ms(tmp_path_factory):
+    return make_tiny_modelset(tmp_path_factory.mktemp("ms"))
+
+
+def restore(args, ms, capsys):
+    code = main(["restore", *args, "--weights-dir", str(ms), "--aligned", "--framing", "model", "--steps", "2",
+                 "--threads", "1", "-q", "--no-bf16"])
+    return code, capsys.readouterr().err
+
+
+def test_missing_path(ms, tmp_path, capsys):
+    code, err = restore([str(tmp_path / "nope.png"), "-o", str(tmp_path / "o")], ms, capsys)
+    assert code != 0 and "no such file" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) <= 2
+
+
+def test_bad_files_are_reported_and_batch_goes_on(ms, tmp_path, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    write_image(src / "good.png", to_uint8(smooth_image(64)))
+    (src / "notimage.png").write_text("hello")
+    good = (src / "good.png").read_bytes()
+    (src / "truncated.png").write_bytes(good[: len(good) // 2])
+    Image.fromarray(np.full((64, 64), 120, np.uint8), "L").save(src / "gray.png")
+    Image.fromarray(np.full((64, 64, 4), 200, np.uint8), "RGBA").save(src / "rgba.png")
+    Image.fromarray((np.arange(64 * 64).reshape(64, 64) * 15).astype(np.uint16)).save(src / "sixteen.png")
+    before = {p.name: p.read_bytes() for p in src.iterdir()}
+    code, err = restore([str(src), "-o", str(tmp_path / "out")], ms, capsys)
+    assert code == 1
+    assert "2 file(s) failed" in err and "notimage.png" in err and "truncated.png" in err
+    assert "Traceback" not in err
+    done = sorted(p.name for p in (tmp_path / "out" / "final_results").iterdir())
+    assert done == ["good.png", "gray.png", "rgba.png", "sixteen.png"]
+    assert {p.name: p.read_bytes() for p in src.iterdir()} == before  # inputs untouched
+
+
+def test_unwritable_output(ms, tmp_path, capsys):
+    if os.geteuid() == 0:
+        target = "/proc/dynface-out"  # root can write anywhere else
+    else:
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o500)
+        target = str(ro / "out")
+    write_image(tmp_path / "a.png", to_uint8(smooth_image(64)))
+    code, err = restore([str(tmp_path / "a.png"), "-o", target], ms, capsys)
+    assert code != 0 and "output folder" in err and "Traceback" not in err
+
+
+def test_output_inside_input_folder_is_refused(ms, tmp_path, capsys):
+    write_image(tmp_path / "a.png", to_uint8(smooth_image(64)))
+    code, err = restore([str(tmp_path), "-o", str(tmp_path)], ms, capsys)
+    assert code != 0 and "inside the output folder" in err
+
+
+def test_same_seed_same_bytes_and_size_kept(ms, tmp_path, capsys):
+    write_image(tmp_path / "in" / "a.png", to_uint8(smooth_image(80)))
+    for o in ("o1", "o2"):
+        assert restore([str(tmp_path / "in"), "-o", str(tmp_path / o), "--seed", "3"], ms, capsys)[0] == 0
+    a = (tmp_path / "o1" / "final_results" / "a.png").read_bytes()
+    assert a == (tmp_path / "o2" / "final_results" / "a.png").read_bytes()
+    assert read_rgb(tmp_path / "o1" / "final_results" / "a.png").shape == (80, 80, 3)
+
+
+def test_entry_point_no_traceback(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "dynface.cli", "restore", str(tmp_path / "x.png"), "-o", str(tmp_path)],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "Traceback" not in r.stderr and r.stderr.strip().startswith("dynface: error")
