@@ -321,6 +321,22 @@ def test_evaluate_synthetic_folder_reports_and_bad_image(tmp_path):
     assert "MEAN" in text and "skipped lpips" in text and "broken.png" in text
 
 
+def test_run_eval_cli(tmp_path, capsys):
+    from argparse import Namespace
+    from dynface.metrics.evaluate import run_eval_cli
+    (tmp_path / "gt").mkdir()
+    (tmp_path / "r").mkdir()
+    img = _synthetic(100, 100)
+    write_image(tmp_path / "gt" / "a.png", img)
+    write_image(tmp_path / "r" / "a_00.png", _add_noise(img, 8.0))
+    args = Namespace(restored=str(tmp_path / "r"), gt=str(tmp_path / "gt"), ref=None, output=str(tmp_path / "o"),
+                     metrics="psnr,ssim", y_channel=True)
+    assert run_eval_cli(args) == 0
+    assert (tmp_path / "o" / "metrics.csv").exists() and (tmp_path / "o" / "metrics.json").exists()
+    assert "PSNR(Y)" in capsys.readouterr().out
+    assert run_eval_cli(Namespace(restored=str(tmp_path / "missing"))) == 2
+
+
 def test_evaluate_faces_all_metrics(tmp_path, dlib_ok, inception_ok):
     _needs_data()
     gt, rs = tmp_path / "gt", tmp_path / "restored"

