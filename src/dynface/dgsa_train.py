@@ -49,6 +49,12 @@ def ssim(a: torch.Tensor, b: torch.Tensor, win: int = 11, sigma: float = 1.5) ->
 
 
 def dgsa_objective(x0_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Computed in float32 even under autocast (SSIM's variance terms underflow in bf16)."""
+    with torch.autocast("cpu", enabled=False):
+        return _objective(x0_hat.float(), x.float())
+
+
+def _objective(x0_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     d = (swt_haar(x0_hat) - swt_haar(x)).abs().mean(dim=(0, 2, 3, 4))
     lam = torch.tensor(SWT_WEIGHTS, dtype=d.dtype)
     return (lam * d).sum() + (1 - ssim((x0_hat.clamp(-1, 1) + 1) / 2, (x + 1) / 2))
