@@ -33,6 +33,13 @@ UNET, SWINIR, DPS = (REGISTRY[n].filename for n in ("difface_unet512", "difface_
 TIMES: dict[str, float] = {}
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """`dynface restore` sets torch's thread count (default 2); keep later tests at 1 thread."""
+    yield
+    torch.set_num_threads(1)
+
+
 def _random_state(name: str, seed: int) -> "OrderedDict[str, torch.Tensor]":
     torch.manual_seed(seed)
     net = build_preset(name)
@@ -184,17 +191,17 @@ def test_cli_restore_errors_are_one_line(official_dir, tmp_path, capsys):
     d = str(official_dir[0])
     # a stage that is not there: the error names it, its file and the switch
     rc = main(["restore", str(img), "-o", str(tmp_path / "o1"), "--preset", "difface512", "--weights-dir", d,
-               "--aligned", "-q"])
+               "--aligned", "--threads", "1", "-q"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 1 and err[-1].startswith("dynface: error:") and "--dblm" in err[-1] and "train se" in err[-1]
     # no weights at all: where to put which file
     rc = main(["restore", str(img), "-o", str(tmp_path / "o2"), "--preset", "dps256", "--weights-dir",
-               str(tmp_path / "empty"), "--aligned", "-q"])
+               str(tmp_path / "empty"), "--aligned", "--threads", "1", "-q"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 1 and len(err) == 1 and DPS in err[0] and "download" in err[0]
     if not torch.cuda.is_available():
         rc = main(["restore", str(img), "-o", str(tmp_path / "o3"), "--preset", "difface512", "--weights-dir", d,
-                   "--device", "cuda", "--aligned", "-q"])
+                   "--device", "cuda", "--aligned", "--threads", "1", "-q"])
         err = capsys.readouterr().err.strip().splitlines()
         assert rc == 1 and len(err) == 1 and "CUDA is not available" in err[0]
 
@@ -281,6 +288,23 @@ def test_dps256_without_restorer(tmp_path):
         r.restore(torch.zeros(1, 3, 256, 256), RestoreOptions(method="rm"))
     assert r.resolve(RestoreOptions()).precision == "bf16"
     assert official_manifest("dps256")["defaults"]["guidance_spacing"] == 0.5
+
+
+def test_weights_export_for_training_configs(official_dir, difface, tmp_path, capsys):
+    """`dynface weights export`: the official nets as dynface safetensors, loadable by the training code."""
+    from dynface.checkpoint import load_network
+
+    assert main(["weights", "export", "difface512", "-o", str(tmp_path), "--weights-dir", str(official_dir[0]),
+                 "--fp16"]) == 0
+    assert "prior:" in capsys.readouterr().out
+    rm = load_network(tmp_path / "rm.safetensors", "rm")
+    assert rm.config.io_range == "-1,1"
+    x = smooth_image(64, seed=8)
+    with torch.no_grad():
+        assert torch.allclose(rm(x), difface.nets["rm"](x), atol=0.05)  # fp16 storage of random weights
+    prior = load_network(tmp_path / "prior.safetensors", "prior")
+    assert prior.learn_sigma and torch.equal(prior.unet.state_dict()["out.2.weight"],
+                                             official_dir[1]["out.2.weight"])  # fp16 file: exact
 
 
 def test_manifests_of_all_presets():

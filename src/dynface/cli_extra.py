@@ -85,7 +85,7 @@ def cmd_weights_verify(a) -> int:
     bad = [r for r in results if not r.ok]
     if a.preset:
         print(f"user-trained stages of {a.preset} (optional; a missing one must be switched off):")
-        switch = {"rm": "--no-dblm (or --method dynface --no-dblm)", "tm": "--no-dblm", "sde": "--no-dblm",
+        switch = {"rm": "--no-dblm (and not --method rm)", "tm": "--no-dblm", "sde": "--no-dblm",
                   "dgsa": "--no-dgsa", "dsst": "--no-dsst"}
         for stage, path in own_stage_files(a.preset, a.weights_dir).items():
             state = "present" if path.is_file() else f"not found -> use {switch[stage]}"
