@@ -90,6 +90,7 @@ def write_image(path, rgb: np.ndarray, quality: int = 95) -> Path:
         with os.fdopen(fd, "wb") as f:
             kw = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
             Image.fromarray(np.ascontiguousarray(rgb.astype(np.uint8))).save(f, format=fmt, **kw)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
         os.replace(tmp, path)
     except OSError as e:
         if os.path.exists(tmp):
@@ -105,6 +106,7 @@ def write_bytes_atomic(path, data: bytes) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
+    os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
     os.replace(tmp, path)
     return path
 
