@@ -4,7 +4,6 @@ Checkpoints are written atomically and read back with torch.load(weights_only=Tr
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -76,11 +75,3 @@ def load_network(path, kind: str | None = None) -> nn.Module:
     state = {k: v.to(ref[k].dtype) if k in ref else v for k, v in state.items()}
     net.load_state_dict(state, strict=True)
     return net.eval()
-
-
-def sha256_of(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

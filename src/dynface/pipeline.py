@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import load_network, sha256_of
+from .checkpoint import load_network
 from .dblm import GUIDANCE_WEIGHTS, estimate_sigma, guidance_images, guidance_sigmas
 from .dsst import DSST
 from .imageio import resize
@@ -305,8 +305,9 @@ def restore_crops(restorer: Restorer, crops: list[torch.Tensor], opt: RestoreOpt
 
 def manifest_entry(path: Path) -> dict:
     from .checkpoint import read_metadata
+    from .weights import sha256_file
 
     meta = read_metadata(path)
-    return {"file": path.name, "sha256": sha256_of(path), "bytes": path.stat().st_size,
+    return {"file": path.name, "sha256": sha256_file(path), "bytes": path.stat().st_size,
             "iters": meta.get("iters"), "wall_time_s": meta.get("wall_time_s"), "data": meta.get("data"),
             "arch": meta.get("arch")}
