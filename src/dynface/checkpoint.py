@@ -12,7 +12,6 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 from safetensors.torch import load_file, save_file
-from safetensors import safe_open
 
 
 def save_atomic(obj, path) -> None:
@@ -35,14 +34,22 @@ def load_trusted_free(path):
 
 def export_safetensors(module: nn.Module, path, kind: str, arch: dict, extra: dict | None = None,
                        dtype=torch.float16) -> Path:
-    """Write a module's state_dict as safetensors (floating tensors cast to `dtype`) with its arch."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: (v.detach().to(dtype) if v.is_floating_point() else v.detach()).contiguous().clone()
-             for k, v in module.state_dict().items()}
+    """Write a module's state_dict as safetensors with its kind and arch in the metadata.
+
+    fp16 (the shipping format) goes through `weights.save_safetensors_fp16`, which also refuses
+    values float16 cannot hold; other dtypes are cast and written the same atomic way.
+    """
+    from .weights import save_safetensors_fp16
+
     meta = {"kind": kind, "arch": json.dumps(arch)}
     for k, v in (extra or {}).items():
         meta[k] = v if isinstance(v, str) else json.dumps(v)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if dtype == torch.float16:
+        return save_safetensors_fp16(module, path, meta)
+    state = {k: (v.detach().to(dtype) if v.is_floating_point() else v.detach()).contiguous().clone()
+             for k, v in module.state_dict().items()}
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=path.parent)
     os.close(fd)
     save_file(state, tmp, metadata=meta)
@@ -51,10 +58,11 @@ def export_safetensors(module: nn.Module, path, kind: str, arch: dict, extra: di
 
 
 def read_metadata(path) -> dict:
-    with safe_open(str(path), framework="pt") as f:
-        meta = dict(f.metadata() or {})
+    """The safetensors metadata with JSON values decoded (plain strings stay strings)."""
+    from .weights import read_safetensors_metadata
+
     out = {}
-    for k, v in meta.items():
+    for k, v in read_safetensors_metadata(path).items():
         try:
             out[k] = json.loads(v)
         except (json.JSONDecodeError, TypeError):
