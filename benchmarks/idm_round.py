@@ -1,85 +1,127 @@
-"""IDM extrinsic enhancement, one small round (issue 6), measured against a control.
+"""IDM extrinsic enhancement, one small round (issue 6, METHOD §9), measured against a control.
 
-    python benchmarks/idm_round.py --base-run RUNS/idm --cleaned CLEANED --iters N -o docs/idm_round.md
+    python benchmarks/idm_round.py --base-run RUNS/idm --train-faces 192 --iters 300 -o docs/idm_round
 
-Starting from the same IDM checkpoint, fine-tune N more iterations (a) on the cleaned training
-faces (`dynface clean`) and (b) on the original faces (control), then restore the same degraded
-validation faces (UTKFace val split, seed 0) with both and with the starting model.
+1. Clean: the IDM of `--base-run` restores the first N UTKFace training faces themselves
+   (`dynface clean --method idm`; no synthetic degradation: it removes what the data already has).
+2. Retrain: from the same IDM checkpoint, fine-tune `--iters` more iterations (a) on the N cleaned
+   faces and (b) on the same N original faces (the control: same faces, same steps, same seeds).
+3. Measure: the same degraded validation faces (UTKFace val split, degradation seed 0) restored by the
+   starting IDM, the control and the cleaned-data IDM; PSNR/SSIM to the original ground truth and
+   NIQE (no reference). Also what cleaning did to the training faces (PSNR to the originals, NIQE).
+
+Writes `round.md`, `round.json` and `grid.jpg` into the output folder.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from dynface.checkpoint import load_network
+from dynface.bench import make_grid
+from dynface.checkpoint import load_network, load_trusted_free
+from dynface.clean import clean_folder
 from dynface.data import split_files
 from dynface.degradation import DegradationConfig, degrade_random
-from dynface.imageio import read_rgb, resize, to_tensor, to_uint8, write_bytes_atomic
+from dynface.imageio import read_rgb, resize, to_tensor, to_uint8, write_bytes_atomic, write_image
 from dynface.metrics.fidelity import psnr, ssim
-from dynface.sampler import SampleStats, SamplerConfig, sample_guided
-from dynface.schedule import Schedule, space_timesteps
-from dynface.training import load_config, train
-
-DEG = {"sigma": [0.025, 3.75], "scale": [0.2, 8.0], "noise": [0.0, 20.0], "jpeg": [30, 100]}
+from dynface.metrics.noref import niqe
+from dynface.pipeline import ModelSet, Restorer, RestoreOptions
+from dynface.training import export, load_config, train
 
 
-def restore_idm(net, y, steps, seed):
-    s = Schedule.linear()
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(y.shape, generator=gen)
-    out, _ = sample_guided(net, x, space_timesteps(1000, steps), s, None, SamplerConfig(zeta=0.0, bf16=True), None,
-                           gen, SampleStats(), cond=y)
-    return out.clamp(-1, 1)
+def restorer_with(idm_path) -> Restorer:
+    """The embedded model set with its IDM replaced by `idm_path`."""
+    ms = ModelSet.load()
+    ms.nets["idm"] = load_network(idm_path).eval()
+    return Restorer(ms)
 
 
-def measure(path, x, y, steps):
-    net = load_network(path)
-    out = restore_idm(net, y, steps, 0)
-    a = [to_uint8(o) for o in out]
-    g = [to_uint8(t) for t in x]
-    return float(np.mean([psnr(p, q) for p, q in zip(a, g)])), float(np.mean([ssim(p, q) for p, q in zip(a, g)]))
+def scores(outs, gts) -> dict:
+    return {"psnr": float(np.mean([psnr(o, g) for o, g in zip(outs, gts)])),
+            "ssim": float(np.mean([ssim(o, g) for o, g in zip(outs, gts)])),
+            "niqe": float(np.mean([niqe(o) for o in outs]))}
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--base-run", required=True)
-    ap.add_argument("--cleaned", required=True)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--base-run", required=True, help="an IDM run folder (ckpt.pt, config.yaml)")
     ap.add_argument("--data", default="../shared/data/utkface")
-    ap.add_argument("--iters", type=int, default=40, help="extra iterations for both arms")
-    ap.add_argument("--faces", type=int, default=16)
+    ap.add_argument("--train-faces", type=int, default=192, help="training faces cleaned and retrained on")
+    ap.add_argument("--iters", type=int, default=300, help="extra iterations for both arms")
+    ap.add_argument("--faces", type=int, default=16, help="validation faces measured")
     ap.add_argument("--steps", type=int, default=25)
+    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--work", default="runs/idm_round")
     ap.add_argument("--cache-dir", default="runs/cache")
-    ap.add_argument("-o", "--output", default="docs/idm_round.md")
+    ap.add_argument("-o", "--output", default="docs/idm_round")
     a = ap.parse_args(argv)
-    torch.set_num_threads(2)
-    base = Path(a.base_run)
+    torch.set_num_threads(a.threads)
+    base, work, out = Path(a.base_run), Path(a.work), Path(a.output)
     cfg = load_config(base / "config.yaml")
-    cfg["cache_dir"] = a.cache_dir
-    start = int(torch.load(base / "ckpt.pt", map_location="cpu", weights_only=True)["step"])
+    cfg.update(cache_dir=a.cache_dir, init_from=None)
+    start = int(load_trusted_free(base / "ckpt.pt")["step"])
+    base_final = export("idm", cfg, base)
+    opt = RestoreOptions(method="idm", steps=a.steps, seed=0)
+
+    # 1. clean the first N training faces with the starting IDM
+    cleaned = work / "cleaned"
+    clean_folder(a.data, cleaned, restorer_with(base_final), opt, split="train", limit=a.train_faces)
+    originals = split_files(a.data, "train")[: a.train_faces]
+    orig_u8 = [to_uint8(resize(to_tensor(read_rgb(f)), cfg["size"])[0]) for f in originals]
+    clean_u8 = [read_rgb(cleaned / f"{Path(f.name).stem}.png") for f in originals]
+    cleaning = {"psnr_to_original": float(np.mean([psnr(c, o) for c, o in zip(clean_u8, orig_u8)])),
+                "niqe_original": float(np.mean([niqe(o) for o in orig_u8])),
+                "niqe_cleaned": float(np.mean([niqe(c) for c in clean_u8]))}
+
+    # 2. two arms from the same checkpoint: cleaned faces vs the same original faces
     arms = {}
-    for name, data in (("cleaned", a.cleaned), ("control", a.data)):
-        run = Path(a.work) / name
+    for name, arm_cfg in (("cleaned", {**cfg, "data": str(cleaned), "split": "all"}),
+                          ("control", {**cfg, "data": a.data, "split": "train", "limit": a.train_faces})):
+        run = work / name
+        run.mkdir(parents=True, exist_ok=True)
         if not (run / "ckpt.pt").exists():
-            run.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(base / "ckpt.pt", run / "ckpt.pt")
-        arms[name] = train("idm", cfg, run_dir=run, resume=True, data=data, iters=start + a.iters, threads=2)
+        arms[name] = train("idm", arm_cfg, run_dir=run, resume=True, iters=start + a.iters, threads=a.threads)
+
+    # 3. the same degraded validation faces through each IDM
     files = split_files(a.data, "val")[: a.faces]
-    x = torch.cat([resize(to_tensor(read_rgb(f)), 128) for f in files])
-    dcfg = DegradationConfig.from_dict(DEG)
+    x = torch.cat([resize(to_tensor(read_rgb(f)), cfg["size"]) for f in files])
+    dcfg = DegradationConfig.from_dict(cfg["degradation"])
     y = torch.cat([degrade_random(x[i:i + 1], dcfg, 0, i)[0] for i in range(len(files))])
-    rows = [("start", start, *measure(base / "final.safetensors", x, y, a.steps))]
-    for name, path in arms.items():
-        rows.append((f"+{a.iters} it on {name} data", start + a.iters, *measure(path, x, y, a.steps)))
-    md = ["| IDM | iterations | PSNR | SSIM |", "|---|---|---|---|"]
-    md += [f"| {n} | {it} | {p:.2f} | {s:.3f} |" for n, it, p, s in rows]
-    text = (f"IDM extrinsic round: {len(files)} UTKFace val faces, degradation seed 0, {a.steps} sampling steps.\n\n"
-            + "\n".join(md) + "\n")
-    write_bytes_atomic(a.output, text.encode())
+    gts = [to_uint8(t) for t in x]
+    columns = [("input", [to_uint8(t) for t in y])]
+    rows = [dict(model="degraded input", iters=0, **scores(columns[0][1], gts))]
+    rm = Restorer(ModelSet.load())
+    rm_out = [to_uint8(t) for t in rm.restore(y, RestoreOptions(method="rm")).images]
+    rows.append(dict(model="RM only (embedded)", iters=0, **scores(rm_out, gts)))
+    for name, path, it in (("IDM start", base_final, start), (f"+{a.iters} it, original faces (control)",
+                           arms["control"], start + a.iters),
+                           (f"+{a.iters} it, cleaned faces", arms["cleaned"], start + a.iters)):
+        res = restorer_with(path).restore(y, replace(opt, seed=0))
+        outs = [to_uint8(t) for t in res.images]
+        columns.append((name.split(",")[-1].strip()[:18], outs))
+        rows.append(dict(model=name, iters=it, **scores(outs, gts)))
+    columns.append(("ground truth", gts))
+
+    md = [f"IDM extrinsic round: {a.train_faces} UTKFace training faces cleaned by the IDM ({a.steps} steps), "
+          f"both arms fine-tuned {a.iters} iterations from iteration {start}; {len(files)} validation faces, "
+          f"degradation seed 0, {a.steps} sampling steps.", "",
+          f"Cleaning changed the training faces by PSNR {cleaning['psnr_to_original']:.2f} dB (to the originals); "
+          f"NIQE {cleaning['niqe_original']:.2f} → {cleaning['niqe_cleaned']:.2f}.", "",
+          "| model | iterations | PSNR ↑ | SSIM ↑ | NIQE ↓ |", "|---|---|---|---|---|"]
+    md += [f"| {r['model']} | {r['iters']} | {r['psnr']:.2f} | {r['ssim']:.3f} | {r['niqe']:.2f} |" for r in rows]
+    text = "\n".join(md) + "\n"
+    out.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(out / "round.md", text.encode())
+    write_bytes_atomic(out / "round.json", json.dumps({"cleaning": cleaning, "rows": rows, "args": vars(a)},
+                                                      indent=1).encode())
+    write_image(out / "grid.jpg", make_grid(columns, 6))
     print(text)
 
 

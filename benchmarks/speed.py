@@ -88,10 +88,11 @@ def main(argv=None):
     settings = []
     if not a.skip_full:
         settings.append(("full chain (every step from t*)", replace(base, steps=1000), a.full_faces))
-    for steps in (100, 50, 25, 10):
+    for steps in (100, 50, 35, 25, 10):
         settings.append((f"{steps} steps, eta 1", replace(base, steps=steps), a.faces))
-    settings.append(("25 steps, DDIM eta 0", replace(base, steps=25, eta=0.0), a.faces))
-    settings.append(("25 steps, guide every 2nd", replace(base, steps=25, guide_every=2), a.faces))
+    for steps in (50, 25):
+        settings.append((f"{steps} steps, DDIM eta 0", replace(base, steps=steps, eta=0.0), a.faces))
+    settings.append(("50 steps, guide every 2nd", replace(base, steps=50, guide_every=2), a.faces))
     rows = []
     feats_gt = inception_features(gts)
     for name, opt, n in settings:
@@ -104,28 +105,32 @@ def main(argv=None):
     wins = []
     default = replace(base)
     for name, opt, kw in [("default (bf16)", default, {}), ("fp32 (no bf16)", replace(default, bf16=False), {}),
+                          ("channels_last", replace(default, channels_last=True), {}),
                           ("batch of faces in one call", default, {"batch": True})]:
         r = run_setting(restorer, ys, gts, opt, **kw)
         r.pop("outs")
         r.update(setting=name)
         wins.append(r)
-    torch.set_num_threads(1)
+    other = 1 if a.threads > 1 else 2
+    torch.set_num_threads(other)
     r = run_setting(restorer, ys, gts, default)
     r.pop("outs")
-    r.update(setting="1 thread")
+    r.update(setting=f"{other} thread(s) instead of {a.threads}")
     wins.append(r)
     torch.set_num_threads(a.threads)
     out = Path(a.output)
     write_bytes_atomic(out / "speed.json", json.dumps({"rows": rows, "cheap_wins": wins}, indent=1).encode())
-    write_bytes_atomic(out / "speed.md", format_md(rows, wins, ms).encode())
-    print(format_md(rows, wins, ms))
+    md = format_md(rows, wins, ms, base.steps)
+    write_bytes_atomic(out / "speed.md", md.encode())
+    print(md)
 
 
-def format_md(rows, wins, ms) -> str:
+def format_md(rows, wins, ms, default_steps: int = 25) -> str:
     full = rows[0] if rows and rows[0]["setting"].startswith("full") else None
     lines = [f"Model set: {ms.describe()}", "",
-             "| setting | faces | NFE | s/face median (min–max) | PSNR | ΔPSNR vs full (same faces) | ID cos | KID×1000 | in networks |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| setting | faces | NFE | s/face median (min–max) | PSNR | ΔPSNR vs full (same faces) | ID cos | KID×1000 "
+             "| ΔKID vs full | in networks |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         st = r["stage_seconds"]
         net = sum(v for k, v in st.items() if k in ("rm", "se", "sample_unet_forward", "sample_backward", "sample_dgsa"))
@@ -133,11 +138,14 @@ def format_md(rows, wins, ms) -> str:
         k = len(full["psnr_per_face"]) if full else 0  # compare on the faces the full chain ran on
         d = f"{np.mean(r['psnr_per_face'][:k]) - np.mean(full['psnr_per_face']):+.2f}" if full else "–"
         kid = "–" if r["kid"] is None else f"{r['kid'] * 1000:.1f}"
+        dk = "–"
+        if full and full.get("kid") and r["kid"] is not None and r["faces"] == full["faces"]:
+            dk = f"{(r['kid'] / full['kid'] - 1):+.0%}"
         lines.append(f"| {r['setting']} | {r['faces']} | {r['nfe']} | {r['sec_median']:.1f} ({r['sec_min']:.1f}–{r['sec_max']:.1f}) "
-                     f"| {r['psnr']:.2f} | {d} | {r['id_cos']:.3f} | {kid} | {share:.0%} |")
-    lines += ["", "Per-stage seconds per face (default setting):", "",
+                     f"| {r['psnr']:.2f} | {d} | {r['id_cos']:.3f} | {kid} | {dk} | {share:.0%} |")
+    lines += ["", f"Per-stage seconds per face (default setting, {default_steps} steps):", "",
               "| stage | seconds |", "|---|---|"]
-    dflt = next((r for r in rows if r["setting"].startswith("25 steps, eta 1")), rows[-1])
+    dflt = next((r for r in rows if r["setting"].startswith(f"{default_steps} steps, eta 1")), rows[-1])
     for k, v in dflt["stage_seconds"].items():
         lines.append(f"| {k} | {v:.2f} |")
     lines += ["", "Cheap wins on the default setting:", "", "| variant | s/face median | PSNR |", "|---|---|---|"]

@@ -19,6 +19,11 @@ ARCH = {
     "tm": {"type": "resunet", "channels": [8, 16], "blocks": 1},
     "sde": {"sigma_min": 0.1, "sigma_max": 3.0, "width": 8},
     "dgsa": {"width": 8, "temb": 16},
+    # IDM with the x0-residual output: its zero-initialised output layer means "return the condition"
+    "idm": {"coord_channels": True, "cond_channels": 3, "prediction": "x0_residual",
+            "unet": {"image_size": SIZE, "in_channels": 8, "model_channels": 32, "out_channels": 3,
+                     "channel_mult": [1, 2], "num_res_blocks": 1, "attention_resolutions": [16],
+                     "num_head_channels": 32}},
 }
 
 

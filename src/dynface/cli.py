@@ -35,6 +35,7 @@ def add_restore_options(p) -> None:
     _bool_flag(p, "dgsa", True, "learned per-pixel guidance scale (off = M = 1)")
     _bool_flag(p, "refine", True, "kernel refinement of Eq. 7")
     _bool_flag(p, "bf16", True, "bfloat16 autocast for the UNet")
+    _bool_flag(p, "channels-last", False, "channels_last (NHWC) memory layout for every network")
 
 
 def options_from_args(a, models):
@@ -44,7 +45,7 @@ def options_from_args(a, models):
                           n_guidance=a.n_guidance or int(models.default("n_guidance", 3)),
                           zeta=a.zeta, sigma_lr=a.sigma_lr, eta=a.eta, seed=a.seed, dblm=a.dblm, dsst=a.dsst,
                           fixed_start=a.fixed_start, dgsa=a.dgsa, refine=a.refine, guide_every=a.guide_every,
-                          bf16=a.bf16)
+                          bf16=a.bf16, channels_last=a.channels_last)
 
 
 def cmd_restore(a) -> int:

@@ -100,6 +100,7 @@ class RestoreOptions:
     guide_last: int = 0
     bf16: bool = True
     precision: str | None = None  # fp32 | fp16 | bf16 for every network; None: the set's default, else `bf16`
+    channels_last: bool = False   # NHWC weights and activations (a CPU/GPU memory-layout option)
 
 
 @dataclass
@@ -148,6 +149,16 @@ class ModelSet:
             if isinstance(net, torch.nn.Module):
                 net.to(dev)
         self.device = dev
+        return self
+
+    def set_channels_last(self, on: bool) -> "ModelSet":
+        """Put every network's 4-D weights in channels_last (NHWC) or back in contiguous layout."""
+        fmt = torch.channels_last if on else torch.contiguous_format
+        if getattr(self, "_channels_last", False) != on:
+            for net in self.nets.values():
+                if isinstance(net, torch.nn.Module):
+                    net.to(memory_format=fmt)
+            self._channels_last = on
         return self
 
     @property
@@ -219,7 +230,8 @@ class Restorer:
         if opt.method == "bicubic":
             return RestoreResult(y.clone(), seconds={"total": 0.0})
         y_in, dev = y, ms.device
-        y = y.to(dev)
+        ms.set_channels_last(opt.channels_last)
+        y = y.to(dev, memory_format=torch.channels_last if opt.channels_last else torch.contiguous_format)
         if opt.method == "rm":
             x = self.rm(y, opt).to(y_in.device)
             return RestoreResult(x, seconds={"rm": time.perf_counter() - t0, "total": time.perf_counter() - t0})

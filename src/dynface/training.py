@@ -55,10 +55,9 @@ def degrade_batch(x: torch.Tensor, cfg: dict, step: int) -> torch.Tensor:
     return torch.cat(ys)
 
 
-def loss_prior(model, ctx: Ctx) -> torch.Tensor:
-    """DDPM eps-MSE on random patches with coordinate channels (Patch Diffusion)."""
-    from .networks.prior import coord_grid
-
+def pick_patch(ctx: Ctx) -> tuple[int, int]:
+    """(patch size, batch) for this step: Patch Diffusion draws a size by `patch.probs` and scales
+    the batch by (smallest/p)^2 so every step costs about the same."""
     cfg, size = ctx.cfg, ctx.cfg["size"]
     patch = cfg.get("patch", {"sizes": [size], "probs": [1.0]})
     u, acc, p = ctx.batcher.rand(), 0.0, patch["sizes"][-1]
@@ -67,15 +66,24 @@ def loss_prior(model, ctx: Ctx) -> torch.Tensor:
         if u < acc:
             p = s
             break
-    b = max(1, int(cfg["batch"] * (min(patch["sizes"]) / p) ** 2))
-    x = ctx.batcher(b)
-    coords = None
-    if p < size:
-        top, left = ctx.batcher.randint(0, size - p + 1), ctx.batcher.randint(0, size - p + 1)
-        x = x[..., top:top + p, left:left + p]
-        coords = coord_grid(size, b, top, left, p)
-    elif getattr(model, "coord_channels", False):
-        coords = coord_grid(size, b)
+    return p, max(1, int(cfg["batch"] * (min(patch["sizes"]) / p) ** 2))
+
+
+def crop_patch(ctx: Ctx, p: int, *images: torch.Tensor):
+    """The same random p x p window of each image, and its coordinate channels (None if p = size)."""
+    from .networks.prior import coord_grid
+
+    size, b = images[0].shape[-1], images[0].shape[0]
+    if p >= size:
+        return images, None
+    top, left = ctx.batcher.randint(0, size - p + 1), ctx.batcher.randint(0, size - p + 1)
+    return tuple(im[..., top:top + p, left:left + p] for im in images), coord_grid(size, b, top, left, p)
+
+
+def loss_prior(model, ctx: Ctx) -> torch.Tensor:
+    """DDPM eps-MSE on random patches with coordinate channels (Patch Diffusion)."""
+    p, b = pick_patch(ctx)
+    (x,), coords = crop_patch(ctx, p, ctx.batcher(b))
     t = torch.randint(0, ctx.schedule.num_steps, (b,))
     noise = torch.randn_like(x)
     eps, _ = model(ctx.schedule.q_sample(x, t, noise), t, coords=coords)
@@ -83,12 +91,18 @@ def loss_prior(model, ctx: Ctx) -> torch.Tensor:
 
 
 def loss_idm(model, ctx: Ctx) -> torch.Tensor:
-    """IDM / SR3: eps-MSE with the degraded face concatenated to x_t."""
-    x = ctx.batcher(ctx.cfg["batch"])
+    """IDM / SR3: the degraded face (whole-image degradation, then the same patch window) is
+    concatenated to x_t. eps models: eps-MSE; x0_residual models: MSE of x0_hat to the clean face."""
+    p, b = pick_patch(ctx)
+    x = ctx.batcher(b)
     y = degrade_batch(x, ctx.cfg, ctx.step)
-    t = torch.randint(0, ctx.schedule.num_steps, (x.shape[0],))
+    (x, y), coords = crop_patch(ctx, p, x, y)
+    t = torch.randint(0, ctx.schedule.num_steps, (b,))
     noise = torch.randn_like(x)
-    eps, _ = model(ctx.schedule.q_sample(x, t, noise), t, cond=y)
+    x_t = ctx.schedule.q_sample(x, t, noise)
+    if getattr(model, "prediction", "eps") == "x0_residual":
+        return F.mse_loss(model.predict_x0(x_t, t, cond=y, coords=coords), x)
+    eps, _ = model(x_t, t, cond=y, coords=coords)
     return F.mse_loss(eps.float(), noise)
 
 
@@ -132,16 +146,52 @@ def loss_dgsa(model, ctx: Ctx) -> torch.Tensor:
 LOSSES = {"prior": loss_prior, "idm": loss_idm, "rm": loss_rm, "se": loss_se, "dgsa": loss_dgsa}
 
 
-def build_trainable(kind: str, cfg: dict) -> nn.Module:
+def build_trainable(kind: str, cfg: dict, init: bool = True) -> nn.Module:
+    """The network(s) a run trains; `init` applies the config's init_tm/init_sde/init_from."""
     if kind == "se":
         tm = build_network("tm", cfg["arch"]["tm"])
-        if cfg.get("init_tm"):
+        if init and cfg.get("init_tm"):
             tm.load_state_dict(load_network(cfg["init_tm"], "rm").state_dict())
         sde = build_network("sde", cfg["arch"]["sde"])
-        if cfg.get("init_sde"):  # stage 2 may start from a separate stage-1 run
+        if init and cfg.get("init_sde"):  # stage 2 may start from a separate stage-1 run
             sde.load_state_dict(load_network(cfg["init_sde"], "sde").state_dict())
         return nn.ModuleDict({"tm": tm, "sde": sde})
-    return build_network(kind, cfg["arch"])
+    net = build_network(kind, cfg["arch"])
+    if init and cfg.get("init_from"):
+        init_from(net, **cfg["init_from"])
+    return net
+
+
+def init_from(net: nn.Module, path: str, skip: tuple[str, ...] = ()) -> dict:
+    """Start a network from another one's weights (IDM from the face prior). Tensors of equal
+    shape are copied; an input conv with more input channels gets the old ones copied and the new
+    ones zeroed (so it starts by ignoring them); names starting with a `skip` prefix keep their
+    fresh init. `embedded:NAME` names a file of the embedded model set. Returns counts of
+    copied / widened / kept tensors."""
+    if str(path).startswith("embedded:"):
+        from .pipeline import EMBEDDED_DIR
+
+        path = EMBEDDED_DIR / str(path)[len("embedded:"):]
+    src = load_network(path).state_dict()
+    own = net.state_dict()
+    counts = {"copied": 0, "widened": 0, "kept": 0}
+    for k, v in own.items():
+        w = src.get(k)
+        if w is None or any(k.startswith(pre) for pre in skip):
+            counts["kept"] += 1
+            continue
+        if w.shape == v.shape:
+            own[k] = w.to(v.dtype)
+            counts["copied"] += 1
+        elif w.dim() == 4 and w.shape[0] == v.shape[0] and w.shape[1] < v.shape[1] and w.shape[2:] == v.shape[2:]:
+            new = torch.zeros_like(v)
+            new[:, : w.shape[1]] = w.to(v.dtype)
+            own[k] = new
+            counts["widened"] += 1
+        else:
+            counts["kept"] += 1
+    net.load_state_dict(own)
+    return counts
 
 
 def load_frozen(kind: str, cfg: dict) -> dict:
@@ -178,11 +228,11 @@ def train(kind: str, cfg: dict, run_dir=None, resume: bool = False, data=None, i
         raise FileExistsError(f"{ckpt_path} exists: pass --resume to continue it, or choose another --run-dir")
     seed = int(cfg.get("seed", 0))
     torch.manual_seed(seed)
-    images = data_mod.load_cache(cfg["data"], cfg["size"], "train", cache_dir=cfg.get("cache_dir", "runs/cache"),
+    images = data_mod.load_cache(cfg["data"], cfg["size"], cfg.get("split", "train"), cache_dir=cfg.get("cache_dir", "runs/cache"),
                                  limit=cfg.get("limit"))
     data_mod.write_split(cfg["data"], run_dir / "split.json")
     batcher = data_mod.Batcher(images, seed)
-    model = build_trainable(kind, cfg)
+    model = build_trainable(kind, cfg, init=not (resume and ckpt_path.exists()))
     ema = copy.deepcopy(model).eval() if cfg.get("ema") else None
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=float(cfg["lr"]), weight_decay=float(cfg.get("weight_decay", 0.0)))
@@ -240,7 +290,7 @@ def train(kind: str, cfg: dict, run_dir=None, resume: bool = False, data=None, i
                     be.copy_(bm)
         step += 1
         wall += time.time() - t0
-        running.append(float(loss))
+        running.append(float(loss.detach()))
         bar.update(1)
         if step % log_every == 0 or step == total:
             now = time.time()
@@ -260,7 +310,7 @@ def export(kind: str, cfg: dict, run_dir) -> Path:
     """Export the EMA (else the model) of a run's checkpoint as fp16 safetensors."""
     run_dir = Path(run_dir)
     ck = load_trusted_free(run_dir / "ckpt.pt")
-    model = build_trainable(kind, cfg)
+    model = build_trainable(kind, cfg, init=False)
     model.load_state_dict(ck["ema"] if ck.get("ema") is not None else ck["model"])
     record = {"iters": int(ck["step"]), "wall_time_s": round(float(ck.get("wall", 0.0))),
               "data": str(cfg["data"]), "config": cfg}

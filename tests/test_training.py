@@ -1,0 +1,106 @@
+"""Training: resume is bit-exact, IDM's x0-residual parameterisation and its start from the prior."""
+import numpy as np
+import pytest
+import torch
+
+from conftest import smooth_image
+from tiny_models import ARCH, SIZE
+from dynface.checkpoint import export_safetensors, load_trusted_free
+from dynface.imageio import to_uint8, write_image
+from dynface.models import build_network
+from dynface.networks.prior import coord_grid
+from dynface.schedule import Schedule, tweedie_x0
+from dynface.training import Ctx, crop_patch, init_from, train
+from dynface import data as data_mod
+
+
+def idm_config(tmp_path, init=None) -> dict:
+    folder = tmp_path / "faces"
+    folder.mkdir(exist_ok=True)
+    for i in range(6):
+        write_image(folder / f"face{i}.png", to_uint8(smooth_image(SIZE, seed=i)[0]))
+    cfg = {"kind": "idm", "data": str(folder), "size": SIZE, "seed": 3, "iters": 4, "batch": 4, "lr": 1e-3,
+           "warmup": 1, "ema": 0.9, "bf16": False, "ckpt_every": 2, "log_every": 1,
+           "cache_dir": str(tmp_path / "cache"), "patch": {"sizes": [16, 32], "probs": [0.5, 0.5]},
+           "degradation": {"sigma": [0.1, 2.0], "scale": [1.0, 2.0], "noise": [0, 10], "jpeg": [60, 95]},
+           "arch": ARCH["idm"]}
+    if init:
+        cfg["init_from"] = {"path": str(init), "skip": ["unet.out.2."]}
+    return cfg
+
+
+def tiny_prior_file(tmp_path):
+    torch.manual_seed(0)
+    prior = build_network("prior", ARCH["prior"])
+    with torch.no_grad():
+        torch.nn.init.normal_(prior.unet.out[2].weight, std=0.02)
+    return prior, export_safetensors(prior, tmp_path / "prior.safetensors", "prior", ARCH["prior"],
+                                     {"iters": 0}, dtype=torch.float32)
+
+
+def test_resume_is_bit_exact(tmp_path):
+    _, pfile = tiny_prior_file(tmp_path)
+    cfg = idm_config(tmp_path, init=pfile)
+    train("idm", cfg, run_dir=tmp_path / "straight", progress=False)
+    train("idm", cfg, run_dir=tmp_path / "resumed", iters=2, progress=False)
+    with pytest.raises(FileExistsError):
+        train("idm", cfg, run_dir=tmp_path / "resumed", progress=False)
+    train("idm", cfg, run_dir=tmp_path / "resumed", resume=True, progress=False)
+    a, b = load_trusted_free(tmp_path / "straight" / "ckpt.pt"), load_trusted_free(tmp_path / "resumed" / "ckpt.pt")
+    assert a["step"] == b["step"] == 4
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+        assert torch.equal(a["ema"][k], b["ema"][k]), k
+    log = (tmp_path / "resumed" / "log.csv").read_text().splitlines()
+    assert log[0].startswith("step,loss") and len(log) == 5  # header + one row per step, none repeated
+    assert (tmp_path / "straight" / "final.safetensors").exists()
+
+
+def test_x0_residual_starts_as_the_condition_and_matches_eps():
+    torch.manual_seed(0)
+    idm = build_network("idm", ARCH["idm"])
+    s = Schedule.linear()
+    x0, y = smooth_image(SIZE, seed=1), smooth_image(SIZE, seed=2)
+    for t in (0, 300, 999):
+        tt = torch.tensor([t])
+        x_t = s.q_sample(x0, tt, torch.randn_like(x0))
+        assert torch.equal(idm.predict_x0(x_t, tt, cond=y), y)  # zero output layer: x0_hat = y
+        with torch.no_grad():
+            torch.nn.init.normal_(idm.unet.out[2].weight, std=0.05)
+            eps, _ = idm(x_t, tt, cond=y)
+            # the eps it returns maps back (Eq. 3) to the x0 it predicts
+            assert torch.allclose(tweedie_x0(x_t, eps, s.abar(tt)), idm.predict_x0(x_t, tt, cond=y), atol=1e-4)
+            idm.unet.out[2].weight.zero_()
+    with pytest.raises(ValueError, match="condition"):
+        build_network("idm", {**ARCH["idm"], "cond_channels": 0, "unet": {**ARCH["idm"]["unet"], "in_channels": 5}})
+
+
+def test_init_from_prior_widens_the_input_and_ignores_the_condition_at_first(tmp_path):
+    prior, pfile = tiny_prior_file(tmp_path)
+    arch = {**ARCH["idm"], "prediction": "eps"}
+    idm = build_network("idm", arch)
+    counts = init_from(idm, pfile)
+    assert counts["widened"] == 1 and counts["kept"] == 0
+    x, t = smooth_image(SIZE, seed=3), torch.tensor([500])
+    with torch.no_grad():
+        want, _ = prior(x, t)
+        for seed in (4, 5):  # any condition: its input channels start at zero
+            got, _ = idm(x, t, cond=smooth_image(SIZE, seed=seed))
+            assert torch.allclose(got, want, atol=1e-6)
+    idm2 = build_network("idm", ARCH["idm"])
+    init_from(idm2, pfile, skip=("unet.out.2.",))
+    assert idm2.unet.out[2].weight.abs().sum() == 0
+
+
+def test_crop_patch_takes_the_same_window_of_each_image():
+    imgs = torch.rand(20, 3, SIZE, SIZE).mul(255).byte()
+    ctx = Ctx(cfg={"size": SIZE}, batcher=data_mod.Batcher(imgs, 0), schedule=Schedule.linear())
+    x = torch.randn(2, 3, SIZE, SIZE)
+    (a, b), coords = crop_patch(ctx, 16, x, 2 * x)
+    assert a.shape == (2, 3, 16, 16) and torch.equal(b, 2 * a)
+    # find the window from the coordinates and check it is the crop
+    top = int(np.argmin(np.abs(coord_grid(SIZE)[0, 0, :, 0].numpy() - coords[0, 0, 0, 0].item())))
+    left = int(np.argmin(np.abs(coord_grid(SIZE)[0, 1, 0, :].numpy() - coords[0, 1, 0, 0].item())))
+    assert torch.equal(a, x[..., top:top + 16, left:left + 16])
+    (c,), none = crop_patch(ctx, SIZE, x)
+    assert none is None and torch.equal(c, x)
