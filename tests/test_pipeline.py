@@ -99,3 +99,12 @@ def test_channels_last_gives_the_same_restoration(restorer, y):
     c = run(restorer, y, seed=3, precision="fp32")  # switching back restores the contiguous layout
     assert torch.allclose(a.images, b.images, atol=1e-4)
     assert torch.equal(a.images, c.images)
+
+
+def test_stage_seconds_do_not_overlap(restorer, y):
+    """The per-stage breakdown of the speed benchmark adds up to no more than the total."""
+    res = run(restorer, y, seed=1)
+    parts = {k: v for k, v in res.seconds.items() if k != "total"}
+    assert {"rm", "se", "dsst", "sample_unet_forward", "sample_backward", "sample_dgsa", "sample_other"} <= set(parts)
+    assert all(v >= 0 for v in parts.values())
+    assert sum(parts.values()) <= res.seconds["total"] * 1.001 + 1e-4
