@@ -70,13 +70,15 @@ def read_metadata(path) -> dict:
     return out
 
 
-def load_network(path, kind: str | None = None) -> nn.Module:
-    """Build the network named in a safetensors file's metadata and load its weights (float32)."""
+def load_network(path, kind: str | tuple[str, ...] | None = None) -> nn.Module:
+    """Build the network named in a safetensors file's metadata and load its weights (float32).
+    `kind`: the kind (or kinds) the file must hold."""
     from .models import build_network
 
     meta = read_metadata(path)
-    if kind is not None and meta.get("kind") != kind:
-        raise ValueError(f"{path}: holds a {meta.get('kind')!r} network, expected {kind!r}")
+    kinds = (kind,) if isinstance(kind, str) else kind
+    if kinds is not None and meta.get("kind") not in kinds:
+        raise ValueError(f"{path}: holds a {meta.get('kind')!r} network, expected {' or '.join(map(repr, kinds))}")
     net = build_network(meta["kind"], meta["arch"])
     state = load_file(str(path))
     ref = net.state_dict()

@@ -151,7 +151,7 @@ def build_trainable(kind: str, cfg: dict, init: bool = True) -> nn.Module:
     if kind == "se":
         tm = build_network("tm", cfg["arch"]["tm"])
         if init and cfg.get("init_tm"):
-            tm.load_state_dict(load_network(cfg["init_tm"], "rm").state_dict())
+            tm.load_state_dict(load_network(cfg["init_tm"], ("rm", "tm")).state_dict())
         sde = build_network("sde", cfg["arch"]["sde"])
         if init and cfg.get("init_sde"):  # stage 2 may start from a separate stage-1 run
             sde.load_state_dict(load_network(cfg["init_sde"], "sde").state_dict())
