@@ -104,3 +104,24 @@ def test_crop_patch_takes_the_same_window_of_each_image():
     assert torch.equal(a, x[..., top:top + 16, left:left + 16])
     (c,), none = crop_patch(ctx, SIZE, x)
     assert none is None and torch.equal(c, x)
+
+
+def test_packaged_configs_name_existing_embedded_weights():
+    """Every packaged config parses, and every `embedded:NAME` it points to ships with the package."""
+    from importlib.resources import files
+
+    from dynface.training import load_config, weights_path
+
+    found = 0
+    for f in files("dynface").joinpath("configs").iterdir():
+        if not f.name.endswith(".yaml"):
+            continue
+        cfg = load_config(f)
+        assert cfg["kind"] in {"prior", "rm", "se", "dgsa", "idm"}, f.name
+        refs = [cfg.get("init_tm"), cfg.get("init_sde"), (cfg.get("init_from") or {}).get("path"),
+                *(cfg.get("frozen") or {}).values()]
+        for r in refs:
+            if r and str(r).startswith("embedded:"):
+                assert weights_path(r).is_file(), (f.name, r)
+                found += 1
+    assert found >= 4  # idm (init_from) and se_finetune (init_tm, init_sde, frozen rm)

@@ -146,15 +146,24 @@ def loss_dgsa(model, ctx: Ctx) -> torch.Tensor:
 LOSSES = {"prior": loss_prior, "idm": loss_idm, "rm": loss_rm, "se": loss_se, "dgsa": loss_dgsa}
 
 
+def weights_path(path) -> Path:
+    """A config's weights path; `embedded:NAME` is NAME in the embedded model set."""
+    if str(path).startswith("embedded:"):
+        from .pipeline import EMBEDDED_DIR
+
+        return EMBEDDED_DIR / str(path)[len("embedded:"):]
+    return Path(path)
+
+
 def build_trainable(kind: str, cfg: dict, init: bool = True) -> nn.Module:
     """The network(s) a run trains; `init` applies the config's init_tm/init_sde/init_from."""
     if kind == "se":
         tm = build_network("tm", cfg["arch"]["tm"])
         if init and cfg.get("init_tm"):
-            tm.load_state_dict(load_network(cfg["init_tm"], ("rm", "tm")).state_dict())
+            tm.load_state_dict(load_network(weights_path(cfg["init_tm"]), ("rm", "tm")).state_dict())
         sde = build_network("sde", cfg["arch"]["sde"])
         if init and cfg.get("init_sde"):  # stage 2 may start from a separate stage-1 run
-            sde.load_state_dict(load_network(cfg["init_sde"], "sde").state_dict())
+            sde.load_state_dict(load_network(weights_path(cfg["init_sde"]), "sde").state_dict())
         return nn.ModuleDict({"tm": tm, "sde": sde})
     net = build_network(kind, cfg["arch"])
     if init and cfg.get("init_from"):
@@ -168,11 +177,7 @@ def init_from(net: nn.Module, path: str, skip: tuple[str, ...] = ()) -> dict:
     ones zeroed (so it starts by ignoring them); names starting with a `skip` prefix keep their
     fresh init. `embedded:NAME` names a file of the embedded model set. Returns counts of
     copied / widened / kept tensors."""
-    if str(path).startswith("embedded:"):
-        from .pipeline import EMBEDDED_DIR
-
-        path = EMBEDDED_DIR / str(path)[len("embedded:"):]
-    src = load_network(path).state_dict()
+    src = load_network(weights_path(path)).state_dict()
     own = net.state_dict()
     counts = {"copied": 0, "widened": 0, "kept": 0}
     for k, v in own.items():
@@ -197,7 +202,7 @@ def init_from(net: nn.Module, path: str, skip: tuple[str, ...] = ()) -> dict:
 def load_frozen(kind: str, cfg: dict) -> dict:
     frozen = {}
     for name, path in (cfg.get("frozen") or {}).items():
-        net = load_network(path)
+        net = load_network(weights_path(path))
         for p in net.parameters():
             p.requires_grad_(False)
         frozen[name] = net
