@@ -100,12 +100,12 @@ def main(argv=None):
     rm = Restorer(ModelSet.load())
     rm_out = [to_uint8(t) for t in rm.restore(y, RestoreOptions(method="rm")).images]
     rows.append(dict(model="RM only (embedded)", iters=0, **scores(rm_out, gts)))
-    for name, path, it in (("IDM start", base_final, start), (f"+{a.iters} it, original faces (control)",
-                           arms["control"], start + a.iters),
-                           (f"+{a.iters} it, cleaned faces", arms["cleaned"], start + a.iters)):
+    for label, name, path, it in (("IDM start", "IDM start", base_final, start),
+                                  ("control", f"+{a.iters} it, original faces (control)", arms["control"], start + a.iters),
+                                  ("cleaned data", f"+{a.iters} it, cleaned faces", arms["cleaned"], start + a.iters)):
         res = restorer_with(path).restore(y, replace(opt, seed=0))
         outs = [to_uint8(t) for t in res.images]
-        columns.append((name.split(",")[-1].strip()[:18], outs))
+        columns.append((label, outs))
         rows.append(dict(model=name, iters=it, **scores(outs, gts)))
     columns.append(("ground truth", gts))
 
