@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 
 def save_atomic(obj, path) -> None:
@@ -37,9 +37,9 @@ def export_safetensors(module: nn.Module, path, kind: str, arch: dict, extra: di
     """Write a module's state_dict as safetensors with its kind and arch in the metadata.
 
     fp16 (the shipping format) goes through `weights.save_safetensors_fp16`, which also refuses
-    values float16 cannot hold; other dtypes are cast and written the same atomic way.
+    values float16 cannot hold; other dtypes are cast and written atomically by `weights.save_state`.
     """
-    from .weights import save_safetensors_fp16
+    from .weights import save_safetensors_fp16, save_state
 
     meta = {"kind": kind, "arch": json.dumps(arch)}
     for k, v in (extra or {}).items():
@@ -48,13 +48,9 @@ def export_safetensors(module: nn.Module, path, kind: str, arch: dict, extra: di
     path.parent.mkdir(parents=True, exist_ok=True)
     if dtype == torch.float16:
         return save_safetensors_fp16(module, path, meta)
-    state = {k: (v.detach().to(dtype) if v.is_floating_point() else v.detach()).contiguous().clone()
+    state = {k: (v.detach().to(dtype) if v.is_floating_point() else v.detach()).clone()
              for k, v in module.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=path.parent)
-    os.close(fd)
-    save_file(state, tmp, metadata=meta)
-    os.replace(tmp, path)
-    return path
+    return save_state(state, path, meta)
 
 
 def read_metadata(path) -> dict:
