@@ -121,6 +121,7 @@ class ModelSet:
     manifest: dict
     nets: dict
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    channels_last: bool = field(default=False, init=False)  # memory layout the networks are in now
 
     @classmethod
     def load(cls, root=None, device="cpu") -> "ModelSet":
@@ -154,11 +155,11 @@ class ModelSet:
     def set_channels_last(self, on: bool) -> "ModelSet":
         """Put every network's 4-D weights in channels_last (NHWC) or back in contiguous layout."""
         fmt = torch.channels_last if on else torch.contiguous_format
-        if getattr(self, "_channels_last", False) != on:
+        if self.channels_last != on:
             for net in self.nets.values():
                 if isinstance(net, torch.nn.Module):
                     net.to(memory_format=fmt)
-            self._channels_last = on
+            self.channels_last = on
         return self
 
     @property

@@ -100,7 +100,7 @@ def loss_idm(model, ctx: Ctx) -> torch.Tensor:
     t = torch.randint(0, ctx.schedule.num_steps, (b,))
     noise = torch.randn_like(x)
     x_t = ctx.schedule.q_sample(x, t, noise)
-    if getattr(model, "prediction", "eps") == "x0_residual":
+    if model.prediction == "x0_residual":
         return F.mse_loss(model.predict_x0(x_t, t, cond=y, coords=coords), x)
     eps, _ = model(x_t, t, cond=y, coords=coords)
     return F.mse_loss(eps.float(), noise)
