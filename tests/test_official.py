@@ -21,6 +21,7 @@ import torch
 from conftest import smooth_image
 from dynface.cli import main
 from dynface.dsst import DSST
+from dynface.hardware import PrecisionError, resolve_precision
 from dynface.models import build_network
 from dynface.official import OFFICIAL_PRESETS, load_official_modelset, official_manifest
 from dynface.pipeline import ModelError, ModelSet, Restorer, RestoreOptions, resolve_device
@@ -80,7 +81,7 @@ def test_difface512_builds_and_loads_strictly(official_dir, difface):
     ms = difface
     assert isinstance(ms, ModelSet) and ms.size == 512 and ms.root == d
     assert ms.manifest["template"] == "ffhq" and ms.manifest["sigma_grid"] == [0.1, 15.0, 150]
-    assert ms.manifest["defaults"]["zeta"] == 0.3 and ms.manifest["defaults"]["precision"] == "fp32"
+    assert ms.manifest["defaults"]["zeta"] == 0.3 and "precision" not in ms.manifest["defaults"]
     assert set(ms.nets) == {"prior", "rm"} and ms.device == torch.device("cpu")
     prior, rm = ms.nets["prior"], ms.nets["rm"]
     assert prior.learn_sigma and not prior.coord_channels and not prior.training
@@ -218,8 +219,8 @@ def test_device_and_precision_checks():
     if mps is None or not mps.is_available():
         with pytest.raises(ModelError, match="MPS is not available"):
             resolve_device("mps")
-    with pytest.raises(ModelError, match="unknown precision"):
-        load_official_modelset("difface512", "/nonexistent", precision="fp8")
+    with pytest.raises(PrecisionError, match="unknown precision"):
+        resolve_precision("fp8", "cpu")
     with pytest.raises(ModelError, match="unknown preset"):
         load_official_modelset("gfpgan", "/nonexistent")
 
@@ -279,14 +280,15 @@ def test_dps256_without_restorer(tmp_path):
     state = _random_state("dps_unet256", 2)
     torch.save(OrderedDict((k, v.half()) for k, v in state.items()), tmp_path / DPS)  # bare dict, as DPS loads it
     del state
-    ms = load_official_modelset("dps256", tmp_path, precision="bf16")
+    ms = load_official_modelset("dps256", tmp_path)
     TIMES["write+load dps256"] = time.perf_counter() - t0
     assert ms.size == 256 and set(ms.nets) == {"prior"} and ms.manifest["sigma_grid"] == [0.05, 7.5, 150]
     assert "no public 256x256" in ms.manifest["note"]
     r = Restorer(ms)
     with pytest.raises(ModelError, match=r"rm weights.*no public 256x256 restorer.*rm.safetensors"):
         r.restore(torch.zeros(1, 3, 256, 256), RestoreOptions(method="rm"))
-    assert r.resolve(RestoreOptions()).precision == "bf16"
+    assert r.resolve(RestoreOptions(precision="bf16")).precision == "bf16"
+    assert r.resolve(RestoreOptions()).precision == resolve_precision("auto", "cpu")
     assert official_manifest("dps256")["defaults"]["guidance_spacing"] == 0.5
 
 

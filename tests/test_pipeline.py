@@ -18,7 +18,7 @@ def y():
 
 
 def run(restorer, y, **kw):
-    return restorer.restore(y, RestoreOptions(bf16=False, **kw))
+    return restorer.restore(y, RestoreOptions(**{"precision": "fp32", **kw}))
 
 
 def test_same_seed_same_output_and_seed_matters(restorer, y):

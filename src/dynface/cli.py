@@ -34,8 +34,20 @@ def add_restore_options(p) -> None:
     p.add_argument("--fixed-start", type=int, default=999, help="start step when --no-dsst")
     _bool_flag(p, "dgsa", True, "learned per-pixel guidance scale (off = M = 1)")
     _bool_flag(p, "refine", True, "kernel refinement of Eq. 7")
-    _bool_flag(p, "bf16", True, "bfloat16 autocast for the UNet")
     _bool_flag(p, "channels-last", False, "channels_last (NHWC) memory layout for every network")
+
+
+def add_runtime_options(p) -> None:
+    """--threads and --precision (with the old --bf16/--no-bf16 as hidden aliases), for every command that runs networks."""
+    from .hardware import PRECISION_CHOICES
+
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads (default: the physical cores this process may use; see `dynface info`)")
+    p.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
+                   help="autocast precision of every network; auto (default): bf16 only where the CPU/GPU runs it "
+                        "natively (avx512_bf16/amx_bf16 or a bf16 CUDA device), else fp32")
+    p.add_argument("--bf16", dest="precision", action="store_const", const="bf16", help=argparse.SUPPRESS)
+    p.add_argument("--no-bf16", dest="precision", action="store_const", const="fp32", help=argparse.SUPPRESS)
 
 
 def options_from_args(a, models):
@@ -45,7 +57,7 @@ def options_from_args(a, models):
                           n_guidance=a.n_guidance or int(models.default("n_guidance", 3)),
                           zeta=a.zeta, sigma_lr=a.sigma_lr, eta=a.eta, seed=a.seed, dblm=a.dblm, dsst=a.dsst,
                           fixed_start=a.fixed_start, dgsa=a.dgsa, refine=a.refine, guide_every=a.guide_every,
-                          bf16=a.bf16, channels_last=a.channels_last)
+                          precision=a.precision, channels_last=a.channels_last)
 
 
 def cmd_restore(a) -> int:
@@ -60,18 +72,19 @@ def cmd_restore(a) -> int:
     from .imageio import list_images
 
     list_images(inputs)  # a missing input fails before any model is loaded
-    torch.set_num_threads(a.threads)
+    from .hardware import set_threads
+
+    set_threads(a.threads)
     if a.preset != "embedded":
         from .official import load_official_modelset
 
-        models = load_official_modelset(a.preset, a.weights_dir, device=a.device, precision=a.precision)
+        models = load_official_modelset(a.preset, a.weights_dir, device=a.device)
     else:
         models = ModelSet.load(a.weights_dir, device=a.device)
     print(f"model set {models.describe()}", file=sys.stderr)
     if models.manifest.get("note"):
         print(f"note: {models.manifest['note']}", file=sys.stderr)
     opt = options_from_args(a, models)
-    opt.precision = a.precision
     rep = restore_paths(inputs, a.output, Restorer(models), opt, aligned=a.aligned, framing=a.framing,
                         only_center_face=a.only_center_face, upscale=a.upscale, suffix=a.suffix, ext=a.ext,
                         draw_box=a.draw_box, progress=not a.quiet)
@@ -116,9 +129,18 @@ def cmd_train(a) -> int:
     if a.export_only:
         print(export(a.kind, cfg, run_dir))
         return 0
+    if a.precision:
+        cfg["precision"] = a.precision
     out = train(a.kind, cfg, run_dir=run_dir, resume=a.resume, data=a.data, iters=a.iters, threads=a.threads,
                 progress=not a.quiet)
     print(out)
+    return 0
+
+
+def cmd_info(a) -> int:
+    from .info import info_lines
+
+    print("\n".join(info_lines(a.weights_dir)))
     return 0
 
 
@@ -144,15 +166,13 @@ def main(argv=None) -> int:
     p.add_argument("--suffix", default=None)
     p.add_argument("--ext", default="auto", choices=["auto", "png", "jpg"])
     p.add_argument("--draw-box", action="store_true")
-    p.add_argument("--threads", type=int, default=2)
     p.add_argument("-q", "--quiet", action="store_true")
     p.add_argument("--preset", choices=["embedded", "difface512", "dps256"], default="embedded",
                    help="embedded: the CPU model set (or the set in --weights-dir); difface512 / dps256: the public "
                         "checkpoints in --weights-dir (default $DYNFACE_WEIGHTS_DIR or ~/.cache/dynface/weights), "
                         "see `dynface weights list` and docs/official-weights.md")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps or auto")
-    p.add_argument("--precision", choices=["fp32", "fp16", "bf16"], default=None,
-                   help="autocast precision of every network (default: --bf16/--no-bf16 decides, UNet only)")
+    add_runtime_options(p)
     add_restore_options(p)
     p.set_defaults(func=cmd_restore)
 
@@ -174,7 +194,9 @@ def main(argv=None) -> int:
     p.add_argument("--resume", action="store_true")
     p.add_argument("--data", default=None, help="image folder to train on (e.g. a cleaned dataset)")
     p.add_argument("--iters", type=int, default=None)
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: the config's, else physical cores)")
+    p.add_argument("--precision", choices=["auto", "fp32", "fp16", "bf16"], default=None,
+                   help="override the config's `precision` (auto: bf16 only where the CPU runs it natively)")
     p.add_argument("--cache-dir", default=None)
     p.add_argument("--export-only", action="store_true", help="export the run's checkpoint to safetensors and stop")
     p.add_argument("-q", "--quiet", action="store_true")
@@ -191,6 +213,10 @@ def main(argv=None) -> int:
     p.add_argument("-o", "--output", required=True, help="dsst.json to write")
     p.add_argument("--cache-dir", default="runs/cache")
     p.set_defaults(func=cmd_build_dsst)
+
+    p = sub.add_parser("info", help="this machine for bug reports: CPU and flags, torch build, what `auto` picks, models")
+    p.add_argument("--weights-dir", default=None, help="official weights folder to report on")
+    p.set_defaults(func=cmd_info)
 
     from . import cli_extra, cli_tools
 

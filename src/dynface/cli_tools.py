@@ -5,6 +5,8 @@ import sys
 
 
 def register(sub) -> None:
+    from .cli import add_runtime_options
+
     p = sub.add_parser("clean", help="restore a whole image folder (extrinsic enhancement, IDM); resumable")
     p.add_argument("dataset")
     p.add_argument("-o", "--output", required=True)
@@ -15,21 +17,21 @@ def register(sub) -> None:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--limit", type=int, default=None, help="only the first N images (sorted by name)")
     p.add_argument("--split", choices=["all", "train", "val"], default="all")
-    p.add_argument("--threads", type=int, default=2)
+    add_runtime_options(p)
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_clean)
     register_eval_bench(sub)
 
 
 def cmd_clean(a) -> int:
-    import torch
-
     from .clean import clean_folder
+    from .hardware import set_threads
     from .pipeline import ModelSet, Restorer, RestoreOptions
 
-    torch.set_num_threads(a.threads)
+    set_threads(a.threads)
     models = ModelSet.load(a.weights_dir)
-    opt = RestoreOptions(method=a.method, steps=a.steps or int(models.default("steps", 25)), seed=a.seed)
+    opt = RestoreOptions(method=a.method, steps=a.steps or int(models.default("steps", 25)), seed=a.seed,
+                         precision=a.precision)
     rep = clean_folder(a.dataset, a.output, Restorer(models), opt, batch=a.batch, limit=a.limit, split=a.split,
                        progress=not a.quiet)
     print(f"cleaned {rep['written']} image(s), skipped {rep['skipped']} already done, into {a.output}",
@@ -40,6 +42,8 @@ def cmd_clean(a) -> int:
 
 
 def register_eval_bench(sub) -> None:
+    from .cli import add_runtime_options
+
     p = sub.add_parser("eval", help="metrics of restored images: PSNR/SSIM, ID (dlib), LMD, FID/KID, NIQE, BRISQUE")
     p.add_argument("--restored", required=True)
     p.add_argument("--gt", default=None)
@@ -58,21 +62,20 @@ def register_eval_bench(sub) -> None:
     p.add_argument("--settings", default=None, help="comma list of rows to run (default: all available)")
     p.add_argument("--weights-dir", default=None)
     p.add_argument("--steps", type=int, default=None)
-    p.add_argument("--threads", type=int, default=2)
+    add_runtime_options(p)
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_bench)
 
 
 def cmd_bench(a) -> int:
-    import torch
-
     from .bench import format_markdown, run_bench
+    from .hardware import set_threads
     from .pipeline import ModelSet, Restorer, RestoreOptions
 
-    torch.set_num_threads(a.threads)
+    set_threads(a.threads)
     models = ModelSet.load(a.weights_dir)
     base = RestoreOptions(steps=a.steps or int(models.default("steps", 25)),
-                          n_guidance=int(models.default("n_guidance", 3)))
+                          n_guidance=int(models.default("n_guidance", 3)), precision=a.precision)
     settings = [s.strip() for s in a.settings.split(",")] if a.settings else None
     res = run_bench(a.clean_dir, a.output, Restorer(models), base, a.seed, a.limit, settings, progress=not a.quiet)
     print(format_markdown(res["rows"]))

@@ -1,6 +1,6 @@
 """Model sets built from the public checkpoints (DifFace 512², DPS 256²) plus the user's own stages.
 
-``load_official_modelset(preset, weights_dir, device, precision)`` returns a
+``load_official_modelset(preset, weights_dir, device)`` returns a
 :class:`dynface.pipeline.ModelSet`, so ``Restorer`` and ``dynface restore`` work unchanged.
 
 Presets
@@ -33,7 +33,6 @@ Sampler defaults written into the manifest (all overridable on the command line)
 * ``n_guidance = 3`` with spacing 1.0 at 512² (sigma_hat, sigma_hat - 1, sigma_hat - 2; METHOD §7),
   0.5 at 256² (the same blur seen at half the resolution).
 * ``dm_sigma``: the fixed sigma of the DM-only ablation, the middle of the sigma grid.
-* ``precision``: the argument of ``load_official_modelset``.
 
 Sigma grid: the paper's 0.1 .. 15 (150 entries) at 512²; at 256² the same physical blur is
 0.05 .. 7.5 (the project's convention for other sizes, cf. the 128² configs). SE and DSST files
@@ -48,7 +47,7 @@ import torch
 
 from .networks.prior import EpsModel
 from .networks.swinir import SwinIR
-from .pipeline import ModelError, ModelSet, check_precision, manifest_entry, resolve_device
+from .pipeline import ModelError, ModelSet, manifest_entry, resolve_device
 from .presets import PRESETS as ARCH_PRESETS
 from .weights import ENV_WEIGHTS_DIR, REGISTRY, WeightsError, load_checkpoint_state, load_into, weights_path
 from .weights import weights_dir as resolve_weights_dir
@@ -116,7 +115,7 @@ def own_stage_files(preset: str, directory=None) -> dict[str, Path]:
     return {s: base / OWN_FILES[s] for s in stages}
 
 
-def official_manifest(preset: str, precision: str = "fp32") -> dict:
+def official_manifest(preset: str) -> dict:
     """The manifest dict of a preset (size, template, sigma grid, sampler defaults, file sources)."""
     p = _preset(preset)
     lo, hi, n = p.sigma_grid
@@ -134,8 +133,7 @@ def official_manifest(preset: str, precision: str = "fp32") -> dict:
         "format": "dynface-modelset/1", "preset": p.name, "size": p.size, "template": "ffhq",
         "sigma_grid": [float(lo), float(hi), int(n)], "degradation": dict(p.degradation),
         "defaults": {"steps": 1000, "zeta": 0.3, "sigma_lr": 0.0, "n_guidance": 3,
-                     "guidance_spacing": p.guidance_spacing, "dm_sigma": round((lo + hi) / 2, 4),
-                     "precision": precision},
+                     "guidance_spacing": p.guidance_spacing, "dm_sigma": round((lo + hi) / 2, 4)},
         "files": files, "hints": hints, "note": p.note, "status": "official weights",
     }
 
@@ -225,23 +223,20 @@ def _load_own(stage: str, path: Path, p: OfficialPreset):
     return obj
 
 
-def load_official_modelset(preset: str, weights_dir=None, device="cpu", precision: str | None = "fp32") -> ModelSet:
+def load_official_modelset(preset: str, weights_dir=None, device="cpu") -> ModelSet:
     """A ModelSet from the official checkpoints of `preset` ("difface512" | "dps256") in `weights_dir`
     (default $DYNFACE_WEIGHTS_DIR, else ~/.cache/dynface/weights), plus whichever user-trained
     stages (rm for dps256, tm, sde, dgsa, dsst.json) are present.
 
     The official prior is required (ModelError with the download address when absent); the official
     restorer and the user stages are optional (the ModelSet then lacks them). `device`: cpu | cuda |
-    cuda:N | mps | auto; `precision` (fp32 | fp16 | bf16) becomes the set's default autocast
-    precision of every network (None: RestoreOptions.bf16 decides, for the diffusion UNet only, as
-    for the embedded set; that is what `dynface restore` passes without --precision). Weights are
-    always held in float32; fp16 checkpoints are upcast.
+    cuda:N | mps | auto. Precision is a restore option (`RestoreOptions.precision`), not a property
+    of the set. Weights are always held in float32; fp16 checkpoints are upcast.
     """
     p = _preset(preset)
     dev = resolve_device(device)
-    check_precision(precision, dev)
     root = resolve_weights_dir(weights_dir)
-    manifest = official_manifest(preset, precision)
+    manifest = official_manifest(preset)
     nets = {}
     for stage, path in own_stage_files(preset, root).items():  # the small files first: fail fast
         if path.is_file():

@@ -11,9 +11,9 @@ Switches (RestoreOptions) re-create the paper's Table 3 ablation: `dblm=False` i
 Device and precision: a ModelSet lives on one device (`ModelSet.load(root, device=...)` or
 `.to(device)`); `restore()` moves its input there and returns images on the input's device.
 Random numbers are always drawn on the CPU from the seeded generator and then moved, so a seed
-gives the same noise on every device. `RestoreOptions.precision` ("fp32" | "fp16" | "bf16")
-autocasts every network on the set's device; when it is None the model set's default is used,
-else the legacy `bf16` switch (bf16 autocast for the diffusion UNet only).
+gives the same noise on every device. `RestoreOptions.precision` ("auto" | "fp32" | "fp16" |
+"bf16") is resolved once per restore by `hardware.resolve_precision` (auto: bf16 only where the
+device runs it natively) and autocasts every network.
 """
 from __future__ import annotations
 
@@ -29,7 +29,8 @@ from .checkpoint import load_network
 from .dblm import GUIDANCE_WEIGHTS, estimate_sigma, guidance_images, guidance_sigmas
 from .dsst import DSST
 from .imageio import resize
-from .sampler import PRECISIONS, Guidance, SampleStats, SamplerConfig, autocast_for, sample_guided, start_from_guidance
+from .hardware import autocast, resolve_precision
+from .sampler import Guidance, SampleStats, SamplerConfig, sample_guided, start_from_guidance
 from .schedule import Schedule, space_timesteps
 
 EMBEDDED_DIR = Path(__file__).parent / "embedded"
@@ -69,18 +70,6 @@ def resolve_device(device=None) -> torch.device:
     return dev
 
 
-def check_precision(precision: str | None, device=None) -> str | None:
-    """Validate a precision name for a device (None passes through); ModelError when unusable."""
-    if precision is None:
-        return None
-    if precision not in PRECISIONS:
-        raise ModelError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
-    dev = torch.device(device) if device is not None else torch.device("cpu")
-    if precision == "bf16" and dev.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise ModelError("this CUDA device has no bfloat16 support: use --precision fp16 (or fp32)")
-    return precision
-
-
 @dataclass
 class RestoreOptions:
     method: str = "dynface"       # dynface | rm | bicubic | idm
@@ -98,8 +87,7 @@ class RestoreOptions:
     refine: bool = True
     guide_every: int = 1
     guide_last: int = 0
-    bf16: bool = True
-    precision: str | None = None  # fp32 | fp16 | bf16 for every network; None: the set's default, else `bf16`
+    precision: str = "auto"       # auto | fp32 | fp16 | bf16 autocast of every network (auto: bf16 only if native)
     channels_last: bool = False   # NHWC weights and activations (a CPU/GPU memory-layout option)
 
 
@@ -204,23 +192,23 @@ class Restorer:
     def resolve(self, opt: RestoreOptions) -> RestoreOptions:
         ms = self.models
         lo, hi = ms.sigma_range
-        precision = opt.precision if opt.precision is not None else ms.default("precision", None)
-        check_precision(precision or ("bf16" if opt.bf16 else "fp32"), ms.device)
-        return replace(opt, precision=precision, zeta=ms.default("zeta", 0.3) if opt.zeta is None else opt.zeta,
+        return replace(opt, precision=resolve_precision(opt.precision, ms.device),
+                       zeta=ms.default("zeta", 0.3) if opt.zeta is None else opt.zeta,
                        sigma_lr=ms.default("sigma_lr", 0.0) if opt.sigma_lr is None else opt.sigma_lr,
                        guidance_spacing=ms.default("guidance_spacing", (hi - lo) / 15.0)
                        if opt.guidance_spacing is None else opt.guidance_spacing)
 
     def amp(self, opt: RestoreOptions):
-        """Autocast for the restorer/estimator networks: only with an explicit fp16/bf16 precision."""
-        return autocast_for(self.models.device.type, opt.precision) if opt.precision else nullcontext()
+        """Autocast of a resolved `opt.precision` on the set's device (fp32: none)."""
+        dev = self.models.device
+        return autocast(dev.type, resolve_precision(opt.precision, dev))
 
     @torch.no_grad()
     def rm(self, y: torch.Tensor, opt: RestoreOptions | None = None) -> torch.Tensor:
         self.models.need("rm", why="the restoration network stage")
         with self.amp(opt) if opt is not None else nullcontext():
             out = self.models.nets["rm"](y)
-        return out.float().clamp(-1, 1) if opt is not None and opt.precision else out.clamp(-1, 1)
+        return out.float().clamp(-1, 1)
 
     def restore(self, y: torch.Tensor, opt: RestoreOptions, progress=None) -> RestoreResult:
         opt = self.resolve(opt)
@@ -270,8 +258,7 @@ class Restorer:
             ms.need("dgsa", why="DGSA (--dgsa)")
             dgsa = ms.nets["dgsa"]
         cfg = SamplerConfig(zeta=float(opt.zeta), sigma_lr=float(opt.sigma_lr) if opt.refine else 0.0, eta=opt.eta,
-                            guide_every=opt.guide_every, guide_last=opt.guide_last, bf16=opt.bf16,
-                            precision=opt.precision)
+                            guide_every=opt.guide_every, guide_last=opt.guide_last, precision=opt.precision)
         gen = torch.Generator().manual_seed(int(opt.seed))
         outs, refined, stats = [], [], SampleStats()
         # faces with different start steps run their own chains (one chain per distinct t*)
@@ -299,7 +286,7 @@ class Restorer:
         x = torch.randn(y.shape, generator=gen).to(y.device)
         steps = space_timesteps(self.schedule.num_steps, opt.steps)
         stats = SampleStats()
-        cfg = SamplerConfig(zeta=0.0, eta=opt.eta, bf16=opt.bf16, precision=opt.precision)
+        cfg = SamplerConfig(zeta=0.0, eta=opt.eta, precision=opt.precision)
         x, _ = sample_guided(self.models.nets["idm"], x, steps, self.schedule, None, cfg, None, gen, stats,
                              progress, cond=y)
         secs = {f"sample_{k}": v for k, v in stats.seconds.items()}

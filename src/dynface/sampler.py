@@ -15,29 +15,18 @@ x0_hat (abar_prev = 1).
 
 Devices: the chain runs on x's device; noise is drawn on the CPU from `generator` and moved, so
 a seed gives the same chain (up to kernel rounding) on every device. Precision: autocast of the
-network call with `cfg.precision` ("fp32" | "fp16" | "bf16") on x's device type; when it is None
-the legacy `cfg.bf16` switch decides (bf16 or fp32).
+network call with the resolved `cfg.precision` ("fp32" | "fp16" | "bf16", see hardware.py).
 """
 from __future__ import annotations
 
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import torch
 
+from .hardware import autocast
 from .kernels import gaussian_blur, kernel_radius
 from .schedule import Schedule, ddim_step, ddpm_step, learned_log_variance, tweedie_x0
-
-PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
-
-
-def autocast_for(device_type: str, precision: str | None):
-    """torch.autocast for a device type ("cpu" | "cuda" | "mps") and precision; fp32/None: no autocast."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
-    dtype = PRECISIONS[precision]
-    return nullcontext() if dtype is None else torch.autocast(device_type, dtype=dtype)
 
 
 @dataclass
@@ -57,8 +46,7 @@ class SamplerConfig:
     eta: float = 1.0             # 1: ancestral DDPM step (Eq. 6); 0: deterministic DDIM
     guide_every: int = 1         # guidance on every k-th kept step (1 = all)
     guide_last: int = 0          # always guide the last k steps
-    bf16: bool = False
-    precision: str | None = None  # fp32 | fp16 | bf16; None: `bf16` decides
+    precision: str = "fp32"      # resolved autocast precision: fp32 | fp16 | bf16 (hardware.resolve_precision)
 
 
 @dataclass
@@ -90,7 +78,7 @@ def sample_guided(model, x: torch.Tensor, timesteps: list[int], schedule: Schedu
     stats = stats or SampleStats()
     sigmas = guidance.sigmas.clone().float() if guidance is not None else None
     lo, hi = (guidance.sigma_range if guidance is not None else (0.0, 0.0))
-    amp = autocast_for(x.device.type, cfg.precision or ("bf16" if cfg.bf16 else "fp32"))
+    amp = autocast(x.device.type, cfg.precision)
     n = len(timesteps)
     for i, t in enumerate(timesteps):
         t0 = time.perf_counter()

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from . import data as data_mod
 from .checkpoint import export_safetensors, load_network, load_trusted_free, save_atomic
 from .degradation import DegradationConfig, degrade_random
+from .hardware import autocast, resolve_precision, set_threads
 from .models import build_network, count_params
 from .schedule import Schedule
 
@@ -32,6 +33,13 @@ from .schedule import Schedule
 def load_config(path) -> dict:
     with open(path) as f:
         return yaml.safe_load(f)
+
+
+def config_precision(cfg: dict, device="cpu") -> str:
+    """The resolved training precision: `precision: auto|fp32|fp16|bf16` (auto: bf16 only where the
+    CPU runs it natively). Configs written before it had `bf16: true|false`; true now means auto."""
+    name = cfg.get("precision") or ("auto" if cfg.get("bf16") else "fp32")
+    return resolve_precision(name, device)
 
 
 @dataclass
@@ -225,7 +233,7 @@ def train(kind: str, cfg: dict, run_dir=None, resume: bool = False, data=None, i
         cfg["data"] = str(data)
     if iters:
         cfg["iters"] = int(iters)
-    torch.set_num_threads(int(threads or cfg.get("threads", 1)))
+    set_threads(threads or cfg.get("threads"))
     run_dir = Path(run_dir or cfg.get("run_dir", f"runs/{kind}"))
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = run_dir / "ckpt.pt"
@@ -256,7 +264,7 @@ def train(kind: str, cfg: dict, run_dir=None, resume: bool = False, data=None, i
     loss_fn = LOSSES[kind]
     total = int(cfg["iters"])
     log_every, ckpt_every = int(cfg.get("log_every", 25)), int(cfg.get("ckpt_every", 200))
-    bf16 = bool(cfg.get("bf16", False))
+    precision = config_precision(cfg)
     warmup = int(cfg.get("warmup", 200))
     log_f = open(run_dir / "log.csv", "a", newline="")
     log = csv.writer(log_f)
@@ -279,7 +287,7 @@ def train(kind: str, cfg: dict, run_dir=None, resume: bool = False, data=None, i
             g["lr"] = lr
         ctx.step = step
         model.train()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with autocast("cpu", precision):
             loss = loss_fn(model, ctx)
         opt.zero_grad(set_to_none=True)
         loss.backward()
