@@ -37,3 +37,15 @@ def assemble(sources: dict, out_dir, size: int, template: str, sigma_grid, degra
                 "degradation": degradation, "defaults": defaults, "files": files, "note": note, "status": status}
     write_bytes_atomic(out / "manifest.json", json.dumps(manifest, indent=1).encode())
     return out / "manifest.json"
+
+
+def replace_stage(out_dir, name: str, src) -> dict:
+    """Put one newly trained stage file into an existing model set and refresh its manifest entry
+    (the other stages and the defaults are kept). Returns the new entry."""
+    out = Path(out_dir)
+    manifest = json.loads((out / "manifest.json").read_text())
+    dst = out / STAGE_FILES[name]
+    write_bytes_atomic(dst, Path(src).read_bytes())
+    manifest["files"][name] = manifest_entry(dst)
+    write_bytes_atomic(out / "manifest.json", json.dumps(manifest, indent=1).encode())
+    return manifest["files"][name]

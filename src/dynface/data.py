@@ -70,6 +70,7 @@ class Batcher:
     def __init__(self, images: torch.Tensor, seed: int = 0):
         self.images = images
         self.gen = torch.Generator().manual_seed(seed)
+        self.drawn = 0  # images handed out so far (checkpointed by the training loop)
 
     def state(self) -> torch.Tensor:
         return self.gen.get_state()
@@ -79,6 +80,7 @@ class Batcher:
 
     def __call__(self, batch: int) -> torch.Tensor:
         idx = torch.randint(0, len(self.images), (batch,), generator=self.gen)
+        self.drawn += batch
         x = self.images[idx].float().div(127.5).sub(1)
         flip = torch.rand(batch, generator=self.gen) < 0.5
         x[flip] = x[flip].flip(-1)

@@ -309,5 +309,5 @@ def manifest_entry(path: Path) -> dict:
 
     meta = read_metadata(path)
     return {"file": path.name, "sha256": sha256_file(path), "bytes": path.stat().st_size,
-            "iters": meta.get("iters"), "wall_time_s": meta.get("wall_time_s"), "data": meta.get("data"),
-            "arch": meta.get("arch")}
+            "iters": meta.get("iters"), "images": meta.get("images"), "wall_time_s": meta.get("wall_time_s"),
+            "cpu": meta.get("cpu"), "data": meta.get("data"), "arch": meta.get("arch")}

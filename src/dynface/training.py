@@ -25,7 +25,8 @@ from tqdm import tqdm
 from . import data as data_mod
 from .checkpoint import export_safetensors, load_network, load_trusted_free, save_atomic
 from .degradation import DegradationConfig, degrade_random
-from .hardware import autocast, resolve_precision, set_threads
+from .curves import Validator, append_row, plot_curve
+from .hardware import autocast, cpu_model, resolve_precision, set_threads
 from .models import build_network, count_params
 from .schedule import Schedule
 
@@ -114,11 +115,22 @@ def loss_idm(model, ctx: Ctx) -> torch.Tensor:
     return F.mse_loss(eps.float(), noise)
 
 
+def fft_loss(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """L1 between the 2-D spectra (real and imaginary parts, orthonormal FFT): unlike pixel L1 it
+    weighs every frequency alike, so the fine detail that L1 averages away costs as much as the
+    coarse shape (a frequency-domain loss in the spirit of focal frequency loss, without its focus)."""
+    fo, fx = torch.fft.rfft2(out.float(), norm="ortho"), torch.fft.rfft2(x.float(), norm="ortho")
+    return (torch.view_as_real(fo) - torch.view_as_real(fx)).abs().mean()
+
+
 def loss_rm(model, ctx: Ctx) -> torch.Tensor:
-    """Restorer RM: L1 to the clean face."""
+    """Restorer RM: L1 to the clean face, plus `fft_weight` x fft_loss when the config asks for it."""
     x = ctx.batcher(ctx.cfg["batch"])
     y = degrade_batch(x, ctx.cfg, ctx.step)
-    return F.l1_loss(model(y).float(), x)
+    out = model(y).float()
+    loss = F.l1_loss(out, x)
+    w = float(ctx.cfg.get("fft_weight", 0.0))
+    return loss + w * fft_loss(out, x) if w else loss
 
 
 def loss_se(model, ctx: Ctx) -> torch.Tensor:
@@ -207,6 +219,21 @@ def init_from(net: nn.Module, path: str, skip: tuple[str, ...] = ()) -> dict:
     return counts
 
 
+def init_record(kind: str, cfg: dict) -> dict:
+    """Training already in the weights a run starts from (same kind via init_from / init_tm), so
+    that curves and exports count cumulative iterations, images and hours; zeros for a fresh net."""
+    from .checkpoint import read_metadata
+
+    src = (cfg.get("init_from") or {}).get("path") if kind != "se" else cfg.get("init_tm")
+    if src:
+        meta = read_metadata(weights_path(src))
+        if meta.get("kind") == kind or (kind == "se" and meta.get("kind") == "tm"):
+            iters = int(meta.get("iters") or 0)
+            images = int(meta.get("images") or iters * int(cfg.get("batch", 1)))
+            return {"iters": iters, "images": images, "wall_time_s": float(meta.get("wall_time_s") or 0)}
+    return {"iters": 0, "images": 0, "wall_time_s": 0.0}
+
+
 def load_frozen(kind: str, cfg: dict) -> dict:
     frozen = {}
     for name, path in (cfg.get("frozen") or {}).items():
@@ -222,6 +249,30 @@ def load_frozen(kind: str, cfg: dict) -> dict:
 
 
 # ---------------------------------------------------------------- the loop
+
+class _StopOnSignal:
+    """While training, SIGTERM and SIGINT ask the loop to checkpoint and stop after this iteration."""
+
+    def __init__(self):
+        import signal
+
+        self.requested = False
+        self._old = {}
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._old[sig] = signal.signal(sig, self._ask)
+            except ValueError:  # not the main thread: no handler, the caller's own handling applies
+                pass
+
+    def _ask(self, signum, frame):
+        self.requested = True
+
+    def restore(self):
+        import signal
+
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
 
 def train(kind: str, cfg: dict, run_dir=None, resume: bool = False, data=None, iters: int | None = None,
           threads: int | None = None, progress: bool = True) -> Path:
@@ -249,7 +300,7 @@ def train(kind: str, cfg: dict, run_dir=None, resume: bool = False, data=None, i
     ema = copy.deepcopy(model).eval() if cfg.get("ema") else None
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=float(cfg["lr"]), weight_decay=float(cfg.get("weight_decay", 0.0)))
-    step, wall = 0, 0.0
+    step, wall, base = 0, 0.0, init_record(kind, cfg)
     if resume and ckpt_path.exists():
         ck = load_trusted_free(ckpt_path)
         model.load_state_dict(ck["model"])
@@ -259,6 +310,8 @@ def train(kind: str, cfg: dict, run_dir=None, resume: bool = False, data=None, i
         batcher.set_state(ck["batcher_rng"])
         torch.set_rng_state(ck["torch_rng"])
         step, wall = int(ck["step"]), float(ck.get("wall", 0.0))
+        batcher.drawn = int(ck.get("images", 0))
+        base = ck.get("base") or base
     (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     ctx = Ctx(cfg=cfg, batcher=batcher, schedule=Schedule.linear(), frozen=load_frozen(kind, cfg))
     loss_fn = LOSSES[kind]
@@ -273,12 +326,29 @@ def train(kind: str, cfg: dict, run_dir=None, resume: bool = False, data=None, i
     bar = tqdm(total=total, initial=step, desc=f"train {kind}", disable=not progress, unit="it")
     running, t_last = [], time.time()
 
+    eval_every = int(cfg.get("eval_every", 0))
+    validator = Validator(kind, cfg, ctx.frozen) if eval_every else None
+    curve_path = run_dir / "curve.csv"
+
+    def evaluate():
+        """One learning-curve row: cumulative iterations / images / hours (shipped weights included)."""
+        t_eval = time.time()
+        metrics = validator(ema if ema is not None else model)
+        append_row(curve_path, {"step": base["iters"] + step, "images": base["images"] + batcher.drawn,
+                                "wall_h": round((base["wall_time_s"] + wall) / 3600, 3), **metrics})
+        plot_curve(curve_path, run_dir / "curve.png", f"{kind}: {run_dir.name}")
+        return time.time() - t_eval
+
+    if validator is not None and not curve_path.exists():
+        evaluate()  # the starting point: the shipped weights when the run starts from them
+
     def checkpoint():
-        save_atomic({"step": step, "wall": wall, "model": model.state_dict(),
+        save_atomic({"step": step, "wall": wall, "images": batcher.drawn, "base": base, "model": model.state_dict(),
                      "ema": ema.state_dict() if ema is not None else None, "opt": opt.state_dict(),
                      "batcher_rng": batcher.state(), "torch_rng": torch.get_rng_state()}, ckpt_path)
 
-    while step < total:
+    stop = _StopOnSignal()
+    while step < total and not stop.requested:
         t0 = time.time()
         lr = float(cfg["lr"]) * min(1.0, (step + 1) / warmup)
         if cfg.get("cosine"):
@@ -312,8 +382,13 @@ def train(kind: str, cfg: dict, run_dir=None, resume: bool = False, data=None, i
             log_f.flush()
             bar.set_postfix(loss=f"{np.mean(running):.4f}")
             running, t_last = [], now
+        if validator is not None and (step % eval_every == 0 or step == total):
+            evaluate()
         if step % ckpt_every == 0 or step == total:
             checkpoint()
+    if stop.requested:
+        checkpoint()  # SIGTERM / SIGINT: keep every finished iteration, then stop
+    stop.restore()
     bar.close()
     log_f.close()
     return export(kind, cfg, run_dir)
@@ -325,8 +400,10 @@ def export(kind: str, cfg: dict, run_dir) -> Path:
     ck = load_trusted_free(run_dir / "ckpt.pt")
     model = build_trainable(kind, cfg, init=False)
     model.load_state_dict(ck["ema"] if ck.get("ema") is not None else ck["model"])
-    record = {"iters": int(ck["step"]), "wall_time_s": round(float(ck.get("wall", 0.0))),
-              "data": str(cfg["data"]), "config": cfg}
+    base = ck.get("base") or {"iters": 0, "images": 0, "wall_time_s": 0}
+    record = {"iters": base["iters"] + int(ck["step"]), "images": base["images"] + int(ck.get("images", 0)),
+              "wall_time_s": round(base["wall_time_s"] + float(ck.get("wall", 0.0))), "cpu": cpu_model(),
+              "run_iters": int(ck["step"]), "data": str(cfg["data"]), "config": cfg}
     if kind == "se":
         export_safetensors(model["tm"], run_dir / "tm.safetensors", "tm", cfg["arch"]["tm"], record)
         return export_safetensors(model["sde"], run_dir / "sde.safetensors", "sde", cfg["arch"]["sde"], record)

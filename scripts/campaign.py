@@ -1,0 +1,148 @@
+"""The training campaign: resume every run in the background, watch the curves, export the winners.
+
+    python scripts/campaign.py start            # resume (or start from the shipped weights) every active run
+    python scripts/campaign.py status           # running?, iterations, first and last curve rows
+    python scripts/campaign.py stop             # SIGTERM: each run checkpoints and stops
+    python scripts/campaign.py export [--install]
+        # export each run (fp16 safetensors), copy its curve to docs/training/NAME.csv/.png; with
+        # --install, replace an embedded stage by the best run for it, only where that run's last
+        # validation row beats the shipped weights (its curve's first row) on the run's metric
+
+The runs are listed in campaign/runs.yaml; their folders live outside the work tree (runs_dir, or
+$DYNFACE_RUNS), so training survives refactors of the repository and is resumed each session.
+Runs are niced, so interactive work on the same cores goes first.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNS_YAML = ROOT / "campaign" / "runs.yaml"
+DOCS = ROOT / "docs" / "training"
+MIN_GAIN = {"psnr": 0.02, "x0_psnr_t300": 0.02, "sample10_psnr": 0.02}  # below this a change is noise
+
+
+def load_runs():
+    spec = yaml.safe_load(RUNS_YAML.read_text())
+    runs_dir = Path(os.environ.get("DYNFACE_RUNS") or spec["runs_dir"])
+    return runs_dir, spec["runs"]
+
+
+def pid_alive(run_dir: Path) -> int | None:
+    try:
+        pid = int((run_dir / "pid").read_text())
+        os.kill(pid, 0)
+        return pid
+    except (OSError, ValueError):
+        return None
+
+
+def start(runs_dir: Path, runs) -> None:
+    for r in runs:
+        if not r.get("active", True):
+            continue
+        d = runs_dir / r["name"]
+        if pid_alive(d):
+            print(f"{r['name']}: already running")
+            continue
+        d.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "dynface.cli", "train", r["kind"], "--config", str(ROOT / r["config"]),
+               "--run-dir", str(d), "--cache-dir", str(runs_dir / "cache"), "--threads", str(r.get("threads", 1)),
+               "-q"]
+        resume = (d / "ckpt.pt").exists()
+        if resume:
+            cmd.append("--resume")
+        log = open(d / "train.log", "ab")
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        p = subprocess.Popen(["nice", "-n", "10", *cmd], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env,
+                             start_new_session=True)
+        (d / "pid").write_text(str(p.pid))
+        print(f"{r['name']}: {'resumed' if resume else 'started from the shipped weights'} (pid {p.pid}, "
+              f"log {d / 'train.log'})")
+
+
+def curve_rows(d: Path):
+    from dynface.curves import read_curve
+
+    return read_curve(d / "curve.csv") if (d / "curve.csv").exists() else []
+
+
+def status(runs_dir: Path, runs) -> None:
+    for r in runs:
+        d = runs_dir / r["name"]
+        rows = curve_rows(d)
+        state = "running" if pid_alive(d) else "stopped"
+        if not rows:
+            print(f"{r['name']}: {state}, no curve yet")
+            continue
+        m = r["metric"]
+        first, last = rows[0], rows[-1]
+        best = max(rows, key=lambda row: row.get(m, float("-inf")))
+        print(f"{r['name']}: {state}, it {int(first['step'])} -> {int(last['step'])} ({last.get('wall_h', 0):.2f} h), "
+              f"{m} {first[m]:.3f} -> {last[m]:.3f} (best {best[m]:.3f} at {int(best['step'])})"
+              + "".join(f", {k} {last[k]:.3f}" for k in last if k not in ("step", "images", "wall_h", m)))
+
+
+def stop(runs_dir: Path, runs) -> None:
+    for r in runs:
+        pid = pid_alive(runs_dir / r["name"])
+        if pid:
+            os.killpg(os.getpgid(pid), signal.SIGTERM)
+            print(f"{r['name']}: asked to checkpoint and stop (pid {pid})")
+
+
+def export(runs_dir: Path, runs, install: bool) -> None:
+    from dynface.assemble import replace_stage
+    from dynface.curves import plot_curve
+    from dynface.pipeline import EMBEDDED_DIR
+    from dynface.training import export as export_run
+    from dynface.training import load_config
+
+    DOCS.mkdir(parents=True, exist_ok=True)
+    winners = {}
+    for r in runs:
+        d = runs_dir / r["name"]
+        rows = curve_rows(d)
+        if not (d / "ckpt.pt").exists() or not rows:
+            print(f"{r['name']}: nothing to export")
+            continue
+        out = export_run(r["kind"], load_config(ROOT / r["config"]), d)
+        shutil.copyfile(d / "curve.csv", DOCS / f"{r['name']}.csv")
+        plot_curve(d / "curve.csv", DOCS / f"{r['name']}.png", f"{r['name']} ({r['kind']}, {r['config']})")
+        m = r["metric"]
+        gain = rows[-1][m] - rows[0][m]
+        better = gain > MIN_GAIN.get(m, 0.0)
+        print(f"{r['name']}: exported {out}; {m} {rows[0][m]:.3f} (shipped) -> {rows[-1][m]:.3f} "
+              f"({gain:+.3f}): {'better' if better else 'not better'}")
+        if better and (r["stage"] not in winners or rows[-1][m] > winners[r["stage"]][1]):
+            winners[r["stage"]] = (out, rows[-1][m], r["name"])
+    for stage, (path, value, name) in winners.items():
+        if install:
+            entry = replace_stage(EMBEDDED_DIR, stage, path)
+            print(f"installed {name} as embedded {stage}: {entry['iters']} iterations, {entry['images']} images")
+        else:
+            print(f"would install {name} as embedded {stage} (pass --install)")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("command", choices=["start", "status", "stop", "export"])
+    ap.add_argument("--install", action="store_true", help="with export: replace embedded stages that got better")
+    a = ap.parse_args(argv)
+    sys.path.insert(0, str(ROOT / "src"))
+    runs_dir, runs = load_runs()
+    {"start": start, "status": status, "stop": stop}.get(a.command, lambda d, r: export(d, r, a.install))(runs_dir,
+                                                                                                        runs)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""Learning curves (issue 13): metrics with known answers, the curve file, cumulative counts, and
+a training run that checkpoints when asked to stop."""
+import os
+import signal
+import threading
+
+import pytest
+import torch
+
+from conftest import smooth_image
+from tiny_models import ARCH, SIZE
+from dynface import data as data_mod
+from dynface.checkpoint import export_safetensors, load_trusted_free, read_metadata
+from dynface.curves import append_row, detail_ratio, plot_curve, psnr, read_curve
+from dynface.imageio import to_uint8, write_image
+from dynface.kernels import gaussian_blur
+from dynface.models import build_network
+from dynface.training import fft_loss, train
+
+
+def test_psnr_and_detail_ratio_known_answers():
+    x = smooth_image(SIZE, seed=1)
+    assert psnr(x.clamp(-0.8, 0.8) + 0.1, x.clamp(-0.8, 0.8)) == pytest.approx(26.0206, abs=1e-3)  # 0.05 in [0,1]
+    assert detail_ratio(x, x) == pytest.approx(1.0)
+    blurred = gaussian_blur(x, torch.tensor([1.5]))
+    assert detail_ratio(blurred, x) < 0.7  # blur removes fine detail
+    assert detail_ratio(x, blurred) > 1.4
+
+
+def test_fft_loss_is_zero_only_for_equal_images_and_sees_fine_detail():
+    x = smooth_image(SIZE, seed=2)
+    assert float(fft_loss(x, x)) == 0.0
+    blurred = gaussian_blur(x, torch.tensor([1.0]))
+    noise = 0.02 * torch.randn_like(x)
+    assert float(fft_loss(blurred, x)) > 0 and float(fft_loss(x + noise, x)) > 0
+
+
+def test_curve_rows_round_trip_and_plot(tmp_path):
+    p = tmp_path / "curve.csv"
+    append_row(p, {"step": 10, "images": 80, "wall_h": 0.1, "psnr": 25.5, "detail_ratio": 0.4})
+    append_row(p, {"step": 20, "images": 160, "wall_h": 0.2, "psnr": 25.75, "detail_ratio": 0.45})
+    rows = read_curve(p)
+    assert [r["step"] for r in rows] == [10, 20] and rows[1]["psnr"] == pytest.approx(25.75)
+    png = plot_curve(p, tmp_path / "curve.png", "test")
+    assert png.stat().st_size > 1000 and png.read_bytes()[:4] == b"\x89PNG"
+
+
+def faces_with_val_split(folder, n_train=6, n_val=3):
+    """Synthetic faces named so that data.split_of puts n_val of them in the val split."""
+    folder.mkdir(exist_ok=True)
+    i = made_val = made_train = 0
+    while made_val < n_val or made_train < n_train:
+        name = f"f{i}.png"
+        is_val = data_mod.split_of(name) == "val"
+        if (is_val and made_val < n_val) or (not is_val and made_train < n_train):
+            write_image(folder / name, to_uint8(smooth_image(SIZE, seed=i)[0]))
+            made_val += is_val
+            made_train += not is_val
+        i += 1
+    return folder
+
+
+def rm_config(tmp_path, init) -> dict:
+    return {"kind": "rm", "data": str(faces_with_val_split(tmp_path / "faces")), "size": SIZE, "seed": 1, "iters": 4,
+            "batch": 2, "lr": 1e-3, "warmup": 1, "ema": 0.9, "precision": "fp32", "ckpt_every": 2, "log_every": 1,
+            "eval_every": 2, "val_faces": 3, "fft_weight": 0.5, "cache_dir": str(tmp_path / "cache"),
+            "degradation": {"sigma": [0.1, 2.0], "scale": [1.0, 2.0], "noise": [0, 10], "jpeg": [60, 95]},
+            "init_from": {"path": str(init)}, "arch": ARCH["rm"]}
+
+
+def shipped_rm(tmp_path):
+    torch.manual_seed(0)
+    rm = build_network("rm", ARCH["rm"])
+    return export_safetensors(rm, tmp_path / "rm.safetensors", "rm", ARCH["rm"],
+                              {"iters": 100, "images": 800, "wall_time_s": 3600}, dtype=torch.float32)
+
+
+def test_curve_counts_are_cumulative_from_the_shipped_weights(tmp_path):
+    cfg = rm_config(tmp_path, shipped_rm(tmp_path))
+    out = train("rm", cfg, run_dir=tmp_path / "run", progress=False)
+    rows = read_curve(tmp_path / "run" / "curve.csv")
+    assert [r["step"] for r in rows] == [100, 102, 104]  # the shipped weights first, then every eval_every
+    assert [r["images"] for r in rows] == [800, 804, 808]
+    assert rows[0]["wall_h"] == pytest.approx(1.0, abs=0.01)
+    assert {"psnr", "ssim", "detail_ratio", "input_psnr"} <= set(rows[0])
+    assert (tmp_path / "run" / "curve.png").exists()
+    meta = read_metadata(out)
+    assert meta["iters"] == 104 and meta["images"] == 808 and meta["run_iters"] == 4 and meta["cpu"]
+    # resuming does not evaluate the start again, and keeps counting
+    train("rm", cfg, run_dir=tmp_path / "run", resume=True, iters=6, progress=False)
+    assert [r["step"] for r in read_curve(tmp_path / "run" / "curve.csv")] == [100, 102, 104, 106]
+
+
+def test_sigterm_checkpoints_and_stops(tmp_path):
+    cfg = {**rm_config(tmp_path, shipped_rm(tmp_path)), "iters": 10_000, "ckpt_every": 10_000, "eval_every": 0}
+    before = signal.getsignal(signal.SIGTERM)
+    timer = threading.Timer(3.0, lambda: os.kill(os.getpid(), signal.SIGTERM))
+    timer.start()
+    try:
+        train("rm", cfg, run_dir=tmp_path / "run", progress=False)
+    finally:
+        timer.cancel()
+    ck = load_trusted_free(tmp_path / "run" / "ckpt.pt")
+    assert 0 < ck["step"] < 10_000  # stopped early, with every finished iteration saved
+    assert signal.getsignal(signal.SIGTERM) == before  # the caller's handler is back
