@@ -22,6 +22,8 @@ from tqdm import tqdm
 from .batch import stable_index
 from .degradation import DegradationConfig, degrade_random
 from .imageio import list_images, read_rgb, to_tensor, to_uint8, write_bytes_atomic, write_image
+from .curves import detail_ratio
+from .info import machine_header
 from .pipeline import Restorer, RestoreOptions
 
 # (row name, options relative to the full pipeline) — cumulative, as in the paper's Table 3
@@ -105,13 +107,17 @@ def run_bench(clean_dir, out_dir, restorer: Restorer, base: RestoreOptions, seed
         ev = evaluate(out / slug, out / "gt", metrics="psnr,ssim,id,fid,kid,niqe")
         row = {"setting": name, **{k: ev.means.get(k) for k in ("psnr", "ssim", "id_cos", "niqe")},
                "fid": ev.set_metrics.get("fid"), "kid": ev.set_metrics.get("kid"),
+               "detail_ratio": detail_ratio(torch.stack([to_tensor(o)[0] for o in outs]),
+                                            torch.stack([to_tensor(g)[0] for g in gts])),
                "sec_per_face_median": float(np.median(secs)), "n": len(names)}
         rows.append(row)
         images[name] = outs
     result = {"seed": seed, "size": size, "faces": names, "rows": rows, "model_set": ms.describe(),
+              "machine": machine_header()[:2], "threads": torch.get_num_threads(),
               "degradation": dcfg.to_dict(), "options": base.__dict__}
     write_bytes_atomic(out / "results.json", json.dumps(result, indent=1, default=str).encode())
-    write_bytes_atomic(out / "table.md", format_markdown(rows).encode())
+    write_bytes_atomic(out / "table.md", "\n".join([*machine_header(), f"Model set: {ms.describe()}", "",
+                                                     format_markdown(rows)]).encode())
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(rows[0]))
     w.writeheader()
@@ -127,12 +133,12 @@ def _f(v, nd=2):
 
 
 def format_markdown(rows) -> str:
-    lines = ["| setting | PSNR ↑ | SSIM ↑ | ID cos (dlib) ↑ | FID ↓ | KID ×1000 ↓ | NIQE ↓ | s / face |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| setting | PSNR ↑ | SSIM ↑ | ID cos (dlib) ↑ | FID ↓ | KID ×1000 ↓ | NIQE ↓ | detail ratio | s / face |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         kid = None if r["kid"] is None else r["kid"] * 1000
         lines.append(f"| {r['setting']} | {_f(r['psnr'])} | {_f(r['ssim'], 3)} | {_f(r['id_cos'], 3)} | {_f(r['fid'], 1)} "
-                     f"| {_f(kid, 1)} | {_f(r['niqe'])} | {_f(r['sec_per_face_median'], 1)} |")
+                     f"| {_f(kid, 1)} | {_f(r['niqe'])} | {_f(r.get('detail_ratio'))} | {_f(r['sec_per_face_median'], 1)} |")
     return "\n".join(lines) + "\n"
 
 

@@ -62,3 +62,11 @@ def info_lines(weights_dir=None) -> list[str]:
     if sys.flags.optimize:
         lines.append("note: python -O is on")
     return lines
+
+
+def machine_header() -> list[str]:
+    """Lines that head every speed table: when, on which CPU, with which torch build and threads."""
+    import datetime
+
+    return [f"Measured {datetime.date.today().isoformat()} on: {cpu_summary()}",
+            f"torch: {torch_build()}; {torch.get_num_threads()} thread(s); {len(available_cpus())} CPU(s) allowed", ""]
