@@ -10,7 +10,8 @@ from conftest import smooth_image
 from tiny_models import ARCH, SIZE
 from dynface import data as data_mod
 from dynface.checkpoint import export_safetensors, load_trusted_free, read_metadata
-from dynface.curves import append_row, detail_ratio, plot_curve, psnr, read_curve
+from dynface.curves import append_row, plot_curve, read_curve
+from dynface.imagemetrics import detail_ratio, psnr
 from dynface.imageio import to_uint8, write_image
 from dynface.kernels import gaussian_blur
 from dynface.models import build_network

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from .batch import stable_index
 from .degradation import DegradationConfig, degrade_random
 from .imageio import list_images, read_rgb, to_tensor, to_uint8, write_bytes_atomic, write_image
-from .curves import detail_ratio
+from .imagemetrics import detail_ratio
 from .info import machine_header
 from .pipeline import Restorer, RestoreOptions
 

@@ -18,39 +18,14 @@ import csv
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from . import data as data_mod
 from .degradation import DegradationConfig, degrade_random
+from .imagemetrics import detail_ratio, psnr, ssim_pm1
 from .schedule import Schedule, space_timesteps, tweedie_x0
 
 VAL_SEED = 20_251_123
 X0_STEPS = (100, 300, 600)
-LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Mean PSNR (dB) over the batch of images in [-1, 1]."""
-    mse = ((a.float().clamp(-1, 1) - b.float()) / 2).pow(2).flatten(1).mean(1).clamp_min(1e-10)
-    return float((10 * torch.log10(1 / mse)).mean())
-
-
-def detail_energy(x: torch.Tensor) -> torch.Tensor:
-    """Per-image mean |Laplacian| of the grey image in [0, 1]: how much fine detail an image has."""
-    g = (x.float().clamp(-1, 1) + 1) / 2
-    grey = (0.299 * g[:, 0] + 0.587 * g[:, 1] + 0.114 * g[:, 2])[:, None]
-    return F.conv2d(grey, LAPLACIAN.reshape(1, 1, 3, 3).to(grey)).abs().flatten(1).mean(1)
-
-
-def detail_ratio(out: torch.Tensor, gt: torch.Tensor) -> float:
-    """Mean over images of detail_energy(out) / detail_energy(gt)."""
-    return float((detail_energy(out) / detail_energy(gt).clamp_min(1e-8)).mean())
-
-
-def ssim(a: torch.Tensor, b: torch.Tensor) -> float:
-    from .dgsa_train import ssim as ssim01
-
-    return float(ssim01((a.float().clamp(-1, 1) + 1) / 2, (b.float() + 1) / 2))
 
 
 class Validator:
@@ -77,7 +52,7 @@ class Validator:
 
     def _rm(self, net) -> dict:
         out = torch.cat([net(self.y[i:i + 4]).float() for i in range(0, len(self.y), 4)]).clamp(-1, 1)
-        return {"psnr": psnr(out, self.x), "ssim": ssim(out, self.x), "detail_ratio": detail_ratio(out, self.x),
+        return {"psnr": psnr(out, self.x), "ssim": ssim_pm1(out, self.x), "detail_ratio": detail_ratio(out, self.x),
                 "input_psnr": psnr(self.y, self.x)}
 
     def _x0_psnrs(self, net, cond=None) -> dict:

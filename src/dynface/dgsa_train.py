@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .imagemetrics import ssim
 from .kernels import gaussian_blur
 from .sampler import Guidance, guidance_loss
 from .schedule import ddpm_step, tweedie_x0, space_timesteps
@@ -29,23 +30,6 @@ def swt_haar(x: torch.Tensor) -> torch.Tensor:
     xp = F.pad(x.reshape(b * c, 1, h, w), (0, 1, 0, 1), mode="replicate")
     out = F.conv2d(xp, f[:, None])
     return out.reshape(b, c, 4, h, w).transpose(1, 2)
-
-
-def ssim(a: torch.Tensor, b: torch.Tensor, win: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    """Mean SSIM of images in [0, 1] (Gaussian window), differentiable."""
-    c1, c2 = 0.01**2, 0.03**2
-    k1 = torch.exp(-0.5 * ((torch.arange(win, dtype=a.dtype) - win // 2) / sigma) ** 2)
-    k1 = k1 / k1.sum()
-    c = a.shape[1]
-    kh, kv = k1.reshape(1, 1, 1, -1).repeat(c, 1, 1, 1), k1.reshape(1, 1, -1, 1).repeat(c, 1, 1, 1)
-
-    def filt(z):
-        return F.conv2d(F.conv2d(z, kh, groups=c), kv, groups=c)
-
-    mu_a, mu_b = filt(a), filt(b)
-    saa, sbb, sab = filt(a * a) - mu_a**2, filt(b * b) - mu_b**2, filt(a * b) - mu_a * mu_b
-    s = ((2 * mu_a * mu_b + c1) * (2 * sab + c2)) / ((mu_a**2 + mu_b**2 + c1) * (saa + sbb + c2))
-    return s.mean()
 
 
 def dgsa_objective(x0_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
