@@ -33,6 +33,7 @@ from dynface.metrics.fidelity import psnr, ssim
 from dynface.metrics.noref import niqe
 from dynface.pipeline import ModelSet, Restorer, RestoreOptions
 from dynface.training import export, load_config, train
+from dynface.hardware import set_threads
 
 
 def restorer_with(idm_path) -> Restorer:
@@ -56,12 +57,12 @@ def main(argv=None):
     ap.add_argument("--iters", type=int, default=300, help="extra iterations for both arms")
     ap.add_argument("--faces", type=int, default=16, help="validation faces measured")
     ap.add_argument("--steps", type=int, default=25)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=None, help="default: the physical cores available")
     ap.add_argument("--work", default="runs/idm_round")
     ap.add_argument("--cache-dir", default="runs/cache")
     ap.add_argument("-o", "--output", default="docs/idm_round")
     a = ap.parse_args(argv)
-    torch.set_num_threads(a.threads)
+    a.threads = set_threads(a.threads)
     base, work, out = Path(a.base_run), Path(a.work), Path(a.output)
     cfg = load_config(base / "config.yaml")
     cfg.update(cache_dir=a.cache_dir, init_from=None)

@@ -22,6 +22,7 @@ from dynface.face.templates import template_for
 from dynface.face.whole import reframe_aligned
 from dynface.imageio import list_images, read_rgb, write_image
 from dynface.pipeline import ModelSet, Restorer, RestoreOptions
+from dynface.hardware import set_threads
 
 
 def main(argv=None):
@@ -31,10 +32,10 @@ def main(argv=None):
     ap.add_argument("--faces", type=int, default=6)
     ap.add_argument("--px", type=int, default=160)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=None, help="default: the physical cores available")
     ap.add_argument("--weights-dir", default=None)
     a = ap.parse_args(argv)
-    torch.set_num_threads(a.threads)
+    a.threads = set_threads(a.threads)
     ms = ModelSet.load(a.weights_dir)
     restorer = Restorer(ms)
     tmpl = template_for(ms.manifest.get("template", "utkface"), ms.size)

@@ -24,6 +24,7 @@ from dynface.degradation import DegradationConfig, degrade_random
 from dynface.imageio import read_rgb, resize, to_tensor, write_bytes_atomic
 from dynface.pipeline import ModelSet, Restorer, RestoreOptions
 from dynface.sigma_label import sigma_grid, sigma_star
+from dynface.hardware import set_threads
 
 
 def main(argv=None):
@@ -32,10 +33,10 @@ def main(argv=None):
     ap.add_argument("--data", default="../shared/data/utkface")
     ap.add_argument("--faces", type=int, default=64)
     ap.add_argument("--eps", type=float, default=0.025, help="Eq. 19 tolerance (the SE configs' eps)")
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=None, help="default: the physical cores available")
     ap.add_argument("-o", "--output", default="docs/se_calibration.md")
     a = ap.parse_args(argv)
-    torch.set_num_threads(a.threads)
+    a.threads = set_threads(a.threads)
     ms = ModelSet.load()
     g = ms.manifest["sigma_grid"]
     grid = sigma_grid(g[0], g[1], int(g[2]))
