@@ -249,7 +249,7 @@ def test_browser_upload_restore_compare_download_and_error(server, data_dir, tmp
     downloads = tmp_path / "downloads"
     downloads.mkdir()
     opts = webdriver.ChromeOptions()
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1700"):
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1250"):
         opts.add_argument(arg)
     opts.binary_location = CHROMIUM
     opts.add_experimental_option("prefs", {"download.default_directory": str(downloads),
