@@ -222,6 +222,9 @@ def main(argv=None) -> int:
 
     cli_extra.register(sub)
     cli_tools.register(sub)
+    from .web import serve as web_serve  # `dynface serve` (Gradio is imported only when it runs)
+
+    web_serve.register(sub)
 
     a = ap.parse_args(argv)
     try:
