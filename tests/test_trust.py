@@ -112,9 +112,12 @@ def test_identical_seeds_give_zero_std(restorer, y, monkeypatch):
     assert pixel_std(r.samples).abs().max().item() == 0.0
 
 
-def test_deterministic_methods_have_zero_spread(restorer, y):
+def test_deterministic_methods_have_zero_spread_and_idm_samples(restorer, y):
     r = run(restorer, y, method="rm", samples=3)
     assert r.samples.shape[0] == 3 and pixel_std(r.samples).abs().max().item() == 0.0
+    idm = run(restorer, y, method="idm", samples=2, seed=4)
+    assert idm.samples.shape == (2, *y.shape) and torch.equal(idm.images, idm.samples[0])
+    assert torch.allclose(idm.images, run(restorer, y, method="idm", seed=4).images, atol=1e-4)
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True])

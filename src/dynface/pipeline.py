@@ -311,7 +311,7 @@ class Restorer:
         cfg = SamplerConfig(zeta=0.0, eta=opt.eta, precision=opt.precision)
         x, _ = sample_guided(self.models.nets["idm"], x, steps, self.schedule, None, cfg, None, gen, stats,
                              progress, cond=y)
-        secs = {f"sample_{k}": v for k, v in stats.seconds.items()}
+        secs = {f"sample_{name}": v for name, v in stats.seconds.items()}
         secs["total"] = time.perf_counter() - t0
         x = x.clamp(-1, 1).to(out_device or x.device)
         return RestoreResult(x[:b], seconds=secs, nfe=stats.nfe,
