@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import torch
 
-STD_VMAX = 0.10   # heat-map scale: std (on [0, 1] intensities) shown at the top of the colour bar
+STD_VMAX = 0.05   # heat-map scale: std (on [0, 1] intensities) shown at the top of the colour bar
 
 
 def sample_seed(seed: int, k: int) -> int:
