@@ -16,8 +16,9 @@ import torch
 from tqdm import tqdm
 
 from .degradation import DegradationConfig, degrade_random
-from .imageio import ImageError, list_images, read_rgb, to_tensor, to_uint8, write_bytes_atomic, write_image
+from .imageio import ImageError, list_images, read_rgb, resize, to_tensor, to_uint8, write_bytes_atomic, write_image
 from .pipeline import Restorer, RestoreOptions, restore_crops
+from .uncertainty import mean_and_std, write_uncertainty
 
 
 @dataclass
@@ -51,16 +52,21 @@ def make_restore_fn(restorer: Restorer, opt: RestoreOptions, show_steps: bool = 
 
     def restore_fn(crops: list[np.ndarray]) -> list[np.ndarray]:
         tensors = [to_tensor(c) for c in crops]
+        restore_fn.uncertainty = []
         bar = None
         if show_steps and opt.method in ("dynface", "idm"):
             bar = tqdm(total=None, desc=f"  sampling {len(crops)} face(s)", unit="step", leave=False)
         try:
-            outs, _ = restore_crops(restorer, tensors, opt, bar)
+            outs, res = restore_crops(restorer, tensors, opt, bar)
         finally:
             if bar is not None:
                 bar.close()
+        if res.samples is not None:  # K > 1: (mean, std) per crop, at the crop's size and framing
+            restore_fn.uncertainty = [mean_and_std(resize(res.samples[:, i], tuple(c.shape[-2:])).clamp(-1, 1))
+                                      for i, c in enumerate(tensors)]
         return [to_uint8(o) for o in outs]
 
+    restore_fn.uncertainty = []
     return restore_fn
 
 
@@ -78,12 +84,19 @@ def restore_paths(paths, out_dir, restorer: Restorer, opt: RestoreOptions, *, al
     tmpl_name = restorer.models.manifest.get("template", "utkface")
     template = template_for(tmpl_name, size)
     fn = make_restore_fn(restorer, opt, show_steps=progress)
+    on_result = None
+    if opt.samples > 1:  # K posterior samples: write their mean and std beside the restored faces
+
+        def on_result(rgb, res, stem, sfx, final_ext) -> dict:
+            faces, fn.uncertainty = fn.uncertainty, []
+            return {"uncertainty": write_uncertainty(rgb, res, stem, out_dir, sfx, final_ext, faces)}
+
     for f in tqdm(files, desc="restoring", unit="file", disable=not progress):
         try:
             rep = process_photo_to_dir(f, out_dir, fn, template, size, aligned=aligned,
                                        aligned_template=(framing if framing != "model" else tmpl_name),
                                        only_center_face=only_center_face, upscale=upscale, suffix=suffix, ext=ext,
-                                       draw_box=draw_box)
+                                       draw_box=draw_box, on_result=on_result)
         except (ImageError, ValueError) as e:
             report.failed.append((str(f), str(e)))
             continue

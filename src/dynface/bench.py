@@ -4,7 +4,12 @@ Protocol: each clean face is aligned to the model set's template at its size (5-
 similarity warp; the FFHQ template if no face is found) and that crop is the ground truth. It is
 degraded with the model set's degradation ranges (seed S, stream = file name) and restored
 under each setting; metrics come from `dynface.metrics.evaluate` against the ground truth.
-Outputs: `table.md`, `table.csv`, `results.json`, `grid.png`, `tradeoff.png`.
+Row groups: `ablation` (the default) and `fidelity` (the sweep of `--fidelity` w over
+0, 0.25, 0.5, 0.75, 1; docs/fidelity.md); `--settings` takes row or group names.
+Outputs: `table.md`, `table.csv`, `results.json`, `grid.png`, `tradeoff.png`, and with the fidelity
+group `fidelity.png` (each metric against w). The detail ratio is high-frequency energy of the
+output over that of the ground truth (`detail_ratio`): < 1 smoother than the truth, > 1 more
+(possibly invented) detail.
 """
 from __future__ import annotations
 
@@ -37,6 +42,8 @@ ABLATION = [
     ("+DGSA (full)", dict()),
     ("IDM", dict(method="idm")),
 ]
+FIDELITY_SWEEP = [(f"w={w:g}", dict(fidelity=w)) for w in (0.0, 0.25, 0.5, 0.75, 1.0)]
+GROUPS = {"ablation": ABLATION, "fidelity": FIDELITY_SWEEP}
 
 
 def aligned_ground_truth(path, template, size: int) -> np.ndarray:
@@ -57,10 +64,18 @@ def aligned_ground_truth(path, template, size: int) -> np.ndarray:
 
 
 def setting_names(restorer: Restorer, include=None) -> list[tuple[str, dict]]:
+    """Rows to run: `include` lists row and group names (default: the ablation group)."""
     have = restorer.models.nets
+    include = list(include or ["ablation"])
+    wanted = {name for g in include for name, _ in GROUPS.get(g, [])} | set(include)
+    known = {name for rows in GROUPS.values() for name, _ in rows} | set(GROUPS)
+    unknown = [n for n in include if n not in known]
+    if unknown:
+        raise ValueError(f"unknown bench setting(s) {', '.join(unknown)}; rows: "
+                         f"{', '.join(n for rows in GROUPS.values() for n, _ in rows)}; groups: {', '.join(GROUPS)}")
     rows = []
-    for name, kw in ABLATION:
-        if include and name not in include:
+    for name, kw in ABLATION + FIDELITY_SWEEP:
+        if name not in wanted:
             continue
         m = kw.get("method", "dynface")
         if m == "idm" and "idm" not in have:
@@ -105,7 +120,8 @@ def run_bench(clean_dir, out_dir, restorer: Restorer, base: RestoreOptions, seed
             outs.append(o)
             write_image(out / slug / f"{names[i]}.png", o)
         ev = evaluate(out / slug, out / "gt", metrics="psnr,ssim,id,fid,kid,niqe")
-        row = {"setting": name, **{k: ev.means.get(k) for k in ("psnr", "ssim", "id_cos", "niqe")},
+        row = {"setting": name, "fidelity": kw.get("fidelity"),
+               **{k: ev.means.get(k) for k in ("psnr", "ssim", "id_cos", "niqe")},
                "fid": ev.set_metrics.get("fid"), "kid": ev.set_metrics.get("kid"),
                "detail_ratio": detail_ratio(torch.stack([to_tensor(o)[0] for o in outs]),
                                             torch.stack([to_tensor(g)[0] for g in gts])),
@@ -125,6 +141,8 @@ def run_bench(clean_dir, out_dir, restorer: Restorer, base: RestoreOptions, seed
     write_bytes_atomic(out / "table.csv", buf.getvalue().encode())
     write_image(out / "grid.png", make_grid([("ground truth", gts)] + list(images.items()), grid_faces))
     plot_tradeoff(rows, out / "tradeoff.png")
+    if sum(r["fidelity"] is not None for r in rows) >= 2:
+        plot_fidelity(rows, out / "fidelity.png")
     return result
 
 
@@ -133,12 +151,13 @@ def _f(v, nd=2):
 
 
 def format_markdown(rows) -> str:
-    lines = ["| setting | PSNR ↑ | SSIM ↑ | ID cos (dlib) ↑ | FID ↓ | KID ×1000 ↓ | NIQE ↓ | detail ratio | s / face |",
+    lines = ["| setting | PSNR ↑ | SSIM ↑ | ID cos (dlib) ↑ | detail ratio | FID ↓ | KID ×1000 ↓ | NIQE ↓ | s / face |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         kid = None if r["kid"] is None else r["kid"] * 1000
-        lines.append(f"| {r['setting']} | {_f(r['psnr'])} | {_f(r['ssim'], 3)} | {_f(r['id_cos'], 3)} | {_f(r['fid'], 1)} "
-                     f"| {_f(kid, 1)} | {_f(r['niqe'])} | {_f(r.get('detail_ratio'))} | {_f(r['sec_per_face_median'], 1)} |")
+        lines.append(f"| {r['setting']} | {_f(r['psnr'])} | {_f(r['ssim'], 3)} | {_f(r['id_cos'], 3)} "
+                     f"| {_f(r.get('detail_ratio'), 3)} | {_f(r['fid'], 1)} "
+                     f"| {_f(kid, 1)} | {_f(r['niqe'])} | {_f(r['sec_per_face_median'], 1)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -178,5 +197,31 @@ def plot_tradeoff(rows, path) -> None:
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    write_bytes_atomic(path, buf.getvalue())
+
+
+def plot_fidelity(rows, path) -> None:
+    """Each metric of the fidelity rows against w (one panel per metric)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fr = sorted((r for r in rows if r["fidelity"] is not None), key=lambda r: r["fidelity"])
+    panels = [("psnr", "PSNR (dB) ↑"), ("ssim", "SSIM ↑"), ("id_cos", "ID cos (dlib) ↑"),
+              ("detail_ratio", "detail ratio (1 = as the truth)"), ("niqe", "NIQE ↓"), ("kid", "KID ×1000 ↓")]
+    fig, axes = plt.subplots(2, 3, figsize=(11, 6))
+    for ax, (key, label) in zip(axes.flat, panels):
+        pts = [(r["fidelity"], r[key] * (1000 if key == "kid" else 1)) for r in fr if r.get(key) is not None]
+        if pts:
+            ax.plot(*zip(*pts), "o-")
+        ax.set_xlabel("fidelity w")
+        ax.set_title(label, fontsize=10)
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"--fidelity sweep ({fr[0]['n']} faces)")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)
     write_bytes_atomic(path, buf.getvalue())

@@ -35,6 +35,14 @@ def add_restore_options(p) -> None:
     _bool_flag(p, "dgsa", True, "learned per-pixel guidance scale (off = M = 1)")
     _bool_flag(p, "refine", True, "kernel refinement of Eq. 7")
     _bool_flag(p, "channels-last", False, "channels_last (NHWC) memory layout for every network")
+    from .fidelity import FIDELITY_DEFAULT
+
+    p.add_argument("--fidelity", type=float, default=None, metavar="W",
+                   help="0..1: 1 = closest to the restoration network's output, 0 = most freedom for the prior "
+                        f"(default: the method's own setting, {FIDELITY_DEFAULT:g}; docs/fidelity.md)")
+    p.add_argument("--samples", type=int, default=1, metavar="K",
+                   help="draw K posterior samples in one batch and write their mean and per-pixel std heat map "
+                        "to uncertainty/ (default 1: no map)")
 
 
 def add_runtime_options(p) -> None:
@@ -51,13 +59,17 @@ def add_runtime_options(p) -> None:
 
 
 def options_from_args(a, models):
+    from .fidelity import check_fidelity
     from .pipeline import RestoreOptions
+    from .uncertainty import check_samples
 
     return RestoreOptions(method=a.method, steps=a.steps or int(models.default("steps", 25)),
                           n_guidance=a.n_guidance or int(models.default("n_guidance", 3)),
                           zeta=a.zeta, sigma_lr=a.sigma_lr, eta=a.eta, seed=a.seed, dblm=a.dblm, dsst=a.dsst,
                           fixed_start=a.fixed_start, dgsa=a.dgsa, refine=a.refine, guide_every=a.guide_every,
-                          precision=a.precision, channels_last=a.channels_last)
+                          precision=a.precision, channels_last=a.channels_last,
+                          fidelity=None if a.fidelity is None else check_fidelity(a.fidelity),
+                          samples=check_samples(a.samples))
 
 
 def cmd_restore(a) -> int:

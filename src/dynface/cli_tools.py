@@ -59,7 +59,7 @@ def register_eval_bench(sub) -> None:
     p.add_argument("-o", "--output", default="bench-out")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, default=None, help="first N faces only")
-    p.add_argument("--settings", default=None, help="comma list of rows to run (default: all available)")
+    p.add_argument("--settings", default=None, help="comma list of rows or groups (ablation, fidelity, or e.g. \"w=0.5\"; default: ablation)")
     p.add_argument("--weights-dir", default=None)
     p.add_argument("--steps", type=int, default=None)
     add_runtime_options(p)

@@ -7,6 +7,9 @@
 Switches (RestoreOptions) re-create the paper's Table 3 ablation: `dblm=False` is "DM only"
 (the degraded input itself is the measurement, with a fixed sigma), `n_guidance`, `dsst=False`
 (a fixed start step), `dgsa=False` (M = 1), `refine=False` (sigma stays fixed).
+`fidelity` (w in [0, 1], fidelity.py) moves sigma_i, t*, zeta and N together;
+`samples` = K draws K posterior samples as K copies in one batch, sample k with its own noise
+stream seeded by `uncertainty.sample_seed(seed, k)` (sample 0 is the plain restoration's stream).
 
 Device and precision: a ModelSet lives on one device (`ModelSet.load(root, device=...)` or
 `.to(device)`); `restore()` moves its input there and returns images on the input's device.
@@ -28,9 +31,11 @@ import torch
 from .checkpoint import load_network
 from .dblm import GUIDANCE_WEIGHTS, estimate_sigma, guidance_images, guidance_sigmas
 from .dsst import DSST
+from .fidelity import check_fidelity, fidelity_controls
+from .uncertainty import check_samples, sample_seed
 from .imageio import resize
 from .hardware import autocast, resolve_precision
-from .sampler import Guidance, SampleStats, SamplerConfig, sample_guided, start_from_guidance
+from .sampler import Guidance, SampleStats, SamplerConfig, randn, sample_guided, start_from_guidance
 from .schedule import Schedule, space_timesteps
 
 EMBEDDED_DIR = Path(__file__).parent / "embedded"
@@ -89,6 +94,8 @@ class RestoreOptions:
     guide_last: int = 0
     precision: str = "auto"       # auto | fp32 | fp16 | bf16 autocast of every network (auto: bf16 only if native)
     channels_last: bool = False   # NHWC weights and activations (a CPU/GPU memory-layout option)
+    fidelity: float | None = None  # w in [0, 1]: 1 = closest to RM(y), 0 = most prior freedom; None = default (fidelity.py)
+    samples: int = 1              # K posterior samples in one batch (uncertainty map); 1 = the plain restoration
 
 
 @dataclass
@@ -99,6 +106,7 @@ class RestoreResult:
     sigmas_refined: torch.Tensor | None = None
     seconds: dict = field(default_factory=dict)
     nfe: int = 0
+    samples: torch.Tensor | None = None    # (K, B, 3, S, S) when K = opt.samples > 1; images = samples[0]
 
 
 @dataclass
@@ -192,6 +200,8 @@ class Restorer:
     def resolve(self, opt: RestoreOptions) -> RestoreOptions:
         ms = self.models
         lo, hi = ms.sigma_range
+        opt = replace(opt, samples=check_samples(opt.samples),
+                      fidelity=None if opt.fidelity is None else check_fidelity(opt.fidelity))
         return replace(opt, precision=resolve_precision(opt.precision, ms.device),
                        zeta=ms.default("zeta", 0.3) if opt.zeta is None else opt.zeta,
                        sigma_lr=ms.default("sigma_lr", 0.0) if opt.sigma_lr is None else opt.sigma_lr,
@@ -217,13 +227,14 @@ class Restorer:
             raise ValueError(f"restore() takes {s}x{s} crops; resize first")
         t0 = time.perf_counter()
         if opt.method == "bicubic":
-            return RestoreResult(y.clone(), seconds={"total": 0.0})
+            return _with_samples(RestoreResult(y.clone(), seconds={"total": 0.0}), opt.samples)
         y_in, dev = y, ms.device
         ms.set_channels_last(opt.channels_last)
         y = y.to(dev, memory_format=torch.channels_last if opt.channels_last else torch.contiguous_format)
         if opt.method == "rm":
             x = self.rm(y, opt).to(y_in.device)
-            return RestoreResult(x, seconds={"rm": time.perf_counter() - t0, "total": time.perf_counter() - t0})
+            return _with_samples(RestoreResult(x, seconds={"rm": time.perf_counter() - t0,
+                                                           "total": time.perf_counter() - t0}), opt.samples)
         if opt.method == "idm":
             return self._restore_idm(y, opt, progress, out_device=y_in.device)
         if opt.method != "dynface":
@@ -243,13 +254,16 @@ class Restorer:
             r = y.float()
             sigma_hat = torch.full((y.shape[0],), float(ms.default("dm_sigma", (lo + hi) / 2)))
         t1 = time.perf_counter()
-        n = opt.n_guidance if opt.dblm else 1
+        fc = fidelity_controls(opt.fidelity)
+        n = fc.n_guidance(opt.n_guidance) if opt.dblm else 1
         sig = guidance_sigmas(sigma_hat, n, opt.guidance_spacing, lo)
+        if fc.sigma_scale != 1.0:  # fidelity: trust RM(y) at a finer (w > 0.5) or coarser level
+            sig = (sig * fc.sigma_scale).clamp(lo, hi)
         targets = guidance_images(r, sig)
         weights = torch.tensor(GUIDANCE_WEIGHTS[n])
         if opt.dsst:
             ms.need("dsst", why="DSST (--dsst)")
-            t_start = ms.nets["dsst"].lookup(sigma_hat)
+            t_start = ms.nets["dsst"].lookup(sig[0])
         else:
             t_start = torch.full((y.shape[0],), int(opt.fixed_start), dtype=torch.long)
         secs["dsst"] = time.perf_counter() - t1
@@ -257,9 +271,13 @@ class Restorer:
         if opt.dgsa:
             ms.need("dgsa", why="DGSA (--dgsa)")
             dgsa = ms.nets["dgsa"]
-        cfg = SamplerConfig(zeta=float(opt.zeta), sigma_lr=float(opt.sigma_lr) if opt.refine else 0.0, eta=opt.eta,
-                            guide_every=opt.guide_every, guide_last=opt.guide_last, precision=opt.precision)
-        gen = torch.Generator().manual_seed(int(opt.seed))
+        cfg = SamplerConfig(zeta=float(opt.zeta) * fc.zeta_scale, sigma_lr=float(opt.sigma_lr) if opt.refine else 0.0,
+                            eta=opt.eta, guide_every=opt.guide_every, guide_last=opt.guide_last,
+                            precision=opt.precision)
+        b, k = y.shape[0], opt.samples
+        gen = sample_generators(opt.seed, k)
+        if k > 1:  # K copies of the batch, sample-major: rows k*B .. k*B + B - 1 are sample k
+            targets, sig, t_start = targets.repeat(1, k, 1, 1, 1), sig.repeat(1, k), t_start.repeat(k)
         outs, refined, stats = [], [], SampleStats()
         # faces with different start steps run their own chains (one chain per distinct t*)
         for ts in torch.unique(t_start).tolist():
@@ -270,28 +288,48 @@ class Restorer:
             xo, so = sample_guided(ms.nets["prior"], x, steps, self.schedule, g, cfg, dgsa, gen, stats, progress)
             outs.append((idx, xo))
             refined.append((idx, so))
-        x = torch.empty_like(y, dtype=torch.float32)
+        x = torch.empty((k * b, *y.shape[1:]), dtype=torch.float32, device=dev)
         sig_out = torch.empty_like(sig)
         for (idx, xo), (_, so) in zip(outs, refined):
             x[idx.to(dev)] = xo
             sig_out[:, idx] = so.cpu()
-        secs.update({f"sample_{k}": v for k, v in stats.seconds.items()})
+        secs.update({f"sample_{name}": v for name, v in stats.seconds.items()})
         secs["total"] = time.perf_counter() - t0
-        return RestoreResult(x.clamp(-1, 1).to(y_in.device), sigma_hat, t_start, sig_out, secs, stats.nfe)
+        x = x.clamp(-1, 1).to(y_in.device)
+        return RestoreResult(x[:b], sigma_hat, t_start[:b], sig_out[:, :b], secs, stats.nfe,
+                             samples=x.reshape(k, b, *x.shape[1:]) if k > 1 else None)
 
     def _restore_idm(self, y, opt: RestoreOptions, progress=None, out_device=None) -> RestoreResult:
         self.models.need("idm", why="IDM (--method idm)")
         t0 = time.perf_counter()
-        gen = torch.Generator().manual_seed(int(opt.seed))
-        x = torch.randn(y.shape, generator=gen).to(y.device)
+        b, k = y.shape[0], opt.samples
+        gen = sample_generators(opt.seed, k)
+        y = y.repeat(k, 1, 1, 1) if k > 1 else y
+        x = randn(y.shape, gen).to(y.device)
         steps = space_timesteps(self.schedule.num_steps, opt.steps)
         stats = SampleStats()
         cfg = SamplerConfig(zeta=0.0, eta=opt.eta, precision=opt.precision)
         x, _ = sample_guided(self.models.nets["idm"], x, steps, self.schedule, None, cfg, None, gen, stats,
                              progress, cond=y)
-        secs = {f"sample_{k}": v for k, v in stats.seconds.items()}
+        secs = {f"sample_{name}": v for name, v in stats.seconds.items()}
         secs["total"] = time.perf_counter() - t0
-        return RestoreResult(x.clamp(-1, 1).to(out_device or x.device), seconds=secs, nfe=stats.nfe)
+        x = x.clamp(-1, 1).to(out_device or x.device)
+        return RestoreResult(x[:b], seconds=secs, nfe=stats.nfe,
+                             samples=x.reshape(k, b, *x.shape[1:]) if k > 1 else None)
+
+
+def sample_generators(seed: int, k: int):
+    """One CPU generator for K = 1 (the plain restoration), else K generators seeded by (seed, k)."""
+    if k == 1:
+        return torch.Generator().manual_seed(int(seed))
+    return [torch.Generator().manual_seed(sample_seed(seed, i)) for i in range(k)]
+
+
+def _with_samples(res: RestoreResult, k: int) -> RestoreResult:
+    """A deterministic method's K samples are K copies of its output (zero spread)."""
+    if k > 1:
+        res.samples = res.images[None].expand(k, *res.images.shape).clone()
+    return res
 
 
 def restore_crops(restorer: Restorer, crops: list[torch.Tensor], opt: RestoreOptions, progress=None):

@@ -67,12 +67,23 @@ def guidance_loss(x0: torch.Tensor, g: Guidance, sigmas: torch.Tensor) -> torch.
     return (g.weights.to(res)[:, None] * res).sum()
 
 
+def randn(shape, generator=None, dtype=torch.float32) -> torch.Tensor:
+    """N(0, I) on the CPU. A list of K generators draws K equal row blocks, block k from generator k
+    (K posterior samples in one batch, each with its own reproducible noise stream)."""
+    if isinstance(generator, (list, tuple)):
+        k = len(generator)
+        if shape[0] % k:
+            raise ValueError(f"batch of {shape[0]} rows does not split into {k} noise streams")
+        return torch.cat([torch.randn((shape[0] // k, *shape[1:]), generator=g, dtype=dtype) for g in generator])
+    return torch.randn(shape, generator=generator, dtype=dtype)
+
+
 def is_guided(i: int, n: int, cfg: SamplerConfig) -> bool:
     return i % max(1, cfg.guide_every) == 0 or i >= n - cfg.guide_last
 
 
 def sample_guided(model, x: torch.Tensor, timesteps: list[int], schedule: Schedule, guidance: Guidance | None,
-                  cfg: SamplerConfig, dgsa=None, generator: torch.Generator | None = None,
+                  cfg: SamplerConfig, dgsa=None, generator: torch.Generator | list | None = None,
                   stats: SampleStats | None = None, progress=None, cond: torch.Tensor | None = None):
     """Run the chain from x at timesteps[0] down to x0. Returns (x0, refined sigmas or None)."""
     stats = stats or SampleStats()
@@ -107,7 +118,7 @@ def sample_guided(model, x: torch.Tensor, timesteps: list[int], schedule: Schedu
         x0 = x0.detach()
         noise = None
         if i + 1 < n and cfg.eta > 0:
-            noise = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+            noise = randn(x.shape, generator, x.dtype).to(x.device)
         if cfg.eta == 1.0 or v is not None:
             logvar = learned_log_variance(v.float(), abar_t, abar_prev) if (v is not None and i + 1 < n) else None
             x_next = ddpm_step(xin.detach(), eps.detach(), abar_t, abar_prev, noise, logvar)
@@ -137,5 +148,5 @@ def sample_guided(model, x: torch.Tensor, timesteps: list[int], schedule: Schedu
 def start_from_guidance(y_g: torch.Tensor, t_start: torch.Tensor | int, schedule: Schedule,
                         generator: torch.Generator | None = None) -> torch.Tensor:
     """x_{t*} = sqrt(abar_{t*}) y_g + sqrt(1 - abar_{t*}) eps (METHOD §4)."""
-    noise = torch.randn(y_g.shape, generator=generator, dtype=y_g.dtype).to(y_g.device)
+    noise = randn(y_g.shape, generator, y_g.dtype).to(y_g.device)
     return schedule.q_sample(y_g, torch.as_tensor(t_start).reshape(-1).expand(y_g.shape[0]), noise)

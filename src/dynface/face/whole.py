@@ -341,6 +341,7 @@ def process_photo_to_dir(
     min_face: float = DEFAULT_MIN_FACE,
     min_score: float = DEFAULT_MIN_SCORE,
     border: str = "reflect",
+    on_result: Callable | None = None,
 ) -> PhotoReport:
     """Restore one photo file and write the GFPGAN/CodeFormer-style folders under `out_dir`:
 
@@ -350,7 +351,8 @@ def process_photo_to_dir(
         final_results/<stem>[_suffix].<ext>    the whole photo (ext "auto" = the input's)
 
     NN is the face's index in left-to-right order (skipped tiny faces keep their number and
-    have no files).  Every file is written atomically (dynface.imageio.write_image); the final
+    have no files).  ``on_result(rgb, result, stem, sfx, final_ext) -> {folder: [paths]}`` may
+    write more files (e.g. uncertainty maps) before the final image.  Every file is written atomically (dynface.imageio.write_image); the final
     image is written last.  EXIF orientation is applied on reading.  Raises
     `dynface.imageio.ImageError` for unreadable input or unwritable output; a photo with no
     face is not an error (passed through, with a warning in the report).
@@ -373,6 +375,8 @@ def process_photo_to_dir(
         outputs["cropped_faces"].append(str(write_image(out_dir / "cropped_faces" / f"{name}.png", r.cropped)))
         outputs["restored_faces"].append(str(write_image(out_dir / "restored_faces" / f"{name}{sfx}.png", r.restored)))
         outputs["cmp"].append(str(write_image(out_dir / "cmp" / f"{name}.png", compose_side_by_side(r.cropped, r.restored))))
+    if on_result is not None:
+        outputs.update(on_result(rgb, res, stem, sfx, final_ext))
     outputs["final_results"].append(str(write_image(out_dir / "final_results" / f"{stem}{sfx}{final_ext}", res.image)))
     return PhotoReport(
         input=str(path), outputs=outputs, faces=[f.to_dict() for f in res.faces], warnings=list(res.warnings),
