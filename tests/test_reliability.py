@@ -4,7 +4,6 @@ One regression test (or more) per numbered item of the issue, then the bad-input
 through restore, degrade, eval and clean. Pictures are synthetic; no face is written anywhere.
 """
 import csv
-import hashlib
 import json
 import os
 import signal

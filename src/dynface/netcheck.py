@@ -10,7 +10,6 @@ can never make dynface allocate more than the weights it really holds (and never
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import torch
 
