@@ -184,6 +184,25 @@ def test_cli_restore_preset_rm_end_to_end(official_dir, tmp_path, capsys):
     assert read_rgb(out / "final_results" / "face.png").shape == (96, 96, 3)
 
 
+def test_method_rm_never_loads_the_official_prior(official_dir, tmp_path, capsys):
+    """Issue 15 item 9: `--method rm` runs with only the restorer present (the 640 MB prior is not read)."""
+    from dynface.imageio import to_uint8, write_image
+
+    d = tmp_path / "w"
+    d.mkdir()
+    os.symlink(official_dir[0] / SWINIR, d / SWINIR)  # no UNet file at all
+    ms = load_official_modelset("difface512", d, prior=False)
+    assert "prior" not in ms.nets and "rm" in ms.nets
+    img = tmp_path / "face.png"
+    write_image(img, to_uint8(smooth_image(64, seed=2)))
+    rc = main(["restore", str(img), "-o", str(tmp_path / "out"), "--preset", "difface512", "--weights-dir", str(d),
+               "--aligned", "--method", "rm", "--threads", "1", "-q"])
+    assert rc == 0, capsys.readouterr().err
+    rc = main(["restore", str(img), "-o", str(tmp_path / "out2"), "--preset", "difface512", "--weights-dir", str(d),
+               "--aligned", "--no-dblm", "--no-dgsa", "--no-dsst", "--threads", "1", "-q"])
+    assert rc == 1 and "download" in capsys.readouterr().err  # sampling still needs (and asks for) the prior
+
+
 def test_cli_restore_errors_are_one_line(official_dir, tmp_path, capsys):
     from dynface.imageio import to_uint8, write_image
 

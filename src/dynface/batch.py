@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from .degradation import DegradationConfig, degrade_random
 from .imageio import ImageError, list_images, read_rgb, resize, to_tensor, to_uint8, write_bytes_atomic, write_image
+from .outnames import output_stems
 from .pipeline import Restorer, RestoreOptions, restore_crops
 from .uncertainty import mean_and_std, write_uncertainty
 
@@ -45,6 +46,17 @@ def check_output_dir(out_dir, inputs: list[Path]) -> Path:
         if parent == out_res or out_res in parent.parents:
             raise ImageError(f"{p}: input lies inside the output folder {out_dir}; choose another -o")
     return out_dir
+
+
+def list_inputs(paths) -> list[Path]:
+    """The images a batch command works on; ImageError when there are none (never "0 files, exit 0")."""
+    from .imageio import IMAGE_EXTS
+
+    files = list_images(paths)
+    if not files:
+        where = ", ".join(map(str, paths))
+        raise ImageError(f"{where}: no images found (looked for {' '.join(sorted(IMAGE_EXTS))}; dot files skipped)")
+    return files
 
 
 def make_restore_fn(restorer: Restorer, opt: RestoreOptions, show_steps: bool = True):
@@ -78,8 +90,9 @@ def restore_paths(paths, out_dir, restorer: Restorer, opt: RestoreOptions, *, al
     from .face.whole import process_photo_to_dir
 
     report = BatchReport()
-    files = list_images(paths)
+    files = list_inputs(paths)
     out_dir = check_output_dir(out_dir, files)
+    stems, report.warnings = output_stems(files)
     size = restorer.models.size
     tmpl_name = restorer.models.manifest.get("template", "utkface")
     template = template_for(tmpl_name, size)
@@ -96,7 +109,7 @@ def restore_paths(paths, out_dir, restorer: Restorer, opt: RestoreOptions, *, al
             rep = process_photo_to_dir(f, out_dir, fn, template, size, aligned=aligned,
                                        aligned_template=(framing if framing != "model" else tmpl_name),
                                        only_center_face=only_center_face, upscale=upscale, suffix=suffix, ext=ext,
-                                       draw_box=draw_box, on_result=on_result)
+                                       draw_box=draw_box, on_result=on_result, stem=stems[f])
         except (ImageError, ValueError) as e:
             report.failed.append((str(f), str(e)))
             continue
@@ -118,8 +131,9 @@ def degrade_paths(paths, out_dir, cfg: DegradationConfig, seed: int, size: int |
     from .imageio import resize
 
     report = BatchReport()
-    files = list_images(paths)
+    files = list_inputs(paths)
     out_dir = check_output_dir(out_dir, files)
+    stems, report.warnings = output_stems(files)
     rows = []
     for f in tqdm(files, desc="degrading", unit="file", disable=not progress):
         try:
@@ -127,7 +141,7 @@ def degrade_paths(paths, out_dir, cfg: DegradationConfig, seed: int, size: int |
             if size:
                 x = resize(x, size)
             y, p = degrade_random(x, cfg, seed, stable_index(f.name))
-            out = write_image(out_dir / f"{f.stem}.png", to_uint8(y))
+            out = write_image(out_dir / f"{stems[f]}.png", to_uint8(y))
         except ImageError as e:
             report.failed.append((str(f), str(e)))
             continue

@@ -29,6 +29,8 @@ def build_dsst(data, size: int, grid: torch.Tensor, n_images: int = 512, t_hi: i
 
 def build_dsst_cli(a) -> int:
     lo, hi, n = a.sigma_grid
+    if not (lo < hi and n == int(n) and 2 <= n <= 10000):
+        raise ValueError(f"--sigma-grid {lo:g} {hi:g} {n:g}: need MIN < MAX and an integer N in 2..10000")
     d = build_dsst(a.data, a.size, sigma_grid(lo, hi, int(n)), a.images, a.t_hi, a.calib_sigma, a.tau, a.cache_dir)
     d.save(a.output)
     print(f"tau = {d.tau:.5f}; t*(sigma_min) = {int(d.tstar[0])}, t*(sigma_max) = {int(d.tstar[-1])}; wrote {a.output}")

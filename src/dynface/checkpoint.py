@@ -5,8 +5,6 @@ Checkpoints are written atomically and read back with torch.load(weights_only=Tr
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -15,21 +13,31 @@ from safetensors.torch import load_file
 
 
 def save_atomic(obj, path) -> None:
+    from .atomic import write_atomic
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomic(path, lambda tmp: torch.save(obj, tmp))
 
 
 def load_trusted_free(path):
-    """torch.load with weights_only=True: tensors and plain containers only, never code."""
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """torch.load with weights_only=True: tensors and plain containers only, never code.
+    A missing, unreadable or refused file raises WeightsError with the reason in one line."""
+    import pickle
+
+    from .weights import WeightsError, _unpickling_reason
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such checkpoint")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise WeightsError(f"refusing to load {path}: the pickle needs more than tensors and plain containers "
+                           f"({_unpickling_reason(e)}); only weights_only-safe checkpoints are loaded") from None
+    except Exception as e:  # noqa: BLE001 - truncated/garbage files fail in many ways
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise WeightsError(f"{path}: cannot read checkpoint ({type(e).__name__}{': ' + msg if msg else ''})") from None
 
 
 def export_safetensors(module: nn.Module, path, kind: str, arch: dict, extra: dict | None = None,
@@ -68,13 +76,18 @@ def read_metadata(path) -> dict:
 
 def load_network(path, kind: str | tuple[str, ...] | None = None) -> nn.Module:
     """Build the network named in a safetensors file's metadata and load its weights (float32).
-    `kind`: the kind (or kinds) the file must hold."""
+    `kind`: the kind (or kinds) the file must hold. The metadata is checked against the file's
+    tensors before anything is allocated (`netcheck.check_network_file`)."""
     from .models import build_network
+    from .netcheck import NetworkCheckError, check_network_file
 
     meta = read_metadata(path)
     kinds = (kind,) if isinstance(kind, str) else kind
     if kinds is not None and meta.get("kind") not in kinds:
         raise ValueError(f"{path}: holds a {meta.get('kind')!r} network, expected {' or '.join(map(repr, kinds))}")
+    if meta.get("kind") not in ("prior", "idm", "rm", "tm", "sde", "dgsa") or "arch" not in meta:
+        raise NetworkCheckError(f"{path}: metadata names no dynface network (kind {meta.get('kind')!r})")
+    check_network_file(path, meta["kind"], meta["arch"])
     net = build_network(meta["kind"], meta["arch"])
     state = load_file(str(path))
     ref = net.state_dict()

@@ -6,6 +6,9 @@ import json
 import sys
 from pathlib import Path
 
+from .cli_args import (IMAGE_SIDE_MAX, SEED_MAX, STEPS_MAX, T_MAX, THREADS_MAX, OneLineParser, add_max_pixels,
+                       add_number)
+
 EXIT_USAGE, EXIT_FAILED = 2, 1
 
 
@@ -22,35 +25,37 @@ def add_restore_options(p) -> None:
     p.add_argument("--method", choices=["dynface", "rm", "bicubic", "idm"], default="dynface",
                    help="dynface: full DynFaceRestore; rm: restoration network only; idm: IDM conditional diffusion")
     p.add_argument("--weights-dir", default=None, help="model set folder (default: the embedded CPU models)")
-    p.add_argument("--steps", type=int, default=None, help="network evaluations from the start step (default: model set's)")
+    add_number(p, "--steps", lo=1, hi=STEPS_MAX, default=None,
+               help="network evaluations from the start step (default: model set's)")
     p.add_argument("--n-guidance", type=int, default=None, choices=[1, 2, 3, 4], help="number of guidance images (Eq. 15)")
-    p.add_argument("--guidance-scale", "--zeta", dest="zeta", type=float, default=None, help="zeta of Eq. 5")
-    p.add_argument("--sigma-lr", type=float, default=None, help="eta of Eq. 7 (kernel refinement step)")
-    p.add_argument("--eta", type=float, default=1.0, help="1 = ancestral DDPM steps (Eq. 6), 0 = DDIM")
-    p.add_argument("--guide-every", type=int, default=1, help="guide every k-th step only")
-    p.add_argument("--seed", type=int, default=0)
+    add_number(p, "--guidance-scale", "--zeta", dest="zeta", kind=float, lo=0.0, hi=100.0, default=None,
+               help="zeta of Eq. 5")
+    add_number(p, "--sigma-lr", kind=float, lo=0.0, hi=100.0, default=None, help="eta of Eq. 7 (kernel refinement step)")
+    add_number(p, "--eta", kind=float, lo=0.0, hi=1.0, default=1.0, help="1 = ancestral DDPM steps (Eq. 6), 0 = DDIM")
+    add_number(p, "--guide-every", lo=1, hi=STEPS_MAX, default=1, help="guide every k-th step only")
+    add_number(p, "--seed", lo=0, hi=SEED_MAX, default=0)
     _bool_flag(p, "dblm", True, "Dynamic Blur-Level Mapping (off = DM only: guide with the raw input)")
     _bool_flag(p, "dsst", True, "Dynamic start step (off = --fixed-start)")
-    p.add_argument("--fixed-start", type=int, default=999, help="start step when --no-dsst")
+    add_number(p, "--fixed-start", lo=0, hi=T_MAX, default=T_MAX, help="start step when --no-dsst")
     _bool_flag(p, "dgsa", True, "learned per-pixel guidance scale (off = M = 1)")
     _bool_flag(p, "refine", True, "kernel refinement of Eq. 7")
     _bool_flag(p, "channels-last", False, "channels_last (NHWC) memory layout for every network")
     from .fidelity import FIDELITY_DEFAULT
 
-    p.add_argument("--fidelity", type=float, default=None, metavar="W",
-                   help="0..1: 1 = closest to the restoration network's output, 0 = most freedom for the prior "
-                        f"(default: the method's own setting, {FIDELITY_DEFAULT:g}; docs/fidelity.md)")
-    p.add_argument("--samples", type=int, default=1, metavar="K",
-                   help="draw K posterior samples in one batch and write their mean and per-pixel std heat map "
-                        "to uncertainty/ (default 1: no map)")
+    add_number(p, "--fidelity", kind=float, lo=0.0, hi=1.0, default=None, metavar="W",
+               help="1 = closest to the restoration network's output, 0 = most freedom for the prior "
+                    f"(default: the method's own setting, {FIDELITY_DEFAULT:g}; docs/fidelity.md)")
+    add_number(p, "--samples", lo=1, hi=64, default=1, metavar="K",
+               help="draw K posterior samples in one batch and write their mean and per-pixel std heat map "
+                    "to uncertainty/ (default 1: no map)")
 
 
 def add_runtime_options(p) -> None:
     """--threads and --precision (with the old --bf16/--no-bf16 as hidden aliases), for every command that runs networks."""
     from .hardware import PRECISION_CHOICES
 
-    p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads (default: the physical cores this process may use; see `dynface info`)")
+    add_number(p, "--threads", lo=1, hi=THREADS_MAX, default=None,
+               help="CPU threads (default: the physical cores this process may use; see `dynface info`)")
     p.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
                    help="autocast precision of every network; auto (default): bf16 only where the CPU/GPU runs it "
                         "natively (avx512_bf16/amx_bf16 or a bf16 CUDA device), else fp32")
@@ -63,8 +68,8 @@ def options_from_args(a, models):
     from .pipeline import RestoreOptions
     from .uncertainty import check_samples
 
-    return RestoreOptions(method=a.method, steps=a.steps or int(models.default("steps", 25)),
-                          n_guidance=a.n_guidance or int(models.default("n_guidance", 3)),
+    return RestoreOptions(method=a.method, steps=a.steps if a.steps is not None else int(models.default("steps", 25)),
+                          n_guidance=a.n_guidance if a.n_guidance is not None else int(models.default("n_guidance", 3)),
                           zeta=a.zeta, sigma_lr=a.sigma_lr, eta=a.eta, seed=a.seed, dblm=a.dblm, dsst=a.dsst,
                           fixed_start=a.fixed_start, dgsa=a.dgsa, refine=a.refine, guide_every=a.guide_every,
                           precision=a.precision, channels_last=a.channels_last,
@@ -81,16 +86,17 @@ def cmd_restore(a) -> int:
     inputs = list(a.inputs) + ([a.input] if a.input else [])
     if not inputs:
         raise CLIError("no input: give image files or folders (positional or -i PATH)")
-    from .imageio import list_images
+    from .batch import list_inputs
 
-    list_images(inputs)  # a missing input fails before any model is loaded
+    list_inputs(inputs)  # a missing input or an empty folder fails before any model is loaded
     from .hardware import set_threads
 
     set_threads(a.threads)
     if a.preset != "embedded":
         from .official import load_official_modelset
 
-        models = load_official_modelset(a.preset, a.weights_dir, device=a.device)
+        models = load_official_modelset(a.preset, a.weights_dir, device=a.device,
+                                        prior=a.method == "dynface")  # rm/bicubic never sample
     else:
         models = ModelSet.load(a.weights_dir, device=a.device)
     print(f"model set {models.describe()}", file=sys.stderr)
@@ -109,9 +115,7 @@ def cmd_degrade(a) -> int:
 
     cfg = DegradationConfig()
     if a.config:
-        from .training import load_config
-
-        cfg = DegradationConfig.from_dict(load_config(a.config).get("degradation"))
+        cfg = DegradationConfig.from_file(a.config)
     if a.pixel_scale != 1.0:
         cfg = cfg.scaled(a.pixel_scale)
     rep = degrade_paths(a.inputs, a.output, cfg, a.seed, a.size, progress=not a.quiet)
@@ -163,7 +167,7 @@ def cmd_build_dsst(a) -> int:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="dynface", description="Blind face restoration with diffusion priors (CPU).")
+    ap = OneLineParser(prog="dynface", description="Blind face restoration with diffusion priors (CPU).")
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     p = sub.add_parser("restore", help="restore faces: whole photos (detect, align, paste back) or aligned crops")
@@ -174,7 +178,7 @@ def main(argv=None) -> int:
     p.add_argument("--framing", choices=["ffhq", "utkface", "model"], default="ffhq",
                    help="with --aligned: the crops' framing (ffhq: FFHQ-aligned, re-framed to the model's template)")
     p.add_argument("--only-center-face", action="store_true")
-    p.add_argument("--upscale", type=float, default=1.0, help="whole-image upscale factor")
+    add_number(p, "--upscale", kind=float, lo=1.0, hi=8.0, default=1.0, help="whole-image upscale factor")
     p.add_argument("--suffix", default=None)
     p.add_argument("--ext", default="auto", choices=["auto", "png", "jpg"])
     p.add_argument("--draw-box", action="store_true")
@@ -184,6 +188,7 @@ def main(argv=None) -> int:
                         "checkpoints in --weights-dir (default $DYNFACE_WEIGHTS_DIR or ~/.cache/dynface/weights), "
                         "see `dynface weights list` and docs/official-weights.md")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps or auto")
+    add_max_pixels(p)
     add_runtime_options(p)
     add_restore_options(p)
     p.set_defaults(func=cmd_restore)
@@ -191,11 +196,12 @@ def main(argv=None) -> int:
     p = sub.add_parser("degrade", help="synthetic degradation of METHOD §1 (seeded, parameters recorded)")
     p.add_argument("inputs", nargs="+")
     p.add_argument("-o", "--output", required=True)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--size", type=int, default=None, help="resize clean images to SIZE^2 first")
+    add_number(p, "--seed", lo=0, hi=SEED_MAX, default=0)
+    add_number(p, "--size", lo=8, hi=IMAGE_SIDE_MAX, default=None, help="resize clean images to SIZE^2 first")
     p.add_argument("--config", default=None, help="YAML with a `degradation:` block of ranges")
-    p.add_argument("--pixel-scale", type=float, default=1.0,
-                   help="scale sigma and r ranges (e.g. 0.25 for the paper's 512^2 ranges at 128^2)")
+    add_number(p, "--pixel-scale", kind=float, lo=0.0, lo_open=True, hi=16.0, default=1.0,
+               help="scale sigma and r ranges (e.g. 0.25 for the paper's 512^2 ranges at 128^2)")
+    add_max_pixels(p)
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_degrade)
 
@@ -205,8 +211,9 @@ def main(argv=None) -> int:
     p.add_argument("--run-dir", default=None)
     p.add_argument("--resume", action="store_true")
     p.add_argument("--data", default=None, help="image folder to train on (e.g. a cleaned dataset)")
-    p.add_argument("--iters", type=int, default=None)
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: the config's, else physical cores)")
+    add_number(p, "--iters", lo=1, default=None, help="total training iterations (default: the config's)")
+    add_number(p, "--threads", lo=1, hi=THREADS_MAX, default=None,
+               help="CPU threads (default: the config's, else physical cores)")
     p.add_argument("--precision", choices=["auto", "fp32", "fp16", "bf16"], default=None,
                    help="override the config's `precision` (auto: bf16 only where the CPU runs it natively)")
     p.add_argument("--cache-dir", default=None)
@@ -216,12 +223,15 @@ def main(argv=None) -> int:
 
     p = sub.add_parser("build-dsst", help="build the DSST table (Eq. 11) for a model set")
     p.add_argument("--data", default="../shared/data/utkface")
-    p.add_argument("--size", type=int, default=128)
-    p.add_argument("--sigma-grid", type=float, nargs=3, default=[0.025, 3.75, 150], metavar=("MIN", "MAX", "N"))
-    p.add_argument("--images", type=int, default=512, help="training faces used for D(sigma)")
-    p.add_argument("--t-hi", type=int, default=925, help="t* at the largest calibration sigma")
-    p.add_argument("--calib-sigma", type=float, default=None, help="sigma whose t* is --t-hi (default: grid max)")
-    p.add_argument("--tau", type=float, default=None, help="tolerance tau (default: calibrated)")
+    add_number(p, "--size", lo=8, hi=IMAGE_SIDE_MAX, default=128)
+    add_number(p, "--sigma-grid", kind=float, lo=0.0, lo_open=True, hi=1000.0, nargs=3, default=[0.025, 3.75, 150],
+               metavar=("MIN", "MAX", "N"), help="sigma grid: MIN < MAX, N >= 2 points")
+    add_number(p, "--images", lo=1, default=512, help="training faces used for D(sigma)")
+    add_number(p, "--t-hi", lo=1, hi=T_MAX, default=925, help="t* at the largest calibration sigma")
+    add_number(p, "--calib-sigma", kind=float, lo=0.0, lo_open=True, hi=1000.0, default=None,
+               help="sigma whose t* is --t-hi (default: grid max)")
+    add_number(p, "--tau", kind=float, lo=0.0, lo_open=True, hi=1e6, default=None,
+               help="tolerance tau (default: calibrated)")
     p.add_argument("-o", "--output", required=True, help="dsst.json to write")
     p.add_argument("--cache-dir", default="runs/cache")
     p.set_defaults(func=cmd_build_dsst)
@@ -239,24 +249,9 @@ def main(argv=None) -> int:
     web_serve.register(sub)
 
     a = ap.parse_args(argv)
-    try:
-        return int(a.func(a) or 0)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except Exception as e:  # noqa: BLE001 - the CLI turns every error into one line
-        from .imageio import ImageError
-        from .pipeline import ModelError
+    from .cli_guard import run_command
 
-        known = (CLIError, ImageError, ModelError, FileExistsError, FileNotFoundError, ValueError)
-        if isinstance(e, known) or type(e).__name__ in ("WeightsError", "DetectorUnavailable"):
-            print(f"dynface: error: {e}".splitlines()[0], file=sys.stderr)
-            return EXIT_USAGE if isinstance(e, CLIError) else EXIT_FAILED
-        if "--debug" in (argv or sys.argv):
-            raise
-        print(f"dynface: internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
-              file=sys.stderr)
-        return 3
+    return run_command(a, argv)
 
 
 if __name__ == "__main__":

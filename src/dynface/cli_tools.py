@@ -6,17 +6,19 @@ import sys
 
 def register(sub) -> None:
     from .cli import add_runtime_options
+    from .cli_args import SEED_MAX, STEPS_MAX, add_max_pixels, add_number
 
     p = sub.add_parser("clean", help="restore a whole image folder (extrinsic enhancement, IDM); resumable")
     p.add_argument("dataset")
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--weights-dir", default=None)
     p.add_argument("--method", choices=["idm", "dynface", "rm"], default="idm")
-    p.add_argument("--steps", type=int, default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--limit", type=int, default=None, help="only the first N images (sorted by name)")
+    add_number(p, "--steps", lo=1, hi=STEPS_MAX, default=None, help="network evaluations (default: model set's)")
+    add_number(p, "--seed", lo=0, hi=SEED_MAX, default=0,
+               help="run seed; each image's own seed is derived from it and the file name")
+    add_number(p, "--limit", lo=1, default=None, help="only the first N images (sorted by name)")
     p.add_argument("--split", choices=["all", "train", "val"], default="all")
+    add_max_pixels(p)
     add_runtime_options(p)
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_clean)
@@ -30,10 +32,12 @@ def cmd_clean(a) -> int:
 
     set_threads(a.threads)
     models = ModelSet.load(a.weights_dir)
-    opt = RestoreOptions(method=a.method, steps=a.steps or int(models.default("steps", 25)), seed=a.seed,
-                         precision=a.precision)
-    rep = clean_folder(a.dataset, a.output, Restorer(models), opt, batch=a.batch, limit=a.limit, split=a.split,
+    opt = RestoreOptions(method=a.method, steps=a.steps if a.steps is not None else int(models.default("steps", 25)),
+                         seed=a.seed, precision=a.precision)
+    rep = clean_folder(a.dataset, a.output, Restorer(models), opt, limit=a.limit, split=a.split,
                        progress=not a.quiet)
+    for w in rep["warnings"]:
+        print(f"warning: {w}", file=sys.stderr)
     print(f"cleaned {rep['written']} image(s), skipped {rep['skipped']} already done, into {a.output}",
           file=sys.stderr)
     for f, why in rep["failed"]:
@@ -43,6 +47,7 @@ def cmd_clean(a) -> int:
 
 def register_eval_bench(sub) -> None:
     from .cli import add_runtime_options
+    from .cli_args import SEED_MAX, STEPS_MAX, add_max_pixels, add_number
 
     p = sub.add_parser("eval", help="metrics of restored images: PSNR/SSIM, ID (dlib), LMD, FID/KID, NIQE, BRISQUE")
     p.add_argument("--restored", required=True)
@@ -51,17 +56,18 @@ def register_eval_bench(sub) -> None:
     p.add_argument("-o", "--output", default=None, help="folder for metrics.csv / metrics.json")
     p.add_argument("--metrics", default=None, help="comma list (default: all that can run)")
     p.add_argument("--y-channel", action="store_true", help="PSNR/SSIM on the Y channel instead of RGB")
-    p.add_argument("--crop-border", type=int, default=0)
+    add_number(p, "--crop-border", lo=0, hi=4096, default=0, help="pixels removed on each side before PSNR/SSIM/NIQE")
+    add_max_pixels(p)
     p.set_defaults(func=lambda a: __import__("dynface.metrics.evaluate", fromlist=["run_eval_cli"]).run_eval_cli(a))
 
     p = sub.add_parser("bench", help="the ablation benchmark (paper Table 3) on clean faces degraded with a seed")
     p.add_argument("clean_dir")
     p.add_argument("-o", "--output", default="bench-out")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--limit", type=int, default=None, help="first N faces only")
+    add_number(p, "--seed", lo=0, hi=SEED_MAX, default=0)
+    add_number(p, "--limit", lo=1, default=None, help="first N faces only")
     p.add_argument("--settings", default=None, help="comma list of rows or groups (ablation, fidelity, or e.g. \"w=0.5\"; default: ablation)")
     p.add_argument("--weights-dir", default=None)
-    p.add_argument("--steps", type=int, default=None)
+    add_number(p, "--steps", lo=1, hi=STEPS_MAX, default=None)
     add_runtime_options(p)
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_bench)
@@ -74,7 +80,7 @@ def cmd_bench(a) -> int:
 
     set_threads(a.threads)
     models = ModelSet.load(a.weights_dir)
-    base = RestoreOptions(steps=a.steps or int(models.default("steps", 25)),
+    base = RestoreOptions(steps=a.steps if a.steps is not None else int(models.default("steps", 25)),
                           n_guidance=int(models.default("n_guidance", 3)), precision=a.precision)
     settings = [s.strip() for s in a.settings.split(",")] if a.settings else None
     res = run_bench(a.clean_dir, a.output, Restorer(models), base, a.seed, a.limit, settings, progress=not a.quiet)

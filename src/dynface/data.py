@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .atomic import write_atomic, write_bytes
 from .imageio import ImageError, list_images, read_rgb, resize, to_tensor
 
 VAL_MODULUS = 50
@@ -52,7 +53,7 @@ def load_cache(folder, size: int, split: str = "train", cache_dir=None, limit: i
     out = out[keep]
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        np.save(cache, out)
+        write_atomic(cache, lambda tmp: np.save(tmp, out))
     return torch.from_numpy(out)
 
 
@@ -61,7 +62,7 @@ def write_split(folder, path) -> None:
     d = {"rule": f"sha1(file name) % {VAL_MODULUS} == 0 -> val",
          "train": sum(split_of(f.name) == "train" for f in files),
          "val": [f.name for f in files if split_of(f.name) == "val"]}
-    Path(path).write_text(json.dumps(d, indent=1))
+    write_bytes(path, json.dumps(d, indent=1).encode())
 
 
 class Batcher:

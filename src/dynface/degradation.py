@@ -8,6 +8,7 @@ and the parameters are returned with the image.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import cv2
@@ -16,6 +17,10 @@ import torch
 
 from .imageio import resize
 from .kernels import gaussian_blur
+
+
+# accepted ranges: blur sigma and down-scale r in pixels, noise on the 0..255 scale, JPEG quality
+RANGE_LIMITS = {"sigma": (0.0, 256.0), "scale": (0.1, 256.0), "noise": (0.0, 255.0), "jpeg": (1.0, 100.0)}
 
 
 @dataclass
@@ -29,14 +34,57 @@ class DegradationConfig:
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "DegradationConfig":
-        d = dict(d or {})
-        return cls(**{k: tuple(float(v) for v in d[k]) for k in ("sigma", "scale", "noise", "jpeg") if k in d})
+        """From a config's `degradation:` block; ValueError (one line) for anything but known ranges."""
+        if d is None:
+            d = {}
+        if not isinstance(d, dict):
+            raise ValueError(f"`degradation:` must be a mapping of ranges, got {type(d).__name__}")
+        unknown = sorted(set(map(str, d)) - set(RANGE_LIMITS))
+        if unknown:
+            raise ValueError(f"`degradation:` has unknown key(s) {', '.join(unknown)} (known: {', '.join(RANGE_LIMITS)})")
+        ranges = {}
+        for k, v in d.items():
+            if not isinstance(v, (list, tuple)) or len(v) != 2:
+                raise ValueError(f"degradation {k}: expected [low, high], got {v!r}")
+            try:
+                ranges[k] = (float(v[0]), float(v[1]))
+            except (TypeError, ValueError):
+                raise ValueError(f"degradation {k}: expected two numbers, got {v!r}") from None
+        return cls(**ranges).check()
+
+    @classmethod
+    def from_file(cls, path) -> "DegradationConfig":
+        """The `degradation:` block of a YAML file; ValueError (one line) when it is not one."""
+        import yaml
+
+        try:
+            with open(path, encoding="utf-8") as f:
+                doc = yaml.safe_load(f)
+        except OSError as e:
+            raise ValueError(f"{path}: cannot read ({e.strerror or e})") from None
+        except (yaml.YAMLError, UnicodeDecodeError) as e:
+            raise ValueError(f"{path}: not a YAML file ({str(e).splitlines()[0]})") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("degradation"), dict):
+            raise ValueError(f"{path}: no `degradation:` block of ranges (sigma, scale, noise, jpeg)")
+        try:
+            return cls.from_dict(doc["degradation"])
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
+
+    def check(self) -> "DegradationConfig":
+        """Every range finite, low <= high, within RANGE_LIMITS; returns self or raises ValueError."""
+        for k, (lo_lim, hi_lim) in RANGE_LIMITS.items():
+            lo, hi = getattr(self, k)
+            if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi or lo < lo_lim or hi > hi_lim:
+                raise ValueError(f"degradation {k}: [{lo:g}, {hi:g}] must be finite, low <= high, "
+                                 f"within [{lo_lim:g}, {hi_lim:g}]")
+        return self
 
     def scaled(self, factor: float) -> "DegradationConfig":
         """The same physical degradation at another resolution: pixel-valued sigma and r scale by `factor`."""
         return DegradationConfig(sigma=(self.sigma[0] * factor, self.sigma[1] * factor),
                                  scale=(self.scale[0] * factor, self.scale[1] * factor),
-                                 noise=self.noise, jpeg=self.jpeg)
+                                 noise=self.noise, jpeg=self.jpeg).check()
 
     def to_dict(self) -> dict:
         return {k: list(v) for k, v in asdict(self).items()}

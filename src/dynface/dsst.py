@@ -69,9 +69,11 @@ class DSST:
 
     def save(self, path) -> Path:
         path = Path(path)
-        path.write_text(json.dumps({"grid": self.grid.tolist(), "gap": self.gap.tolist(), "tstar": self.tstar.tolist(),
+        from .atomic import write_bytes
+
+        write_bytes(path, json.dumps({"grid": self.grid.tolist(), "gap": self.gap.tolist(), "tstar": self.tstar.tolist(),
                                     "tau": self.tau, "num_steps": self.num_steps,
-                                    "rule": "t*(s) = min{t: sqrt(abar_t) D(s) <= tau sqrt(1-abar_t)}"}, indent=1))
+                                    "rule": "t*(s) = min{t: sqrt(abar_t) D(s) <= tau sqrt(1-abar_t)}"}, indent=1).encode())
         return path
 
     @classmethod

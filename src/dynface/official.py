@@ -216,6 +216,10 @@ def _load_own(stage: str, path: Path, p: OfficialPreset):
             obj = load_network(path, kind=stage)
             g_hi = float(obj.sigma_range[1]) if stage == "sde" else hi
     except Exception as e:  # noqa: BLE001 - one line per broken file
+        from .netcheck import NetworkCheckError
+
+        if isinstance(e, NetworkCheckError):  # names the file; may list mismatched keys and shapes
+            raise ModelError(str(e)) from None
         raise ModelError(f"{path}: cannot load ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
     if abs(g_hi - hi) > 1e-3 * hi:
         raise ModelError(f"{path}: made for sigmas up to {g_hi:g}, the {p.name} preset uses up to {hi:g} "
@@ -223,7 +227,7 @@ def _load_own(stage: str, path: Path, p: OfficialPreset):
     return obj
 
 
-def load_official_modelset(preset: str, weights_dir=None, device="cpu") -> ModelSet:
+def load_official_modelset(preset: str, weights_dir=None, device="cpu", prior: bool = True) -> ModelSet:
     """A ModelSet from the official checkpoints of `preset` ("difface512" | "dps256") in `weights_dir`
     (default $DYNFACE_WEIGHTS_DIR, else ~/.cache/dynface/weights), plus whichever user-trained
     stages (rm for dps256, tm, sde, dgsa, dsst.json) are present.
@@ -231,7 +235,8 @@ def load_official_modelset(preset: str, weights_dir=None, device="cpu") -> Model
     The official prior is required (ModelError with the download address when absent); the official
     restorer and the user stages are optional (the ModelSet then lacks them). `device`: cpu | cuda |
     cuda:N | mps | auto. Precision is a restore option (`RestoreOptions.precision`), not a property
-    of the set. Weights are always held in float32; fp16 checkpoints are upcast.
+    of the set. Weights are always held in float32; fp16 checkpoints are upcast. `prior=False`
+    leaves the (large) official prior out, for settings that never sample (`--method rm`).
     """
     p = _preset(preset)
     dev = resolve_device(device)
@@ -245,7 +250,8 @@ def load_official_modelset(preset: str, weights_dir=None, device="cpu") -> Model
                 manifest["files"][stage] = manifest_entry(path)
             else:
                 manifest["files"]["dsst"] = {"file": str(path.name), "bytes": path.stat().st_size}
-    nets["prior"] = build_official_prior(p.prior, root)
+    if prior:
+        nets["prior"] = build_official_prior(p.prior, root)
     if p.rm is not None and weights_path(p.rm, root, must_exist=False).is_file():
         nets["rm"] = build_official_rm(p.rm, root)
     return ModelSet(root, manifest, nets).to(dev)

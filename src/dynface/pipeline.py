@@ -126,17 +126,27 @@ class ModelSet:
         mpath = root / "manifest.json"
         if not mpath.exists():
             raise ModelError(f"{root}: no manifest.json (not a dynface model folder)")
-        manifest = json.loads(mpath.read_text())
+        from .netcheck import NetworkCheckError, check_manifest
+
+        try:
+            manifest = check_manifest(json.loads(mpath.read_text()), mpath)
+        except (ValueError, UnicodeDecodeError) as e:  # bad JSON or a failed check
+            raise ModelError(str(e) if isinstance(e, NetworkCheckError) else f"{mpath}: not valid JSON ({e})") from None
         nets = {}
         for name, fname in STAGE_FILES.items():
             p = root / fname
             if p.exists():
                 try:
                     nets[name] = load_network(p)
+                except NetworkCheckError as e:  # already names the file; may be a multi-line key report
+                    raise ModelError(str(e)) from None
                 except Exception as e:  # noqa: BLE001 - report any broken file in one line
                     raise ModelError(f"{p}: cannot load ({type(e).__name__}: {e})") from None
         if (root / "dsst.json").exists():
-            nets["dsst"] = DSST.load(root / "dsst.json")
+            try:
+                nets["dsst"] = DSST.load(root / "dsst.json")
+            except Exception as e:  # noqa: BLE001 - a broken table is one line naming the file
+                raise ModelError(f"{root / 'dsst.json'}: cannot load ({type(e).__name__}: {e})".splitlines()[0]) from None
         return cls(root, manifest, nets).to(dev)
 
     def to(self, device) -> "ModelSet":

@@ -370,14 +370,10 @@ def _str_metadata(metadata: Mapping | None) -> dict[str, str]:
 
 
 def _atomic_write(path: Path, writer) -> None:
+    from .atomic import write_atomic
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        writer(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    write_atomic(path, writer)
 
 
 def save_state(model_or_state, path: str | os.PathLike, metadata: Mapping | None = None) -> Path:

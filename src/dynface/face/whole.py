@@ -342,6 +342,7 @@ def process_photo_to_dir(
     min_score: float = DEFAULT_MIN_SCORE,
     border: str = "reflect",
     on_result: Callable | None = None,
+    stem: str | None = None,
 ) -> PhotoReport:
     """Restore one photo file and write the GFPGAN/CodeFormer-style folders under `out_dir`:
 
@@ -368,7 +369,7 @@ def process_photo_to_dir(
                               aligned_template=aligned_template, only_center_face=only_center_face,
                               upscale=upscale, min_face=min_face, min_score=min_score,
                               draw_box=draw_box, border=border)
-    stem = path.stem
+    stem = stem or path.stem
     outputs: dict[str, list[str]] = {"cropped_faces": [], "restored_faces": [], "cmp": [], "final_results": []}
     for r in res.restored_records:
         name = f"{stem}_{r.index:02d}"

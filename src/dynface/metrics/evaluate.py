@@ -190,6 +190,13 @@ def evaluate(restored_dir, gt_dir=None, ref_dir=None, metrics=None, y_channel: b
 
     res = EvalResult(str(restored_dir), None if gt_dir is None else str(gt_dir),
                      None if ref_dir is None else str(ref_dir), [], bool(y_channel))
+    stems: dict[str, list[str]] = {}
+    for g in gt_paths:
+        stems.setdefault(g.stem, []).append(g.name)
+    for stem, names in sorted(stems.items()):
+        if len(names) > 1:
+            res.notes.append(f"ground truths {', '.join(sorted(names))} share the stem {stem!r}; "
+                             f"{sorted(names)[0]} is used for it")
 
     # decide what runs
     run: list[str] = []
@@ -499,7 +506,8 @@ def run_eval_cli(args) -> int:
     """For ``dynface eval``: reads args.restored, args.gt, args.ref, args.output (or args.out /
     args.o), args.metrics (comma list), args.y_channel, args.crop_border (all but restored
     optional); prints the table, writes the report when an output folder is given.
-    Returns 0 on success, 2 on a usage/input problem, 1 when every image failed."""
+    Returns 0 when every row is ok, 1 when any row failed (listed on stderr), 2 on a usage/input
+    problem."""
     import sys
 
     out = getattr(args, "output", None) or getattr(args, "out", None) or getattr(args, "o", None)
@@ -514,4 +522,10 @@ def run_eval_cli(args) -> int:
     if out:
         paths = write_report(res, out)
         print(f"wrote {paths['csv']} and {paths['json']}")
-    return 1 if res.rows and res.n_errors == len(res.rows) else 0
+    if res.n_errors:
+        print(f"{res.n_errors} of {len(res.rows)} image(s) failed:", file=sys.stderr)
+        for r in res.rows:
+            if r.get("status", "ok") != "ok":
+                print(f"  {r['name']}: {r['status']}", file=sys.stderr)
+        return 1
+    return 0
