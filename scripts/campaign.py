@@ -101,7 +101,7 @@ def stop(runs_dir: Path, runs) -> None:
 
 def export(runs_dir: Path, runs, install: bool) -> None:
     from dynface.assemble import replace_stage
-    from dynface.curves import plot_curve
+    from dynface.curves import plot_compare, plot_curve
     from dynface.pipeline import EMBEDDED_DIR
     from dynface.training import export as export_run
     from dynface.training import load_config
@@ -124,6 +124,13 @@ def export(runs_dir: Path, runs, install: bool) -> None:
               f"({gain:+.3f}): {'better' if better else 'not better'}")
         if better and (r["stage"] not in winners or rows[-1][m] > winners[r["stage"]][1]):
             winners[r["stage"]] = (out, rows[-1][m], r["name"])
+    by_stage: dict[str, dict] = {}
+    for r in runs:
+        if (runs_dir / r["name"] / "curve.csv").exists():
+            by_stage.setdefault(r["stage"], {})[r["name"]] = runs_dir / r["name"] / "curve.csv"
+    for stage, curves in by_stage.items():
+        if len(curves) > 1:  # the arms of an ablation on shared axes
+            print(f"wrote {plot_compare(curves, DOCS / f'{stage}_compare.png', f'{stage}: ' + ' vs '.join(curves))}")
     for stage, (path, value, name) in winners.items():
         if install:
             entry = replace_stage(EMBEDDED_DIR, stage, path)

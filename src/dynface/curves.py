@@ -141,3 +141,32 @@ def plot_curve(csv_path, png_path, title: str = "") -> Path:
     fig.savefig(png_path, dpi=100)
     plt.close(fig)
     return png_path
+
+
+def plot_compare(curves: dict, png_path, title: str = "") -> Path:
+    """Several runs' curves (name -> curve CSV) on shared panels, one per metric they all have."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = {name: read_curve(path) for name, path in curves.items()}
+    keys = [k for k in next(iter(data.values()))[0] if k not in ("step", "images", "wall_h", "input_psnr")
+            and all(rows and k in rows[0] for rows in data.values())]
+    fig, axes = plt.subplots(1, max(1, len(keys)), figsize=(3.6 * max(1, len(keys)), 2.9), squeeze=False)
+    for ax, k in zip(axes[0], keys):
+        for name, rows in data.items():
+            ax.plot([r["step"] for r in rows], [r[k] for r in rows], marker=".", lw=1, label=name)
+        ax.set_title(k, fontsize=9)
+        ax.set_xlabel("iteration", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    png_path = Path(png_path)
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png_path, dpi=100)
+    plt.close(fig)
+    return png_path
