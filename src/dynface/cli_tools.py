@@ -5,7 +5,7 @@ import sys
 
 
 def register(sub) -> None:
-    from .cli import add_runtime_options
+    from .cli import add_engine_options, add_runtime_options
 
     p = sub.add_parser("clean", help="restore a whole image folder (extrinsic enhancement, IDM); resumable")
     p.add_argument("dataset")
@@ -14,26 +14,40 @@ def register(sub) -> None:
     p.add_argument("--method", choices=["idm", "dynface", "rm"], default="idm")
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--batch", type=int, default=4, help="with --engine ray: files per Ray task")
     p.add_argument("--limit", type=int, default=None, help="only the first N images (sorted by name)")
     p.add_argument("--split", choices=["all", "train", "val"], default="all")
     add_runtime_options(p)
+    add_engine_options(p)
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_clean)
     register_eval_bench(sub)
 
 
 def cmd_clean(a) -> int:
+    from .cli import CLIError, engine_workers
     from .clean import clean_folder
     from .hardware import set_threads
+    from .imageio import list_images
     from .pipeline import ModelSet, Restorer, RestoreOptions
 
+    workers = engine_workers(a)
+    if a.batch < 1:
+        raise CLIError(f"--batch must be >= 1 (got {a.batch})")
+    list_images([a.dataset])  # a missing dataset fails before any model is loaded
     set_threads(a.threads)
     models = ModelSet.load(a.weights_dir)
     opt = RestoreOptions(method=a.method, steps=a.steps or int(models.default("steps", 25)), seed=a.seed,
                          precision=a.precision)
-    rep = clean_folder(a.dataset, a.output, Restorer(models), opt, batch=a.batch, limit=a.limit, split=a.split,
-                       progress=not a.quiet)
+    if a.engine == "ray":
+        from .engines.ray_engine import clean_folder_ray
+
+        rep = clean_folder_ray(a.dataset, a.output, a.weights_dir, opt, limit=a.limit, split=a.split,
+                               address=a.address, workers=workers, threads=a.threads or 1, batch=a.batch,
+                               progress=not a.quiet)
+    else:
+        rep = clean_folder(a.dataset, a.output, Restorer(models), opt, limit=a.limit, split=a.split,
+                           progress=not a.quiet)
     print(f"cleaned {rep['written']} image(s), skipped {rep['skipped']} already done, into {a.output}",
           file=sys.stderr)
     for f, why in rep["failed"]:

@@ -324,6 +324,12 @@ def _final_ext(path: Path, ext: str | None) -> str:
     return e
 
 
+def final_output(out_dir, path, suffix: str | None = None, ext: str = "auto") -> Path:
+    """final_results/<stem>[_suffix].<ext> of one photo: written last, so it marks the photo done."""
+    sfx = f"_{suffix}" if suffix else ""
+    return Path(out_dir) / "final_results" / f"{Path(path).stem}{sfx}{_final_ext(Path(path), ext)}"
+
+
 def process_photo_to_dir(
     path,
     out_dir,
@@ -357,7 +363,7 @@ def process_photo_to_dir(
     """
     t0 = time.perf_counter()
     path, out_dir = Path(path), Path(out_dir)
-    final_ext = _final_ext(path, ext)
+    _final_ext(path, ext)  # an unsupported --ext fails before any work
     if suffix is not None and any(c in str(suffix) for c in "/\\\0"):
         raise ValueError(f"suffix must not contain path separators: {suffix!r}")
     sfx = f"_{suffix}" if suffix else ""
@@ -373,7 +379,7 @@ def process_photo_to_dir(
         outputs["cropped_faces"].append(str(write_image(out_dir / "cropped_faces" / f"{name}.png", r.cropped)))
         outputs["restored_faces"].append(str(write_image(out_dir / "restored_faces" / f"{name}{sfx}.png", r.restored)))
         outputs["cmp"].append(str(write_image(out_dir / "cmp" / f"{name}.png", compose_side_by_side(r.cropped, r.restored))))
-    outputs["final_results"].append(str(write_image(out_dir / "final_results" / f"{stem}{sfx}{final_ext}", res.image)))
+    outputs["final_results"].append(str(write_image(final_output(out_dir, path, suffix, ext), res.image)))
     return PhotoReport(
         input=str(path), outputs=outputs, faces=[f.to_dict() for f in res.faces], warnings=list(res.warnings),
         n_detected=res.n_detected, n_restored=res.n_restored, n_skipped=res.n_skipped,
