@@ -27,6 +27,7 @@ class BatchReport:
     done: list[dict] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    skipped: int = 0  # files already done (a resumed run)
 
 
 def check_output_dir(out_dir, inputs: list[Path]) -> Path:

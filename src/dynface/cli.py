@@ -63,6 +63,25 @@ def add_runtime_options(p) -> None:
     p.add_argument("--no-bf16", dest="precision", action="store_const", const="fp32", help=argparse.SUPPRESS)
 
 
+def add_engine_options(p) -> None:
+    """--engine local|ray, --address, --workers: where a folder job runs (engines/ray_engine.py)."""
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local: this process; ray: files spread over a Ray cluster (pip install 'dynface[ray]')")
+    p.add_argument("--address", default=None,
+                   help="with --engine ray: an existing cluster (e.g. 10.0.0.1:6379 or auto); default: start a "
+                        "local Ray runtime on 127.0.0.1")
+    add_number(p, "--workers", lo=1, hi=4096, default=None,
+               help="with --engine ray: model-loading actors (default: 1 locally, the cluster's CPUs / --threads "
+                    "with --address); --threads is then the threads of each")
+
+
+def engine_workers(a) -> int | None:
+    """--workers with --engine ray only; None means "as many as the cluster allows" (only with --address)."""
+    if a.engine != "ray" and (a.workers is not None or a.address):
+        raise CLIError("--workers and --address need --engine ray")
+    return a.workers if a.workers is not None or a.address else 1
+
+
 def options_from_args(a, models):
     from .fidelity import check_fidelity
     from .pipeline import RestoreOptions
@@ -103,6 +122,19 @@ def cmd_restore(a) -> int:
     if models.manifest.get("note"):
         print(f"note: {models.manifest['note']}", file=sys.stderr)
     opt = options_from_args(a, models)
+    workers = engine_workers(a)
+    if a.engine == "ray":
+        from .engines.ray_engine import restore_paths_ray
+
+        if a.preset != "embedded" or models.device.type != "cpu":
+            raise CLIError("--engine ray runs the embedded/--weights-dir model sets on CPUs only")
+        rep = restore_paths_ray(inputs, a.output, a.weights_dir, opt, address=a.address, workers=workers,
+                                threads=a.threads or 1, progress=not a.quiet, aligned=a.aligned, framing=a.framing,
+                                only_center_face=a.only_center_face, upscale=a.upscale, suffix=a.suffix, ext=a.ext,
+                                draw_box=a.draw_box)
+        if rep.skipped:
+            print(f"skipped {rep.skipped} file(s) already done", file=sys.stderr)
+        return _finish(rep, a.output, "restored")
     rep = restore_paths(inputs, a.output, Restorer(models), opt, aligned=a.aligned, framing=a.framing,
                         only_center_face=a.only_center_face, upscale=a.upscale, suffix=a.suffix, ext=a.ext,
                         draw_box=a.draw_box, progress=not a.quiet)
@@ -191,6 +223,7 @@ def main(argv=None) -> int:
     add_max_pixels(p)
     add_runtime_options(p)
     add_restore_options(p)
+    add_engine_options(p)
     p.set_defaults(func=cmd_restore)
 
     p = sub.add_parser("degrade", help="synthetic degradation of METHOD §1 (seeded, parameters recorded)")

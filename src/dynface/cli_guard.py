@@ -69,7 +69,7 @@ def is_known(e: BaseException) -> bool:
     from .pipeline import ModelError
 
     known = (CLIError, ImageError, ModelError, FileExistsError, FileNotFoundError, ValueError)
-    return isinstance(e, known) or type(e).__name__ in ("WeightsError", "DetectorUnavailable")
+    return isinstance(e, known) or type(e).__name__ in ("WeightsError", "DetectorUnavailable", "EngineError")
 
 
 def report_error(e: BaseException) -> int:

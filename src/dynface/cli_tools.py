@@ -5,7 +5,7 @@ import sys
 
 
 def register(sub) -> None:
-    from .cli import add_runtime_options
+    from .cli import add_engine_options, add_runtime_options
     from .cli_args import SEED_MAX, STEPS_MAX, add_max_pixels, add_number
 
     p = sub.add_parser("clean", help="restore a whole image folder (extrinsic enhancement, IDM); resumable")
@@ -16,27 +16,40 @@ def register(sub) -> None:
     add_number(p, "--steps", lo=1, hi=STEPS_MAX, default=None, help="network evaluations (default: model set's)")
     add_number(p, "--seed", lo=0, hi=SEED_MAX, default=0,
                help="run seed; each image's own seed is derived from it and the file name")
+    add_number(p, "--batch", lo=1, hi=1024, default=4, help="with --engine ray: files per Ray task")
     add_number(p, "--limit", lo=1, default=None, help="only the first N images (sorted by name)")
     p.add_argument("--split", choices=["all", "train", "val"], default="all")
     add_max_pixels(p)
     add_runtime_options(p)
+    add_engine_options(p)
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_clean)
     register_eval_bench(sub)
 
 
 def cmd_clean(a) -> int:
+    from .cli import engine_workers
     from .clean import clean_folder
     from .hardware import set_threads
+    from .imageio import list_images
     from .pipeline import ModelSet, Restorer, RestoreOptions
 
+    workers = engine_workers(a)
+    list_images([a.dataset])  # a missing dataset fails before any model is loaded
     set_threads(a.threads)
     models = ModelSet.load(a.weights_dir)
     opt = RestoreOptions(method=a.method, steps=a.steps if a.steps is not None else int(models.default("steps", 25)),
                          seed=a.seed, precision=a.precision)
-    rep = clean_folder(a.dataset, a.output, Restorer(models), opt, limit=a.limit, split=a.split,
-                       progress=not a.quiet)
-    for w in rep["warnings"]:
+    if a.engine == "ray":
+        from .engines.ray_engine import clean_folder_ray
+
+        rep = clean_folder_ray(a.dataset, a.output, a.weights_dir, opt, limit=a.limit, split=a.split,
+                               address=a.address, workers=workers, threads=a.threads or 1, batch=a.batch,
+                               progress=not a.quiet)
+    else:
+        rep = clean_folder(a.dataset, a.output, Restorer(models), opt, limit=a.limit, split=a.split,
+                           progress=not a.quiet)
+    for w in rep.get("warnings", []):
         print(f"warning: {w}", file=sys.stderr)
     print(f"cleaned {rep['written']} image(s), skipped {rep['skipped']} already done, into {a.output}",
           file=sys.stderr)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -31,12 +32,19 @@ def split_files(folder, split: str = "train") -> list[Path]:
     return [f for f in files if split_of(f.name) == split]
 
 
-def load_cache(folder, size: int, split: str = "train", cache_dir=None, limit: int | None = None) -> torch.Tensor:
-    """All images of a split resized to size^2 as a uint8 tensor (N, 3, size, size), cached on disk."""
+def load_cache(folder, size: int, split: str = "train", cache_dir=None, limit: int | None = None,
+               shard: tuple[int, int] = (0, 1)) -> torch.Tensor:
+    """All images of a split resized to size^2 as a uint8 tensor (N, 3, size, size), cached on disk.
+    `shard=(rank, world)`: only every world-th file from the rank-th (one torchrun rank's share)."""
     folder = Path(folder)
     files = split_files(folder, split)
     if limit:
         files = files[:limit]
+    rank, world = shard
+    if world > 1:
+        files = files[rank::world]
+        if not files:
+            raise ValueError(f"{folder}: too few {split} images for {world} ranks")
     key = hashlib.sha1(("\n".join(f.name for f in files) + f"|{size}|{folder.resolve()}").encode()).hexdigest()[:12]
     cache = Path(cache_dir) / f"{folder.name}-{split}-{size}-{key}.npy" if cache_dir else None
     if cache is not None and cache.exists():
@@ -51,7 +59,7 @@ def load_cache(folder, size: int, split: str = "train", cache_dir=None, limit: i
         out[i] = x.clamp(-1, 1).add(1).mul(127.5).round().byte()[0].numpy()
         keep.append(i)
     out = out[keep]
-    if cache is not None:
+    if cache is not None:  # written whole, then renamed: ranks sharing a cache folder never read half a file
         cache.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(cache, lambda tmp: np.save(tmp, out))
     return torch.from_numpy(out)

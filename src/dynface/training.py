@@ -11,6 +11,7 @@ import copy
 import csv
 import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ import yaml
 from tqdm import tqdm
 
 from . import data as data_mod
+from . import distributed
 from .checkpoint import export_safetensors, load_network, load_trusted_free, save_atomic
 from .degradation import DegradationConfig, degrade_random
 from .curves import Validator, append_row, plot_curve
@@ -284,57 +286,61 @@ def train(kind: str, cfg: dict, run_dir=None, resume: bool = False, data=None, i
         cfg["data"] = str(data)
     if iters:
         cfg["iters"] = int(iters)
-    set_threads(threads or cfg.get("threads"))
+    dd = distributed.setup()  # torchrun: join the process group; one process: rank 0 of 1
+    set_threads(threads or cfg.get("threads") or distributed.default_threads(dd))
     run_dir = Path(run_dir or cfg.get("run_dir", f"runs/{kind}"))
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = run_dir / "ckpt.pt"
     if ckpt_path.exists() and not resume:
         raise FileExistsError(f"{ckpt_path} exists: pass --resume to continue it, or choose another --run-dir")
     seed = int(cfg.get("seed", 0))
-    torch.manual_seed(seed)
+    rseed = distributed.rank_seed(seed, dd.rank)  # each rank its own batches, noise and degradations
+    torch.manual_seed(rseed)
     images = data_mod.load_cache(cfg["data"], cfg["size"], cfg.get("split", "train"), cache_dir=cfg.get("cache_dir", "runs/cache"),
-                                 limit=cfg.get("limit"))
-    data_mod.write_split(cfg["data"], run_dir / "split.json")
-    batcher = data_mod.Batcher(images, seed)
-    model = build_trainable(kind, cfg, init=not (resume and ckpt_path.exists()))
+                                 limit=cfg.get("limit"), shard=(dd.rank, dd.world))
+    if dd.main:
+        data_mod.write_split(cfg["data"], run_dir / "split.json")
+    batcher = data_mod.Batcher(images, rseed)
+    ck = distributed.load_checkpoint(dd, ckpt_path, load_trusted_free) if resume else None
+    model = build_trainable(kind, cfg, init=ck is None)
     ema = copy.deepcopy(model).eval() if cfg.get("ema") else None
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=float(cfg["lr"]), weight_decay=float(cfg.get("weight_decay", 0.0)))
     step, wall, base = 0, 0.0, init_record(kind, cfg)
-    if resume and ckpt_path.exists():
-        ck = load_trusted_free(ckpt_path)
+    if ck is not None:
         model.load_state_dict(ck["model"])
         if ema is not None and ck.get("ema") is not None:
             ema.load_state_dict(ck["ema"])
         opt.load_state_dict(ck["opt"])
-        batcher.set_state(ck["batcher_rng"])
-        torch.set_rng_state(ck["torch_rng"])
+        distributed.restore_rng(dd, ck, batcher, seed)
         step, wall = int(ck["step"]), float(ck.get("wall", 0.0))
-        batcher.drawn = int(ck.get("images", 0))
         base = ck.get("base") or base
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    ctx = Ctx(cfg=cfg, batcher=batcher, schedule=Schedule.linear(), frozen=load_frozen(kind, cfg))
+    if dd.main:
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    ctx = Ctx(cfg={**cfg, "seed": rseed}, batcher=batcher, schedule=Schedule.linear(), frozen=load_frozen(kind, cfg))
     loss_fn = LOSSES[kind]
+    step_loss = distributed.loss_step(dd, model, loss_fn, ctx, find_unused=kind == "se")
+    images_seen = distributed.step_stats(dd, torch.zeros(()), batcher.drawn)[1]  # all ranks' draws
     total = int(cfg["iters"])
     log_every, ckpt_every = int(cfg.get("log_every", 25)), int(cfg.get("ckpt_every", 200))
     precision = config_precision(cfg)
     warmup = int(cfg.get("warmup", 200))
-    log_f = open(run_dir / "log.csv", "a", newline="")
+    log_f = open(run_dir / "log.csv" if dd.main else os.devnull, "a", newline="")  # rank 0 logs
     log = csv.writer(log_f)
     if log_f.tell() == 0:
         log.writerow(["step", "loss", "lr", "sec_per_iter", "wall_s"])
-    bar = tqdm(total=total, initial=step, desc=f"train {kind}", disable=not progress, unit="it")
+    bar = tqdm(total=total, initial=step, desc=f"train {kind}", disable=not (progress and dd.main), unit="it")
     running, t_last = [], time.time()
 
     eval_every = int(cfg.get("eval_every", 0))
-    validator = Validator(kind, cfg, ctx.frozen) if eval_every else None
+    validator = Validator(kind, cfg, ctx.frozen) if eval_every and dd.main else None
     curve_path = run_dir / "curve.csv"
 
     def evaluate():
         """One learning-curve row: cumulative iterations / images / hours (shipped weights included)."""
         t_eval = time.time()
         metrics = validator(ema if ema is not None else model)
-        append_row(curve_path, {"step": base["iters"] + step, "images": base["images"] + batcher.drawn,
+        append_row(curve_path, {"step": base["iters"] + step, "images": base["images"] + images_seen,
                                 "wall_h": round((base["wall_time_s"] + wall) / 3600, 3), **metrics})
         plot_curve(curve_path, run_dir / "curve.png", f"{kind}: {run_dir.name}")
         return time.time() - t_eval
@@ -343,12 +349,15 @@ def train(kind: str, cfg: dict, run_dir=None, resume: bool = False, data=None, i
         evaluate()  # the starting point: the shipped weights when the run starts from them
 
     def checkpoint():
-        save_atomic({"step": step, "wall": wall, "images": batcher.drawn, "base": base, "model": model.state_dict(),
-                     "ema": ema.state_dict() if ema is not None else None, "opt": opt.state_dict(),
-                     "batcher_rng": batcher.state(), "torch_rng": torch.get_rng_state()}, ckpt_path)
+        ranks = distributed.rank_states(dd, batcher)  # every rank takes part; rank 0 writes
+        if dd.main:
+            save_atomic({"step": step, "wall": wall, "images": images_seen, "base": base, "model": model.state_dict(),
+                         "ema": ema.state_dict() if ema is not None else None, "opt": opt.state_dict(),
+                         "batcher_rng": batcher.state(), "torch_rng": torch.get_rng_state(),
+                         **({"ranks": ranks} if ranks else {})}, ckpt_path)
 
-    stop = _StopOnSignal()
-    while step < total and not stop.requested:
+    stop, stopping = _StopOnSignal(), False
+    while step < total and not (stopping := distributed.any_rank(dd, stop.requested)):
         t0 = time.time()
         lr = float(cfg["lr"]) * min(1.0, (step + 1) / warmup)
         if cfg.get("cosine"):
@@ -358,7 +367,7 @@ def train(kind: str, cfg: dict, run_dir=None, resume: bool = False, data=None, i
         ctx.step = step
         model.train()
         with autocast("cpu", precision):
-            loss = loss_fn(model, ctx)
+            loss = step_loss()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.get("grad_clip"):
@@ -373,7 +382,8 @@ def train(kind: str, cfg: dict, run_dir=None, resume: bool = False, data=None, i
                     be.copy_(bm)
         step += 1
         wall += time.time() - t0
-        running.append(float(loss.detach()))
+        loss_mean, images_seen = distributed.step_stats(dd, loss, batcher.drawn)
+        running.append(loss_mean)
         bar.update(1)
         if step % log_every == 0 or step == total:
             now = time.time()
@@ -386,12 +396,14 @@ def train(kind: str, cfg: dict, run_dir=None, resume: bool = False, data=None, i
             evaluate()
         if step % ckpt_every == 0 or step == total:
             checkpoint()
-    if stop.requested:
+    if stopping:
         checkpoint()  # SIGTERM / SIGINT: keep every finished iteration, then stop
     stop.restore()
     bar.close()
     log_f.close()
-    return export(kind, cfg, run_dir)
+    out = export(kind, cfg, run_dir) if dd.main else run_dir / "final.safetensors"
+    distributed.teardown(dd)
+    return out
 
 
 def export(kind: str, cfg: dict, run_dir) -> Path:

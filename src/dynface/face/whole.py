@@ -324,6 +324,13 @@ def _final_ext(path: Path, ext: str | None) -> str:
     return e
 
 
+def final_output(out_dir, path, suffix: str | None = None, ext: str = "auto", stem: str | None = None) -> Path:
+    """final_results/<stem>[_suffix].<ext> of one photo (stem: the output-name policy's, default the
+    file's own): written last, so it marks the photo done."""
+    sfx = f"_{suffix}" if suffix else ""
+    return Path(out_dir) / "final_results" / f"{stem or Path(path).stem}{sfx}{_final_ext(Path(path), ext)}"
+
+
 def process_photo_to_dir(
     path,
     out_dir,
@@ -360,7 +367,7 @@ def process_photo_to_dir(
     """
     t0 = time.perf_counter()
     path, out_dir = Path(path), Path(out_dir)
-    final_ext = _final_ext(path, ext)
+    _final_ext(path, ext)  # an unsupported --ext fails before any work
     if suffix is not None and any(c in str(suffix) for c in "/\\\0"):
         raise ValueError(f"suffix must not contain path separators: {suffix!r}")
     sfx = f"_{suffix}" if suffix else ""
@@ -378,7 +385,7 @@ def process_photo_to_dir(
         outputs["cmp"].append(str(write_image(out_dir / "cmp" / f"{name}.png", compose_side_by_side(r.cropped, r.restored))))
     if on_result is not None:
         outputs.update(on_result(rgb, res, stem, sfx, final_ext))
-    outputs["final_results"].append(str(write_image(out_dir / "final_results" / f"{stem}{sfx}{final_ext}", res.image)))
+    outputs["final_results"].append(str(write_image(final_output(out_dir, path, suffix, ext, stem), res.image)))
     return PhotoReport(
         input=str(path), outputs=outputs, faces=[f.to_dict() for f in res.faces], warnings=list(res.warnings),
         n_detected=res.n_detected, n_restored=res.n_restored, n_skipped=res.n_skipped,

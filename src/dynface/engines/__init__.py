@@ -1,0 +1,1 @@
+"""Engines that spread dynface jobs over several processes or machines (optional extras)."""
