@@ -367,7 +367,7 @@ def process_photo_to_dir(
     """
     t0 = time.perf_counter()
     path, out_dir = Path(path), Path(out_dir)
-    _final_ext(path, ext)  # an unsupported --ext fails before any work
+    final_ext = _final_ext(path, ext)  # an unsupported --ext fails before any work
     if suffix is not None and any(c in str(suffix) for c in "/\\\0"):
         raise ValueError(f"suffix must not contain path separators: {suffix!r}")
     sfx = f"_{suffix}" if suffix else ""
