@@ -114,37 +114,13 @@ def read_curve(path) -> list[dict]:
 
 
 def plot_curve(csv_path, png_path, title: str = "") -> Path:
-    """One panel per metric of a curve CSV against cumulative iterations."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = read_curve(csv_path)
-    keys = [k for k in rows[0] if k not in ("step", "images", "wall_h", "input_psnr")] if rows else []
-    fig, axes = plt.subplots(1, max(1, len(keys)), figsize=(3.4 * max(1, len(keys)), 2.8), squeeze=False)
-    for ax, k in zip(axes[0], keys):
-        pts = [(r["step"], r[k]) for r in rows if k in r]
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=".", lw=1)
-        if k == "psnr" and "input_psnr" in rows[0]:
-            ax.axhline(rows[0]["input_psnr"], color="grey", ls="--", lw=0.8, label="input")
-            ax.legend(fontsize=7)
-        ax.set_title(k, fontsize=9)
-        ax.set_xlabel("iteration", fontsize=8)
-        ax.tick_params(labelsize=7)
-        ax.grid(alpha=0.3)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    png_path = Path(png_path)
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png_path, dpi=100)
-    plt.close(fig)
-    return png_path
+    """One panel per metric of a curve CSV against cumulative iterations (PSNR with the input's level)."""
+    return plot_compare({"": csv_path}, png_path, title)
 
 
 def plot_compare(curves: dict, png_path, title: str = "") -> Path:
-    """Several runs' curves (name -> curve CSV) on shared panels, one per metric they all have."""
+    """Several runs' curves (name -> curve CSV) on shared panels, one per metric they all have; the
+    input's PSNR (the same for every run: the fixed validation set) is drawn as a dashed line."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -156,12 +132,16 @@ def plot_compare(curves: dict, png_path, title: str = "") -> Path:
     fig, axes = plt.subplots(1, max(1, len(keys)), figsize=(3.6 * max(1, len(keys)), 2.9), squeeze=False)
     for ax, k in zip(axes[0], keys):
         for name, rows in data.items():
-            ax.plot([r["step"] for r in rows], [r[k] for r in rows], marker=".", lw=1, label=name)
+            ax.plot([r["step"] for r in rows], [r[k] for r in rows], marker=".", lw=1, label=name or None)
+        first = next(iter(data.values()))[0]
+        if k == "psnr" and "input_psnr" in first:
+            ax.axhline(first["input_psnr"], color="grey", ls="--", lw=0.8, label="input")
         ax.set_title(k, fontsize=9)
         ax.set_xlabel("iteration", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7)
+    if axes[0][0].get_legend_handles_labels()[0]:
+        axes[0][0].legend(fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
