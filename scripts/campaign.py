@@ -10,7 +10,8 @@
 
 The runs are listed in campaign/runs.yaml; their folders live outside the work tree (runs_dir, or
 $DYNFACE_RUNS), so training survives refactors of the repository and is resumed each session.
-Runs are niced, so interactive work on the same cores goes first.
+Runs are niced (and so is their autogroup, see lower_autogroup), so interactive work on the same
+cores goes first.
 """
 from __future__ import annotations
 
@@ -45,6 +46,16 @@ def pid_alive(run_dir: Path) -> int | None:
         return None
 
 
+def lower_autogroup(pid: int, nice: int = 19) -> None:
+    """With the kernel's autogroup scheduling on (/proc/sys/kernel/sched_autogroup_enabled), `nice`
+    only ranks processes inside one session; a run started in its own session competes with the
+    user's shell as an equal. Lowering the session's autogroup makes it yield to interactive work."""
+    try:
+        Path(f"/proc/{pid}/autogroup").write_text(str(nice))
+    except OSError:
+        pass  # no autogroup support (or not permitted): plain nice still applies
+
+
 def start(runs_dir: Path, runs) -> None:
     for r in runs:
         if not r.get("active", True):
@@ -65,6 +76,7 @@ def start(runs_dir: Path, runs) -> None:
         p = subprocess.Popen(["nice", "-n", "10", *cmd], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env,
                              start_new_session=True)
         (d / "pid").write_text(str(p.pid))
+        lower_autogroup(p.pid)
         print(f"{r['name']}: {'resumed' if resume else 'started from the shipped weights'} (pid {p.pid}, "
               f"log {d / 'train.log'})")
 
