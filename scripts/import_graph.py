@@ -46,7 +46,8 @@ def imports_of(path: Path, name: str, modules: set[str]) -> set[str]:
                 mod = ".".join(stem + ([node.module] if node.module else []))
             else:
                 mod = node.module or ""
-            targets = [mod] + [f"{mod}.{a.name}" for a in node.names]
+            # `from pkg import sub` depends on pkg.sub (as `import pkg.sub` does), other names on pkg
+            targets = [f"{mod}.{a.name}" if f"{mod}.{a.name}" in modules else mod for a in node.names]
         for t in targets:
             while t and t not in modules:
                 t = t.rpartition(".")[0]

@@ -11,9 +11,10 @@ import pytest
 
 from conftest import smooth_image
 from tiny_models import SIZE, make_tiny_modelset
-from dynface.clean import clean_folder, file_seed
-from dynface.imageio import to_uint8, write_image
-from dynface.pipeline import ModelSet, Restorer, RestoreOptions
+from dynface.jobs.clean import clean_folder, file_seed
+from dynface.core.imageio import to_uint8, write_image
+from dynface.modelset.folder import ModelSet
+from dynface.pipeline import Restorer, RestoreOptions
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed: pip install -e '.[ray]'")
 pytestmark = pytest.mark.slow

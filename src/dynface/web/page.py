@@ -17,8 +17,8 @@ from pathlib import Path
 
 import gradio as gr
 
-from ..pipeline import Restorer, RestoreOptions
-from .jobs import (FIDELITY_SUPPORTED, INPUT_KINDS, METHODS, JobError, JobResult, JobSettings, ServerConfig,
+from dynface.pipeline import Restorer, RestoreOptions
+from dynface.web.jobs import (FIDELITY_SUPPORTED, INPUT_KINDS, METHODS, JobError, JobResult, JobSettings, ServerConfig,
                    run_job)
 
 log = logging.getLogger("dynface.web")
