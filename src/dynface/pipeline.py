@@ -58,6 +58,18 @@ class RestoreOptions:
     fidelity: float | None = None  # w in [0, 1]: 1 = closest to RM(y), 0 = most prior freedom; None = default (core/fidelity_control.py)
     samples: int = 1              # K posterior samples in one batch (uncertainty map); 1 = the plain restoration
 
+    @classmethod
+    def for_models(cls, models: ModelSet, **given) -> "RestoreOptions":
+        """Options whose `steps` and `n_guidance`, where `given` leaves them None or out, are the model
+        set's defaults (manifest `defaults`), else the defaults above (the one place they are written)."""
+        for key in MODEL_SET_DEFAULTS:
+            if given.get(key) is None:
+                given[key] = int(models.default(key, getattr(cls, key)))
+        return cls(**given)
+
+
+MODEL_SET_DEFAULTS = ("steps", "n_guidance")  # RestoreOptions fields a model set's manifest may preset
+
 
 @dataclass
 class RestoreResult:

@@ -28,8 +28,7 @@ def cmd_bench(a) -> int:
 
     set_threads(a.threads)
     models = ModelSet.load(a.weights_dir)
-    base = RestoreOptions(steps=a.steps if a.steps is not None else int(models.default("steps", 25)),
-                          n_guidance=int(models.default("n_guidance", 3)), precision=a.precision)
+    base = RestoreOptions.for_models(models, steps=a.steps, precision=a.precision)
     settings = [s.strip() for s in a.settings.split(",")] if a.settings else None
     res = run_bench(a.clean_dir, a.output, Restorer(models), base, a.seed, a.limit, settings, progress=not a.quiet)
     print(format_markdown(res["rows"]))

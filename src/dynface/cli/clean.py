@@ -37,8 +37,9 @@ def cmd_clean(a) -> int:
     list_images([a.dataset])  # a missing dataset fails before any model is loaded
     set_threads(a.threads)
     models = ModelSet.load(a.weights_dir)
-    opt = RestoreOptions(method=a.method, steps=a.steps if a.steps is not None else int(models.default("steps", 25)),
-                         seed=a.seed, precision=a.precision)
+    # clean takes only `steps` from the model set; n_guidance stays the RestoreOptions default
+    opt = RestoreOptions.for_models(models, method=a.method, steps=a.steps, n_guidance=RestoreOptions.n_guidance,
+                                    seed=a.seed, precision=a.precision)
     if a.engine == "ray":
         from dynface.engines.ray_engine import clean_folder_ray
 

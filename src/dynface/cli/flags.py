@@ -11,6 +11,8 @@ import argparse
 import math
 import sys
 
+from dynface.errors import DynfaceError
+
 SEED_MAX = 2**63 - 1          # torch.Generator.manual_seed takes a 64-bit value
 THREADS_MAX = 1024
 T_MAX = 999                   # the last timestep of the 1000-step schedule every model set uses
@@ -78,8 +80,8 @@ def add_max_pixels(p) -> None:
                     "(default $DYNFACE_MAX_PIXELS, else 64000000)")
 
 
-class CLIError(Exception):
-    pass
+class CLIError(DynfaceError):
+    """A command line that cannot run as given (exit 2)."""
 
 
 def _bool_flag(p, name: str, default: bool, help: str):
@@ -153,13 +155,12 @@ def options_from_args(a, models):
     from dynface.pipeline import RestoreOptions
     from dynface.core.uncertainty import check_samples
 
-    return RestoreOptions(method=a.method, steps=a.steps if a.steps is not None else int(models.default("steps", 25)),
-                          n_guidance=a.n_guidance if a.n_guidance is not None else int(models.default("n_guidance", 3)),
-                          zeta=a.zeta, sigma_lr=a.sigma_lr, eta=a.eta, seed=a.seed, dblm=a.dblm, dsst=a.dsst,
-                          fixed_start=a.fixed_start, dgsa=a.dgsa, refine=a.refine, guide_every=a.guide_every,
-                          precision=a.precision, channels_last=a.channels_last,
-                          fidelity=None if a.fidelity is None else check_fidelity(a.fidelity),
-                          samples=check_samples(a.samples))
+    return RestoreOptions.for_models(models, method=a.method, steps=a.steps, n_guidance=a.n_guidance,
+                                     zeta=a.zeta, sigma_lr=a.sigma_lr, eta=a.eta, seed=a.seed, dblm=a.dblm, dsst=a.dsst,
+                                     fixed_start=a.fixed_start, dgsa=a.dgsa, refine=a.refine, guide_every=a.guide_every,
+                                     precision=a.precision, channels_last=a.channels_last,
+                                     fidelity=None if a.fidelity is None else check_fidelity(a.fidelity),
+                                     samples=check_samples(a.samples))
 
 
 def finish(rep, out, verb: str) -> int:

@@ -7,6 +7,7 @@ import sys
 from contextlib import contextmanager
 
 from dynface.cli.flags import EXIT_FAILED, EXIT_INTERNAL, EXIT_USAGE, CLIError
+from dynface.errors import DynfaceError
 
 MAX_ERROR_LINES = 30
 
@@ -65,11 +66,7 @@ def image_warnings_as_lines():
 
 
 def is_known(e: BaseException) -> bool:
-    from dynface.core.imageio import ImageError
-    from dynface.modelset.folder import ModelError
-
-    known = (CLIError, ImageError, ModelError, FileExistsError, FileNotFoundError, ValueError)
-    return isinstance(e, known) or type(e).__name__ in ("WeightsError", "DetectorUnavailable", "EngineError")
+    return isinstance(e, (DynfaceError, FileExistsError, FileNotFoundError, ValueError))
 
 
 def report_error(e: BaseException) -> int:

@@ -17,13 +17,15 @@ from pathlib import Path
 
 import torch
 
+from dynface.errors import DynfaceError
+
 PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 PRECISION_CHOICES = ("auto", *PRECISIONS)
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 RELEVANT_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
 
 
-class PrecisionError(ValueError):
+class PrecisionError(DynfaceError, ValueError):
     """An unknown precision, or one the device cannot run."""
 
 

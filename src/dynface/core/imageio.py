@@ -17,6 +17,7 @@ import torch
 from PIL import Image, ImageOps
 
 from dynface.core.atomic import is_temp_or_hidden, write_atomic, write_bytes
+from dynface.errors import DynfaceError
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 MAX_PIXELS_ENV = "DYNFACE_MAX_PIXELS"
@@ -24,7 +25,7 @@ DEFAULT_MAX_PIXELS = 64_000_000  # 8000x8000; a 48 MP phone photo fits, a 13000^
 _max_pixels: int | None = None   # set by set_max_pixels (the CLI's --max-pixels)
 
 
-class ImageError(Exception):
+class ImageError(DynfaceError):
     """A problem with an input or output image, said in one line."""
 
 

@@ -21,11 +21,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from dynface.errors import DynfaceError
+
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # never phone home
 _NO_CLUSTER_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
-class EngineError(RuntimeError):
+class EngineError(DynfaceError, RuntimeError):
     """Ray is missing, the cluster cannot be reached, or the actor pool could not start."""
 
 

@@ -10,9 +10,10 @@ import torch
 from dynface.core.dsst import DSST
 from dynface.modelset.checkpoint import load_network
 from dynface.modelset.manifest import EMBEDDED_DIR, STAGE_FILES
+from dynface.errors import DynfaceError
 
 
-class ModelError(Exception):
+class ModelError(DynfaceError):
     """A model file or stage needed for the requested settings is missing or unusable."""
 
 

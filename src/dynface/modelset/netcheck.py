@@ -13,13 +13,15 @@ import math
 
 import torch
 
+from dynface.errors import DynfaceError
+
 MAX_NETWORK_PARAMS = 400_000_000   # the largest official network (DifFace UNet 512) has 160 M
 ARCH_INT_MAX = 8192                # any integer in an arch (channels, sizes, depths)
 ARCH_LIST_MAX = 64                 # any list in an arch (channel multipliers, depths)
 MODEL_SIZE_RANGE = (16, 2048)      # manifest "size": the square crop the networks work at
 
 
-class NetworkCheckError(ValueError):
+class NetworkCheckError(DynfaceError, ValueError):
     """The file's metadata does not describe a network dynface will build; said in full."""
 
 

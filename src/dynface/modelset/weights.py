@@ -36,6 +36,8 @@ from typing import Iterable, Mapping
 import torch
 import torch.nn as nn
 
+from dynface.errors import DynfaceError
+
 __all__ = [
     "WeightsError", "WeightsEntry", "REGISTRY", "VerifyResult", "StateReport",
     "sha256_file", "load_checkpoint_state", "compare_state", "load_into",
@@ -52,7 +54,7 @@ _CONTAINER_KEYS = ("params_ema", "params", "state_dict", "model_ema", "ema", "mo
 _PREFIXES = ("module.", "_orig_mod.")
 
 
-class WeightsError(RuntimeError):
+class WeightsError(DynfaceError, RuntimeError):
     """A checkpoint could not be found, read, trusted or matched to a network."""
 
 

@@ -24,6 +24,7 @@ from PIL import Image
 from dynface.core.imageio import ImageError, read_rgb, to_tensor, to_uint8
 from dynface.modelset.folder import ModelError
 from dynface.pipeline import Restorer, RestoreOptions, restore_crops
+from dynface.errors import DynfaceError
 
 log = logging.getLogger("dynface.web")
 
@@ -56,7 +57,7 @@ class ServerConfig:
         return int(self.max_upload_mb * 1024 * 1024)
 
 
-class JobError(ValueError):
+class JobError(DynfaceError, ValueError):
     """A job cannot run as asked (no photos, too many, a setting out of range); one line."""
 
 
@@ -70,7 +71,7 @@ class JobSettings:
 
     method: str = "dynface"          # RestoreOptions.method
     aligned: bool = False            # inputs are aligned face crops (FFHQ framing)
-    steps: int = 25
+    steps: int = RestoreOptions.steps
     seed: int = 0
     fidelity: float | None = None    # None: the method's default
 

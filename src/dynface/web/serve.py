@@ -49,7 +49,7 @@ def cmd_serve(a) -> int:
         raise
     threads = set_threads(a.threads)
     models = ModelSet.load(a.weights_dir, device=a.device)
-    base = RestoreOptions(n_guidance=int(models.default("n_guidance", 3)), precision=a.precision)
+    base = RestoreOptions.for_models(models, precision=a.precision)  # every job sets its own steps
     print(f"model set {models.describe()}; {threads} thread(s), precision {a.precision}", file=sys.stderr)
     page = RestorePage(Restorer(models), base, cfg)
     print(f"dynface serve: http://{cfg.host}:{cfg.port} (Ctrl+C stops)", file=sys.stderr, flush=True)
