@@ -23,18 +23,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dynface.jobs.ablation import make_grid
-from dynface.modelset.checkpoint import load_network, load_trusted_free
-from dynface.jobs.clean import clean_folder
-from dynface.training.data import split_files
 from dynface.core.degradation import DegradationConfig, degrade_random
+from dynface.core.hardware import set_threads
 from dynface.core.imageio import read_rgb, resize, to_tensor, to_uint8, write_bytes_atomic, write_image
+from dynface.jobs.ablation import make_grid
+from dynface.jobs.clean import clean_folder
 from dynface.metrics.fidelity import psnr, ssim
 from dynface.metrics.noref import niqe
+from dynface.modelset.checkpoint import load_network, load_trusted_free
 from dynface.modelset.folder import ModelSet
 from dynface.pipeline import Restorer, RestoreOptions
+from dynface.training.data import split_files
 from dynface.training.loop import export, load_config, train
-from dynface.core.hardware import set_threads
 
 
 def restorer_with(idm_path) -> Restorer:

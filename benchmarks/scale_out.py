@@ -28,9 +28,9 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 
 def clean_runs(data: Path, files: int, steps: int, work: Path) -> list[dict]:
-    from dynface.jobs.clean import clean_folder
-    from dynface.engines.ray_engine import clean_folder_ray, connect
     from dynface.core.hardware import default_threads, set_threads
+    from dynface.engines.ray_engine import clean_folder_ray, connect
+    from dynface.jobs.clean import clean_folder
     from dynface.modelset.folder import ModelSet
     from dynface.pipeline import Restorer, RestoreOptions
 

@@ -17,15 +17,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dynface.modelset.checkpoint import load_network
-from dynface.training.data import split_files
 from dynface.core.dblm import estimate_sigma
 from dynface.core.degradation import DegradationConfig, degrade_random
+from dynface.core.hardware import set_threads
 from dynface.core.imageio import read_rgb, resize, to_tensor, write_bytes_atomic
+from dynface.core.sigma_label import sigma_grid, sigma_star
+from dynface.modelset.checkpoint import load_network
 from dynface.modelset.folder import ModelSet
 from dynface.pipeline import Restorer, RestoreOptions
-from dynface.core.sigma_label import sigma_grid, sigma_star
-from dynface.core.hardware import set_threads
+from dynface.training.data import split_files
 
 
 def main(argv=None):

@@ -22,16 +22,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dynface.jobs.batch import stable_index
-from dynface.jobs.ablation import aligned_ground_truth
 from dynface.core.degradation import DegradationConfig, degrade_random
-from dynface.face.templates import template_for
+from dynface.core.hardware import native_bf16, resolve_precision, set_threads
+from dynface.core.hardware import machine_header
 from dynface.core.imageio import list_images, to_tensor, to_uint8, write_bytes_atomic
+from dynface.face.templates import template_for
+from dynface.jobs.ablation import aligned_ground_truth
+from dynface.jobs.batch import stable_index
 from dynface.metrics.fid import inception_features, kid_from_features
 from dynface.metrics.fidelity import psnr
 from dynface.metrics.identity import identity
-from dynface.core.hardware import native_bf16, resolve_precision, set_threads
-from dynface.core.hardware import machine_header
 from dynface.modelset.folder import ModelSet
 from dynface.pipeline import Restorer, RestoreOptions
 

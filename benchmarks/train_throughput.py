@@ -19,14 +19,14 @@ from pathlib import Path
 
 import torch
 
-from dynface.training import data as data_mod
 from dynface.core.hardware import autocast, native_bf16, set_threads
-from dynface.core.imageio import write_bytes_atomic
 from dynface.core.hardware import machine_header
+from dynface.core.imageio import write_bytes_atomic
 from dynface.core.schedule import Schedule
-from dynface.training.losses import LOSSES
+from dynface.training import data as data_mod
 from dynface.training.batches import Ctx
 from dynface.training.loop import build_trainable, load_config, load_frozen
+from dynface.training.losses import LOSSES
 
 CONFIGS = Path(__file__).resolve().parents[1] / "src" / "dynface" / "configs"
 

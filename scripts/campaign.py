@@ -101,8 +101,8 @@ def stop(runs_dir: Path, runs) -> None:
 
 def export(runs_dir: Path, runs, install: bool) -> None:
     from dynface.modelset.assemble import replace_stage
-    from dynface.training.curves import plot_compare, plot_curve
     from dynface.modelset.manifest import EMBEDDED_DIR
+    from dynface.training.curves import plot_compare, plot_curve
     from dynface.training.loop import export as export_run
     from dynface.training.loop import load_config
 

@@ -8,15 +8,15 @@ import torch
 
 from conftest import smooth_image
 from tiny_models import ARCH, SIZE
-from dynface.training import data as data_mod
-from dynface.modelset.checkpoint import export_safetensors, load_trusted_free, read_metadata
-from dynface.training.curves import append_row, plot_curve, read_curve
-from dynface.core.imagemetrics import detail_ratio, psnr
 from dynface.core.imageio import to_uint8, write_image
+from dynface.core.imagemetrics import detail_ratio, psnr
 from dynface.core.kernels import gaussian_blur
+from dynface.modelset.checkpoint import export_safetensors, load_trusted_free, read_metadata
 from dynface.networks.factory import build_network
-from dynface.training.losses import fft_loss
+from dynface.training import data as data_mod
+from dynface.training.curves import append_row, plot_curve, read_curve
 from dynface.training.loop import train
+from dynface.training.losses import fft_loss
 
 
 def test_psnr_and_detail_ratio_known_answers():

@@ -22,13 +22,13 @@ from conftest import smooth_image
 from dynface.cli import main
 from dynface.core.dsst import DSST
 from dynface.core.hardware import PrecisionError, resolve_precision
-from dynface.networks.factory import build_network
-from dynface.modelset.official import OFFICIAL_PRESETS, load_official_modelset, official_manifest
-from dynface.modelset.folder import ModelError, ModelSet, resolve_device
-from dynface.pipeline import Restorer, RestoreOptions
-from dynface.networks.architectures import build_preset
 from dynface.core.sigma_label import sigma_grid
+from dynface.modelset.folder import ModelError, ModelSet, resolve_device
+from dynface.modelset.official import OFFICIAL_PRESETS, load_official_modelset, official_manifest
 from dynface.modelset.weights import REGISTRY
+from dynface.networks.architectures import build_preset
+from dynface.networks.factory import build_network
+from dynface.pipeline import Restorer, RestoreOptions
 
 torch.set_num_threads(1)
 UNET, SWINIR, DPS = (REGISTRY[n].filename for n in ("difface_unet512", "difface_swinir512", "dps_unet256"))
@@ -101,8 +101,8 @@ def test_fast_build_equals_a_normal_build(official_dir, difface):
     weights it must compute exactly what a normally built network computes (incl. its RGB mean)."""
     from dataclasses import replace
 
-    from dynface.networks.swinir import SwinIR
     from dynface.modelset.weights import load_checkpoint_state, load_into
+    from dynface.networks.swinir import SwinIR
 
     ref = SwinIR(replace(difface.nets["rm"].config)).eval()
     load_into(ref, load_checkpoint_state(official_dir[0] / SWINIR))

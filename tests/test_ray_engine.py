@@ -11,8 +11,8 @@ import pytest
 
 from conftest import smooth_image
 from tiny_models import SIZE, make_tiny_modelset
-from dynface.jobs.clean import clean_folder, file_seed
 from dynface.core.imageio import to_uint8, write_image
+from dynface.jobs.clean import clean_folder, file_seed
 from dynface.modelset.folder import ModelSet
 from dynface.pipeline import Restorer, RestoreOptions
 

@@ -5,14 +5,14 @@ import torch
 
 from conftest import smooth_image
 from tiny_models import ARCH, SIZE
-from dynface.modelset.checkpoint import export_safetensors, load_trusted_free
 from dynface.core.imageio import to_uint8, write_image
-from dynface.networks.factory import build_network
-from dynface.networks.eps_model import coord_grid
 from dynface.core.schedule import Schedule, tweedie_x0
+from dynface.modelset.checkpoint import export_safetensors, load_trusted_free
+from dynface.networks.eps_model import coord_grid
+from dynface.networks.factory import build_network
+from dynface.training import data as data_mod
 from dynface.training.batches import Ctx, crop_patch
 from dynface.training.loop import init_from, train
-from dynface.training import data as data_mod
 
 
 def idm_config(tmp_path, init=None) -> dict:

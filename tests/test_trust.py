@@ -10,11 +10,11 @@ from tiny_models import SIZE, make_tiny_modelset
 from dynface.cli import main
 from dynface.core.fidelity_control import FIDELITY_DEFAULT, check_fidelity, fidelity_controls
 from dynface.core.imageio import read_rgb, to_uint8, write_image
+from dynface.core.uncertainty import STD_VMAX, colorize, heatmap, pixel_std, sample_seed
+from dynface.jobs.uncertainty_maps import paste_maps
 from dynface.modelset.folder import ModelSet
 from dynface.pipeline import Restorer, RestoreOptions
 from dynface.sampling.guided import randn
-from dynface.core.uncertainty import STD_VMAX, colorize, heatmap, pixel_std, sample_seed
-from dynface.jobs.uncertainty_maps import paste_maps
 
 
 @pytest.fixture(scope="module")

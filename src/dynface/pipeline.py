@@ -28,12 +28,12 @@ import torch
 
 from dynface.core.dblm import GUIDANCE_WEIGHTS, estimate_sigma, guidance_images, guidance_sigmas
 from dynface.core.fidelity_control import check_fidelity, fidelity_controls
-from dynface.core.uncertainty import check_samples, sample_seed
-from dynface.core.imageio import resize
 from dynface.core.hardware import autocast, resolve_precision
-from dynface.sampling.guided import Guidance, SampleStats, SamplerConfig, randn, sample_guided, start_from_guidance
+from dynface.core.imageio import resize
 from dynface.core.schedule import Schedule, space_timesteps
+from dynface.core.uncertainty import check_samples, sample_seed
 from dynface.modelset.folder import ModelSet
+from dynface.sampling.guided import Guidance, SampleStats, SamplerConfig, randn, sample_guided, start_from_guidance
 
 
 @dataclass

@@ -21,8 +21,8 @@ def register(sub) -> None:
 
 
 def cmd_bench(a) -> int:
-    from dynface.jobs.ablation import format_markdown, run_bench
     from dynface.core.hardware import set_threads
+    from dynface.jobs.ablation import format_markdown, run_bench
     from dynface.modelset.folder import ModelSet
     from dynface.pipeline import Restorer, RestoreOptions
 

@@ -27,9 +27,9 @@ def register(sub) -> None:
 
 
 def cmd_clean(a) -> int:
-    from dynface.jobs.clean import clean_folder
     from dynface.core.hardware import set_threads
     from dynface.core.imageio import list_images
+    from dynface.jobs.clean import clean_folder
     from dynface.modelset.folder import ModelSet
     from dynface.pipeline import Restorer, RestoreOptions
 

@@ -19,8 +19,8 @@ def register(sub) -> None:
 
 
 def cmd_degrade(a) -> int:
-    from dynface.jobs.batch import degrade_paths
     from dynface.core.degradation import DegradationConfig
+    from dynface.jobs.batch import degrade_paths
 
     cfg = DegradationConfig()
     if a.config:

@@ -152,8 +152,8 @@ def engine_workers(a) -> int | None:
 
 def options_from_args(a, models):
     from dynface.core.fidelity_control import check_fidelity
-    from dynface.pipeline import RestoreOptions
     from dynface.core.uncertainty import check_samples
+    from dynface.pipeline import RestoreOptions
 
     return RestoreOptions.for_models(models, method=a.method, steps=a.steps, n_guidance=a.n_guidance,
                                      zeta=a.zeta, sigma_lr=a.sigma_lr, eta=a.eta, seed=a.seed, dblm=a.dblm, dsst=a.dsst,

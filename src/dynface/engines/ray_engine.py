@@ -103,8 +103,8 @@ class FileWorker:
         self.opt = RestoreOptions(**job["opt"])
         self.restorer = Restorer(ModelSet.load(job["weights_dir"]))
         if job["kind"] == "restore":
-            from dynface.jobs.batch import make_restore_fn
             from dynface.face.templates import template_for
+            from dynface.jobs.batch import make_restore_fn
 
             size = self.restorer.models.size
             self.template = template_for(self.restorer.models.manifest.get("template", "utkface"), size)
@@ -205,9 +205,9 @@ def restore_paths_ray(paths, out_dir, weights_dir, opt, *, address=None, workers
     """`batch.restore_paths` on Ray. A photo whose final_results image exists (written last) is done."""
     import json
 
-    from dynface.jobs.batch import BatchReport, check_output_dir
-    from dynface.face.whole import final_output
     from dynface.core.imageio import list_images
+    from dynface.face.whole import final_output
+    from dynface.jobs.batch import BatchReport, check_output_dir
     from dynface.jobs.outnames import output_stems
 
     files = list_images(paths)

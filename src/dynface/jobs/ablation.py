@@ -24,11 +24,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from dynface.jobs.batch import stable_index
 from dynface.core.degradation import DegradationConfig, degrade_random
+from dynface.core.hardware import machine_header
 from dynface.core.imageio import list_images, read_rgb, to_tensor, to_uint8, write_bytes_atomic, write_image
 from dynface.core.imagemetrics import detail_ratio
-from dynface.core.hardware import machine_header
+from dynface.jobs.batch import stable_index
 from dynface.pipeline import Restorer, RestoreOptions
 
 # (row name, options relative to the full pipeline) — cumulative, as in the paper's Table 3

@@ -18,10 +18,10 @@ from tqdm import tqdm
 from dynface.core.degradation import DegradationConfig, degrade_random
 from dynface.core.imageio import (ImageError, list_images, read_rgb, resize, to_tensor, to_uint8, write_bytes_atomic,
                                   write_image)
-from dynface.jobs.outnames import output_stems
-from dynface.pipeline import Restorer, RestoreOptions, restore_crops
 from dynface.core.uncertainty import mean_and_std
+from dynface.jobs.outnames import output_stems
 from dynface.jobs.uncertainty_maps import write_uncertainty
+from dynface.pipeline import Restorer, RestoreOptions, restore_crops
 
 
 @dataclass

@@ -15,11 +15,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from dynface.jobs.batch import check_output_dir
-from dynface.training.data import split_files
 from dynface.core.imageio import ImageError, read_rgb, resize, to_tensor, to_uint8, write_image
+from dynface.jobs.batch import check_output_dir
 from dynface.jobs.outnames import output_stems, seed_for
 from dynface.pipeline import Restorer, RestoreOptions
+from dynface.training.data import split_files
 
 
 def file_seed(seed: int, relpath) -> int:

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import torch
 
-from dynface.training import data as data_mod
 from dynface.core.dsst import DSST, calibrate_tau, expected_blur_gap
 from dynface.core.schedule import Schedule
+from dynface.training import data as data_mod
 
 
 def build_dsst(data, size: int, grid: torch.Tensor, n_images: int = 512, t_hi: int = 925,

@@ -62,8 +62,8 @@ def write_uncertainty(rgb: np.ndarray, res, stem: str, out_dir, sfx: str, final_
     """
     from pathlib import Path
 
-    from dynface.face.paste import paste_faces
     from dynface.core.imageio import write_image
+    from dynface.face.paste import paste_faces
 
     d = Path(out_dir) / "uncertainty"
     recs = res.restored_records

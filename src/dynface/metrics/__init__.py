@@ -10,9 +10,9 @@ Not available offline, never substituted: LPIPS, DISTS, ArcFace identity.
 Submodules import their heavy dependencies (dlib, the Inception network) lazily.
 """
 from dynface.metrics.evaluate import ALL_METRICS, EvalResult, evaluate, format_table, match_files, write_report
+from dynface.metrics.fid import fid, fid_from_features, inception_features, kid, kid_from_features
 from dynface.metrics.fidelity import mean_psnr, psnr, rgb_to_y, ssim
 from dynface.metrics.identity import MetricUnavailable, identity, landmark_distance
-from dynface.metrics.fid import fid, fid_from_features, inception_features, kid, kid_from_features
 from dynface.metrics.noref import brisque, brisque_available, niqe
 
 __all__ = [

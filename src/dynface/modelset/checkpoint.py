@@ -78,8 +78,8 @@ def load_network(path, kind: str | tuple[str, ...] | None = None) -> nn.Module:
     """Build the network named in a safetensors file's metadata and load its weights (float32).
     `kind`: the kind (or kinds) the file must hold. The metadata is checked against the file's
     tensors before anything is allocated (`netcheck.check_network_file`)."""
-    from dynface.networks.factory import build_network
     from dynface.modelset.netcheck import NetworkCheckError, check_network_file
+    from dynface.networks.factory import build_network
 
     meta = read_metadata(path)
     kinds = (kind,) if isinstance(kind, str) else kind

@@ -8,9 +8,9 @@ from pathlib import Path
 import torch
 
 from dynface.core.dsst import DSST
+from dynface.errors import DynfaceError
 from dynface.modelset.checkpoint import load_network
 from dynface.modelset.manifest import EMBEDDED_DIR, STAGE_FILES
-from dynface.errors import DynfaceError
 
 
 class ModelError(DynfaceError):

@@ -57,8 +57,8 @@ def header_shapes(path) -> dict[str, tuple[int, ...]]:
 def check_network_file(path, kind: str, arch) -> None:
     """Raise NetworkCheckError unless `arch` builds a network of at most MAX_NETWORK_PARAMS whose
     state names and shapes are exactly those stored in the safetensors file `path`."""
-    from dynface.networks.factory import build_network
     from dynface.modelset.weights import compare_state
+    from dynface.networks.factory import build_network
 
     if not isinstance(arch, dict):
         raise NetworkCheckError(f"{path}: metadata `arch` is not a mapping")

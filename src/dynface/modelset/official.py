@@ -45,11 +45,11 @@ from pathlib import Path
 
 import torch
 
-from dynface.networks.eps_model import EpsModel
-from dynface.networks.swinir import SwinIR
 from dynface.modelset.folder import ModelError, ModelSet, resolve_device
 from dynface.modelset.manifest import manifest_entry
 from dynface.networks.architectures import PRESETS as ARCH_PRESETS
+from dynface.networks.eps_model import EpsModel
+from dynface.networks.swinir import SwinIR
 from dynface.modelset.weights import (ENV_WEIGHTS_DIR, REGISTRY, WeightsError, load_checkpoint_state, load_into,
                                       weights_path)
 from dynface.modelset.weights import weights_dir as resolve_weights_dir
@@ -205,8 +205,8 @@ def build_official_rm(name: str, directory=None) -> SwinIR:
 
 
 def _load_own(stage: str, path: Path, p: OfficialPreset):
-    from dynface.modelset.checkpoint import load_network
     from dynface.core.dsst import DSST
+    from dynface.modelset.checkpoint import load_network
 
     lo, hi, n = p.sigma_grid
     rebuild = _TRAIN_HINTS[stage if stage in _TRAIN_HINTS else "tm"].format(size=p.size, lo=lo, hi=hi, n=n)

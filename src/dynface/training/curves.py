@@ -19,10 +19,10 @@ from pathlib import Path
 
 import torch
 
-from dynface.training import data as data_mod
 from dynface.core.degradation import DegradationConfig, degrade_random
 from dynface.core.imagemetrics import detail_ratio, psnr, ssim_pm1
 from dynface.core.schedule import Schedule, space_timesteps, tweedie_x0
+from dynface.training import data as data_mod
 
 VAL_SEED = 20_251_123
 X0_STEPS = (100, 300, 600)

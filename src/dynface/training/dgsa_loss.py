@@ -15,9 +15,9 @@ import torch.nn.functional as F
 
 from dynface.core.imagemetrics import ssim
 from dynface.core.kernels import gaussian_blur
-from dynface.sampling.guided import Guidance, guidance_loss
 from dynface.core.schedule import ddpm_step, tweedie_x0, space_timesteps
 from dynface.core.sigma_label import sigma_grid, sigma_star
+from dynface.sampling.guided import Guidance, guidance_loss
 
 SWT_WEIGHTS = (0.0, 0.01, 0.01, 0.05)
 

@@ -20,15 +20,15 @@ import torch.nn as nn
 import yaml
 from tqdm import tqdm
 
+from dynface.core.hardware import autocast, cpu_model, resolve_precision, set_threads
+from dynface.core.schedule import Schedule
+from dynface.modelset.checkpoint import export_safetensors, load_network, load_trusted_free, save_atomic
+from dynface.networks.factory import build_network
 from dynface.training import data as data_mod
 from dynface.training import distributed
-from dynface.modelset.checkpoint import export_safetensors, load_network, load_trusted_free, save_atomic
-from dynface.training.curves import Validator, append_row, plot_curve
-from dynface.core.hardware import autocast, cpu_model, resolve_precision, set_threads
-from dynface.networks.factory import build_network
 from dynface.training.batches import Ctx
+from dynface.training.curves import Validator, append_row, plot_curve
 from dynface.training.losses import LOSSES
-from dynface.core.schedule import Schedule
 
 
 def load_config(path) -> dict:

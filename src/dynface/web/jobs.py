@@ -22,9 +22,9 @@ import numpy as np
 from PIL import Image
 
 from dynface.core.imageio import ImageError, read_rgb, to_tensor, to_uint8
+from dynface.errors import DynfaceError
 from dynface.modelset.folder import ModelError
 from dynface.pipeline import Restorer, RestoreOptions, restore_crops
-from dynface.errors import DynfaceError
 
 log = logging.getLogger("dynface.web")
 
