@@ -8,7 +8,8 @@ from dynface.core.dsst import DSST, calibrate_tau, expected_blur_gap, start_step
 from dynface.core.kernels import gaussian_blur, gaussian_kernel1d
 from dynface.core.schedule import Schedule, ddim_step, ddpm_step, eps_from_x0, space_timesteps, tweedie_x0
 from dynface.core.sigma_label import sigma_grid, sigma_star
-from dynface.sampling.guided import Guidance, SamplerConfig, guidance_loss, sample_guided, start_from_guidance
+from dynface.sampling.guidance import Guidance, guidance_loss
+from dynface.sampling.guided import SamplerConfig, sample_guided, start_from_guidance
 
 
 def test_kernel_normalised_and_variance():

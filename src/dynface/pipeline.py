@@ -33,7 +33,8 @@ from dynface.core.imageio import resize
 from dynface.core.schedule import Schedule, space_timesteps
 from dynface.core.uncertainty import check_samples, sample_seed
 from dynface.modelset.folder import ModelSet
-from dynface.sampling.guided import Guidance, SampleStats, SamplerConfig, randn, sample_guided, start_from_guidance
+from dynface.sampling.guidance import Guidance
+from dynface.sampling.guided import SampleStats, SamplerConfig, randn, sample_guided, start_from_guidance
 
 
 @dataclass

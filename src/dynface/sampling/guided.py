@@ -11,7 +11,7 @@ Written k-diffusion style: small functions of (model, x, timesteps). One step at
 
 `timesteps` is any descending list of original step indices (respacing), so the same code runs
 the full DSST-length chain and few-step schedules; after the last kept step the chain ends at
-x0_hat (abar_prev = 1).
+x0_hat (abar_prev = 1). The guidance itself (measurement, gradient, step, refinement) is guidance.py.
 
 Devices: the chain runs on x's device; noise is drawn on the CPU from `generator` and moved, so
 a seed gives the same chain (up to kernel rounding) on every device. Precision: autocast of the
@@ -25,18 +25,8 @@ from dataclasses import dataclass, field
 import torch
 
 from dynface.core.hardware import autocast
-from dynface.core.kernels import gaussian_blur, kernel_radius
 from dynface.core.schedule import Schedule, ddim_step, ddpm_step, learned_log_variance, tweedie_x0
-
-
-@dataclass
-class Guidance:
-    """Measurements y_i (N, B, C, H, W) = k_sigma_i (x) x0 with weights w_i and sigmas (N, B)."""
-
-    targets: torch.Tensor
-    sigmas: torch.Tensor
-    weights: torch.Tensor
-    sigma_range: tuple[float, float] = (0.1, 15.0)
+from dynface.sampling.guidance import Guidance, GuidanceStep
 
 
 @dataclass
@@ -56,15 +46,6 @@ class SampleStats:
     seconds: dict = field(default_factory=lambda: {"unet_forward": 0.0, "backward": 0.0, "dgsa": 0.0, "other": 0.0})
     nfe: int = 0
     sigma_trace: list = field(default_factory=list)
-
-
-def guidance_loss(x0: torch.Tensor, g: Guidance, sigmas: torch.Tensor) -> torch.Tensor:
-    """sum_i w_i ||y_i - k_sigma_i (x) x0||_2, summed over the batch (per-sample gradients stay independent)."""
-    n, b = sigmas.shape
-    rad = kernel_radius(float(g.sigma_range[1]))
-    blurred = gaussian_blur(x0, sigmas.reshape(-1), radius=rad).reshape(n, b, *x0.shape[1:])
-    res = (g.targets - blurred).flatten(2).norm(dim=2)  # (N, B)
-    return (g.weights.to(res)[:, None] * res).sum()
 
 
 def randn(shape, generator=None, dtype=torch.float32) -> torch.Tensor:
@@ -88,7 +69,7 @@ def sample_guided(model, x: torch.Tensor, timesteps: list[int], schedule: Schedu
     """Run the chain from x at timesteps[0] down to x0. Returns (x0, refined sigmas or None)."""
     stats = stats or SampleStats()
     sigmas = guidance.sigmas.clone().float() if guidance is not None else None
-    lo, hi = (guidance.sigma_range if guidance is not None else (0.0, 0.0))
+    step = GuidanceStep(cfg.zeta, cfg.sigma_lr)
     amp = autocast(x.device.type, cfg.precision)
     n = len(timesteps)
     for i, t in enumerate(timesteps):
@@ -109,9 +90,7 @@ def sample_guided(model, x: torch.Tensor, timesteps: list[int], schedule: Schedu
             stats.nfe += 1
             x0 = tweedie_x0(xin, eps, abar_t)
             if guided:
-                loss = guidance_loss(x0, guidance, sig)
-                grads = torch.autograd.grad(loss, [xin, sig] if refine else [xin])
-                g_x = grads[0]
+                g_x, g_sigma = step.gradients(x0, xin, guidance, sig, refine)
                 t2 = time.perf_counter()
                 stats.seconds["backward"] += t2 - t1
                 t1 = t2
@@ -132,10 +111,11 @@ def sample_guided(model, x: torch.Tensor, timesteps: list[int], schedule: Schedu
                     m = dgsa(guidance.targets[0].to(x0), x0.clamp(-1, 1), tt)
                 t_dgsa = time.perf_counter() - t3
                 stats.seconds["dgsa"] += t_dgsa
-                g_x = m * g_x
-            x_next = x_next - cfg.zeta * g_x
+            else:
+                m = None
+            x_next = step.apply(x_next, g_x, m)
             if refine:
-                sigmas = (sigmas - cfg.sigma_lr * grads[1].float()).clamp(lo, hi)
+                sigmas = step.refine(sigmas, g_sigma, guidance.sigma_range)
         x = x_next.detach()
         if sigmas is not None:
             stats.sigma_trace.append(sigmas[0].clone())

@@ -17,7 +17,7 @@ from dynface.core.imagemetrics import ssim
 from dynface.core.kernels import gaussian_blur
 from dynface.core.schedule import ddpm_step, tweedie_x0, space_timesteps
 from dynface.core.sigma_label import sigma_grid, sigma_star
-from dynface.sampling.guided import Guidance, guidance_loss
+from dynface.sampling.guidance import Guidance, GuidanceStep
 
 SWT_WEIGHTS = (0.0, 0.01, 0.01, 0.05)
 
@@ -77,11 +77,11 @@ def dgsa_loss(model, ctx) -> torch.Tensor:
         xin = x_t.detach().requires_grad_(True)
         eps, _ = prior(xin, t)
         x0 = tweedie_x0(xin, eps.float(), abar_t)
-        g = Guidance(y_g[None], sig[None], torch.tensor([1.0]), (smin, smax))
-        (g_x,) = torch.autograd.grad(guidance_loss(x0, g, sig[None]), [xin])
+        step = GuidanceStep(float(cfg["zeta"]))
+        g_x, _ = step.gradients(x0, xin, Guidance(y_g[None], sig[None], torch.tensor([1.0]), (smin, smax)), sig[None])
     x_prime = ddpm_step(x_t, eps.detach().float(), abar_t, abar_p, torch.randn_like(x_t))
     m = model(y_g, x0.detach().clamp(-1, 1), t)
-    x_prev = x_prime - float(cfg["zeta"]) * m * g_x  # Eq. 12
+    x_prev = step.apply(x_prime, g_x, m)  # Eq. 12: the sampler's guided step
     eps2, _ = prior(x_prev, t_prev.clamp_min(0))
     x0_prev = torch.where((t_prev >= 0).reshape(-1, 1, 1, 1), tweedie_x0(x_prev, eps2.float(), abar_p), x_prev)
     return dgsa_objective(x0_prev.float(), x)
