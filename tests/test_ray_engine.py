@@ -75,7 +75,7 @@ def test_ray_two_workers_write_the_local_engines_bytes(tmp_path, tiny_set, monke
     assert Path(where).resolve() == (SRC / "dynface" / "__init__.py").resolve()
     assert node == "127.0.0.1"
     assert rep["written"] == 6 and rep["skipped"] == 0
-    assert [Path(f).name for f, _ in rep["failed"]] == ["broken.png"] and "not a readable image" in rep["failed"][0][1]
+    assert [Path(f).name for f, _ in rep["failed"]] == ["broken.png"] and "not an image (format not recognised)" in rep["failed"][0][1]
     assert len(rep["workers"]) == 2  # two actor processes shared the files
     assert outputs(tmp_path / "ray") == outputs(tmp_path / "local")
 
