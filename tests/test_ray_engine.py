@@ -113,6 +113,9 @@ def test_ray_engine_bad_usage_is_one_line(tmp_path, capsys):
 
     assert main(["clean", str(tmp_path / "missing"), "-o", str(tmp_path / "o"), "--engine", "ray"]) == 1
     assert main(["clean", str(tmp_path), "-o", str(tmp_path / "o"), "--workers", "2"]) == 2
-    assert main(["clean", str(tmp_path), "-o", str(tmp_path / "o"), "--engine", "ray", "--workers", "0"]) == 2
+    with pytest.raises(SystemExit) as e:  # a number out of range is an argparse usage error: one line, exit 2
+        main(["clean", str(tmp_path), "-o", str(tmp_path / "o"), "--engine", "ray", "--workers", "0"])
+    assert e.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 3 and all(line.startswith("dynface: error: ") for line in err), err
+    assert len(err) == 3 and all(line.startswith("dynface: error: ") for line in err[:2]), err
+    assert err[2].startswith("dynface clean: error: argument --workers: 0: must be 1..4096"), err
