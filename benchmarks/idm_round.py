@@ -23,17 +23,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dynface.bench import make_grid
-from dynface.checkpoint import load_network, load_trusted_free
-from dynface.clean import clean_folder
-from dynface.data import split_files
-from dynface.degradation import DegradationConfig, degrade_random
-from dynface.imageio import read_rgb, resize, to_tensor, to_uint8, write_bytes_atomic, write_image
+from dynface.core.degradation import DegradationConfig, degrade_random
+from dynface.core.hardware import set_threads
+from dynface.core.imageio import read_rgb, resize, to_tensor, to_uint8, write_bytes_atomic, write_image
+from dynface.jobs.ablation import make_grid
+from dynface.jobs.clean import clean_folder
 from dynface.metrics.fidelity import psnr, ssim
 from dynface.metrics.noref import niqe
-from dynface.pipeline import ModelSet, Restorer, RestoreOptions
-from dynface.training import export, load_config, train
-from dynface.hardware import set_threads
+from dynface.modelset.checkpoint import load_network, load_trusted_free
+from dynface.modelset.folder import ModelSet
+from dynface.pipeline import Restorer, RestoreOptions
+from dynface.training.data import split_files
+from dynface.training.loop import export, load_config, train
 
 
 def restorer_with(idm_path) -> Restorer:

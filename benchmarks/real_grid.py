@@ -16,13 +16,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from dynface.batch import make_restore_fn
-from dynface.bench import make_grid
+from dynface.core.hardware import set_threads
+from dynface.core.imageio import list_images, read_rgb, write_image
 from dynface.face.templates import template_for
 from dynface.face.whole import reframe_aligned
-from dynface.imageio import list_images, read_rgb, write_image
-from dynface.pipeline import ModelSet, Restorer, RestoreOptions
-from dynface.hardware import set_threads
+from dynface.jobs.ablation import make_grid
+from dynface.jobs.batch import make_restore_fn
+from dynface.modelset.folder import ModelSet
+from dynface.pipeline import Restorer, RestoreOptions
 
 
 def main(argv=None):

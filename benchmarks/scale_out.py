@@ -28,10 +28,11 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 
 def clean_runs(data: Path, files: int, steps: int, work: Path) -> list[dict]:
-    from dynface.clean import clean_folder
+    from dynface.core.hardware import default_threads, set_threads
     from dynface.engines.ray_engine import clean_folder_ray, connect
-    from dynface.hardware import default_threads, set_threads
-    from dynface.pipeline import ModelSet, Restorer, RestoreOptions
+    from dynface.jobs.clean import clean_folder
+    from dynface.modelset.folder import ModelSet
+    from dynface.pipeline import Restorer, RestoreOptions
 
     subset = work / "faces"
     subset.mkdir()
@@ -71,7 +72,7 @@ def train_runs(data: Path, iters: int, work: Path) -> list[dict]:
     cfg = yaml.safe_load((SRC / "dynface" / "configs" / "rm.yaml").read_text())
     cfg.update({"data": str(data), "iters": iters, "log_every": 1, "ckpt_every": 10_000, "limit": 64,
                 "cache_dir": str(work / "cache"), "threads": None})
-    from dynface.hardware import default_threads
+    from dynface.core.hardware import default_threads
 
     cores = default_threads()
     rows = []
@@ -105,7 +106,7 @@ def main() -> None:
     ap.add_argument("--iters", type=int, default=6)
     ap.add_argument("-o", "--output", default="docs/scale_out.json")
     a = ap.parse_args()
-    from dynface.hardware import cpu_summary, default_threads
+    from dynface.core.hardware import cpu_summary, default_threads
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

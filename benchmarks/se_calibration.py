@@ -17,14 +17,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dynface.checkpoint import load_network
-from dynface.data import split_files
-from dynface.dblm import estimate_sigma
-from dynface.degradation import DegradationConfig, degrade_random
-from dynface.imageio import read_rgb, resize, to_tensor, write_bytes_atomic
-from dynface.pipeline import ModelSet, Restorer, RestoreOptions
-from dynface.sigma_label import sigma_grid, sigma_star
-from dynface.hardware import set_threads
+from dynface.core.dblm import estimate_sigma
+from dynface.core.degradation import DegradationConfig, degrade_random
+from dynface.core.hardware import set_threads
+from dynface.core.imageio import read_rgb, resize, to_tensor, write_bytes_atomic
+from dynface.core.sigma_label import sigma_grid, sigma_star
+from dynface.modelset.checkpoint import load_network
+from dynface.modelset.folder import ModelSet
+from dynface.pipeline import Restorer, RestoreOptions
+from dynface.training.data import split_files
 
 
 def main(argv=None):

@@ -22,17 +22,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dynface.batch import stable_index
-from dynface.bench import aligned_ground_truth
-from dynface.degradation import DegradationConfig, degrade_random
+from dynface.core.degradation import DegradationConfig, degrade_random
+from dynface.core.hardware import native_bf16, resolve_precision, set_threads
+from dynface.core.hardware import machine_header
+from dynface.core.imageio import list_images, to_tensor, to_uint8, write_bytes_atomic
 from dynface.face.templates import template_for
-from dynface.imageio import list_images, to_tensor, to_uint8, write_bytes_atomic
+from dynface.jobs.ablation import aligned_ground_truth
+from dynface.jobs.batch import stable_index
 from dynface.metrics.fid import inception_features, kid_from_features
 from dynface.metrics.fidelity import psnr
 from dynface.metrics.identity import identity
-from dynface.hardware import native_bf16, resolve_precision, set_threads
-from dynface.info import machine_header
-from dynface.pipeline import ModelSet, Restorer, RestoreOptions
+from dynface.modelset.folder import ModelSet
+from dynface.pipeline import Restorer, RestoreOptions
 
 
 def prepare(clean_dir, ms: ModelSet, n: int, seed: int):

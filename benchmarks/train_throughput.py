@@ -19,12 +19,14 @@ from pathlib import Path
 
 import torch
 
-from dynface import data as data_mod
-from dynface.hardware import autocast, native_bf16, set_threads
-from dynface.imageio import write_bytes_atomic
-from dynface.info import machine_header
-from dynface.schedule import Schedule
-from dynface.training import LOSSES, Ctx, build_trainable, load_config, load_frozen
+from dynface.core.hardware import autocast, native_bf16, set_threads
+from dynface.core.hardware import machine_header
+from dynface.core.imageio import write_bytes_atomic
+from dynface.core.schedule import Schedule
+from dynface.training import data as data_mod
+from dynface.training.batches import Ctx
+from dynface.training.loop import build_trainable, load_config, load_frozen
+from dynface.training.losses import LOSSES
 
 CONFIGS = Path(__file__).resolve().parents[1] / "src" / "dynface" / "configs"
 

@@ -25,14 +25,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dynface.batch import stable_index
-from dynface.bench import aligned_ground_truth
-from dynface.degradation import DegradationParams, degrade, make_rng
+from dynface.core.degradation import DegradationParams, degrade, make_rng
+from dynface.core.hardware import set_threads
+from dynface.core.imageio import list_images, to_tensor, to_uint8, write_bytes_atomic
+from dynface.core.uncertainty import STD_VMAX, colorize, pixel_std
 from dynface.face.templates import template_for
-from dynface.hardware import set_threads
-from dynface.imageio import list_images, to_tensor, to_uint8, write_bytes_atomic
-from dynface.pipeline import ModelSet, Restorer, RestoreOptions
-from dynface.uncertainty import STD_VMAX, colorize, pixel_std
+from dynface.jobs.ablation import aligned_ground_truth
+from dynface.jobs.batch import stable_index
+from dynface.modelset.folder import ModelSet
+from dynface.pipeline import Restorer, RestoreOptions
 
 HEAVY = DegradationParams(sigma=2.5, scale=4.0, noise=12.0, jpeg=40)   # 128^2 units (design.md)
 LIGHT = DegradationParams(sigma=0.3, scale=1.2, noise=2.0, jpeg=90)

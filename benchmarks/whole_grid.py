@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dynface.imageio import list_images, read_rgb, write_image
+from dynface.core.imageio import list_images, read_rgb, write_image
 
 
 def row(a: np.ndarray, b: np.ndarray, height: int) -> np.ndarray:

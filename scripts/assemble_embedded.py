@@ -14,8 +14,8 @@ import argparse
 import json
 from pathlib import Path
 
-from dynface.assemble import assemble
-from dynface.pipeline import EMBEDDED_DIR
+from dynface.modelset.assemble import assemble
+from dynface.modelset.manifest import EMBEDDED_DIR
 
 SIZE = 128
 SIGMA_GRID = [0.025, 3.75, 150]

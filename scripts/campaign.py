@@ -82,7 +82,7 @@ def start(runs_dir: Path, runs) -> None:
 
 
 def curve_rows(d: Path):
-    from dynface.curves import read_curve
+    from dynface.training.curves import read_curve
 
     return read_curve(d / "curve.csv") if (d / "curve.csv").exists() else []
 
@@ -112,11 +112,11 @@ def stop(runs_dir: Path, runs) -> None:
 
 
 def export(runs_dir: Path, runs, install: bool) -> None:
-    from dynface.assemble import replace_stage
-    from dynface.curves import plot_compare, plot_curve
-    from dynface.pipeline import EMBEDDED_DIR
-    from dynface.training import export as export_run
-    from dynface.training import load_config
+    from dynface.modelset.assemble import replace_stage
+    from dynface.modelset.manifest import EMBEDDED_DIR
+    from dynface.training.curves import plot_compare, plot_curve
+    from dynface.training.loop import export as export_run
+    from dynface.training.loop import load_config
 
     DOCS.mkdir(parents=True, exist_ok=True)
     winners = {}

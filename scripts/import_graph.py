@@ -1,7 +1,7 @@
 """The import graph of src/dynface: floors, circles, and a picture of the layers.
 
     python scripts/import_graph.py                     # prints floors and circles
-    python scripts/import_graph.py --png docs/layers.png --check
+    python scripts/import_graph.py --png docs/imports.png --layers-png docs/layers.png --check
 
 Every import of a dynface module counts, also those inside functions (a lazy import is still a
 dependency). Floor 0 holds modules that import no other dynface module; a module's floor is one
@@ -19,7 +19,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src"
 PKG = "dynface"
 # package layers, bottom to top: a module may import only from its own layer or lower ones
-LAYERS = [("core",), ("networks", "sampling"), ("modelset",), ("pipeline", "face", "metrics"),
+LAYERS = [("core", "errors"), ("networks", "sampling"), ("modelset",), ("pipeline", "face", "metrics"),
           ("training", "jobs"), ("cli", "web", "engines")]
 
 
@@ -46,7 +46,8 @@ def imports_of(path: Path, name: str, modules: set[str]) -> set[str]:
                 mod = ".".join(stem + ([node.module] if node.module else []))
             else:
                 mod = node.module or ""
-            targets = [mod] + [f"{mod}.{a.name}" for a in node.names]
+            # `from pkg import sub` depends on pkg.sub (as `import pkg.sub` does), other names on pkg
+            targets = [f"{mod}.{a.name}" if f"{mod}.{a.name}" in modules else mod for a in node.names]
         for t in targets:
             while t and t not in modules:
                 t = t.rpartition(".")[0]
@@ -170,9 +171,58 @@ def draw(g, fl, png: Path) -> None:
     plt.close(fig)
 
 
+def package_of(module: str) -> str:
+    """dynface.core.kernels -> core; dynface.pipeline -> pipeline."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def draw_layers(g, png: Path) -> None:
+    """One box per package, one row per layer (LAYERS, bottom up), one arrow per package dependency."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    edges = {(package_of(m), package_of(d)) for m, deps in g.items() for d in deps}
+    edges = {(a, b) for a, b in edges if a != b and a != PKG and b != PKG}
+    n_mod = {}
+    for m in g:
+        n_mod[package_of(m)] = n_mod.get(package_of(m), 0) + 1
+    pos = {}
+    width = max(len(names) for names in LAYERS)
+    for layer, names in enumerate(LAYERS):
+        for i, name in enumerate(names):
+            pos[name] = ((i + 0.5) * width / len(names), layer)
+    fig, ax = plt.subplots(figsize=(2.4 * width + 2, 1.1 * len(LAYERS) + 1))
+    for a, b in sorted(edges):
+        if a in pos and b in pos:
+            (x0, y0), (x1, y1) = pos[a], pos[b]
+            ax.annotate("", xy=(x1, y1 + 0.18), xytext=(x0, y0 - 0.18),
+                        arrowprops=dict(arrowstyle="->", color="#777", lw=0.8, alpha=0.7,
+                                        connectionstyle="arc3,rad=0.08" if y0 != y1 else "arc3,rad=0.3"))
+    cmap = plt.get_cmap("tab10")
+    for name, (x, y) in pos.items():
+        label = name if name == "pipeline" or name == "errors" else f"{name}/"
+        ax.text(x, y, f"{label}\n{n_mod.get(name, 0)} module(s)", ha="center", va="center", fontsize=9,
+                bbox=dict(boxstyle="round,pad=0.4", fc=cmap(y % 10), alpha=0.35))
+    ax.set_ylim(-0.6, len(LAYERS) - 0.4)
+    ax.set_xlim(-0.1, width + 0.1)
+    ax.set_yticks(range(len(LAYERS)), [f"layer {i}" for i in range(len(LAYERS))])
+    ax.set_xticks([])
+    for s in ("top", "right", "bottom"):
+        ax.spines[s].set_visible(False)
+    ax.set_title("dynface package layers (arrows: package imports package; none points up)", fontsize=10)
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--png", default=None)
+    ap.add_argument("--png", default=None, help="draw every module by floor")
+    ap.add_argument("--layers-png", default=None, help="draw the packages by layer")
     ap.add_argument("--check", action="store_true")
     a = ap.parse_args(argv)
     g = graph()
@@ -189,6 +239,8 @@ def main(argv=None) -> int:
         print(f"upward: {m} imports {d}")
     if a.png:
         draw(g, fl, Path(a.png))
+    if a.layers_png:
+        draw_layers(g, Path(a.layers_png))
     return 1 if a.check and (circ or up) else 0
 
 

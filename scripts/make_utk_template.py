@@ -28,8 +28,8 @@ import numpy as np
 
 
 def _mean_points(paths, expect_size, min_score, center_tol, check_size=True):
+    from dynface.core.imageio import read_rgb
     from dynface.face.detect import detect_faces
-    from dynface.imageio import read_rgb
 
     pts, used, rejected = [], [], {"size": 0, "faces!=1": 0, "off-centre": 0}
     for p in paths:

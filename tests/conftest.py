@@ -19,7 +19,7 @@ def data_dir() -> Path:
 @pytest.fixture(scope="session")
 def face128(data_dir) -> torch.Tensor:
     """One real face at 128^2 in [-1, 1] (read from ../shared/data, never committed)."""
-    from dynface.imageio import read_rgb, resize, to_tensor
+    from dynface.core.imageio import read_rgb, resize, to_tensor
 
     f = sorted((data_dir / "val" / "clean").iterdir())[0]
     return resize(to_tensor(read_rgb(f)), 128)

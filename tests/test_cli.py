@@ -10,7 +10,7 @@ from PIL import Image
 from conftest import smooth_image
 from tiny_models import make_tiny_modelset
 from dynface.cli import main
-from dynface.imageio import read_rgb, to_uint8, write_image
+from dynface.core.imageio import read_rgb, to_uint8, write_image
 
 
 @pytest.fixture(scope="module")

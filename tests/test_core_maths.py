@@ -4,11 +4,12 @@ import pytest
 import torch
 
 from conftest import smooth_image
-from dynface.dsst import DSST, calibrate_tau, expected_blur_gap, start_steps
-from dynface.kernels import gaussian_blur, gaussian_kernel1d
-from dynface.sampler import Guidance, SamplerConfig, guidance_loss, sample_guided, start_from_guidance
-from dynface.schedule import Schedule, ddim_step, ddpm_step, eps_from_x0, space_timesteps, tweedie_x0
-from dynface.sigma_label import sigma_grid, sigma_star
+from dynface.core.dsst import DSST, calibrate_tau, expected_blur_gap, start_steps
+from dynface.core.kernels import gaussian_blur, gaussian_kernel1d
+from dynface.core.schedule import Schedule, ddim_step, ddpm_step, eps_from_x0, space_timesteps, tweedie_x0
+from dynface.core.sigma_label import sigma_grid, sigma_star
+from dynface.sampling.guidance import Guidance, guidance_loss
+from dynface.sampling.guided import SamplerConfig, sample_guided, start_from_guidance
 
 
 def test_kernel_normalised_and_variance():
@@ -91,7 +92,7 @@ def test_sigma_star_identity_restorer_returns_true_sigma(face128):
         y = gaussian_blur(face128, true)
         # d(k_s x, k_s y) = ||k_s (x - k_true x)||: below eps once s reaches the blur that hides the
         # difference. Define eps as the distance at the true sigma, so the smallest sigma meeting it is true.
-        from dynface.sigma_label import blur_distances
+        from dynface.core.sigma_label import blur_distances
 
         d = blur_distances(face128, y, grid)[0]
         i = int((grid - true).abs().argmin())

@@ -8,14 +8,15 @@ import torch
 
 from conftest import smooth_image
 from tiny_models import ARCH, SIZE
-from dynface import data as data_mod
-from dynface.checkpoint import export_safetensors, load_trusted_free, read_metadata
-from dynface.curves import append_row, plot_curve, read_curve
-from dynface.imagemetrics import detail_ratio, psnr
-from dynface.imageio import to_uint8, write_image
-from dynface.kernels import gaussian_blur
-from dynface.models import build_network
-from dynface.training import fft_loss, train
+from dynface.core.imageio import to_uint8, write_image
+from dynface.core.imagemetrics import detail_ratio, psnr
+from dynface.core.kernels import gaussian_blur
+from dynface.modelset.checkpoint import export_safetensors, load_trusted_free, read_metadata
+from dynface.networks.factory import build_network
+from dynface.training import data as data_mod
+from dynface.training.curves import append_row, plot_curve, read_curve
+from dynface.training.loop import train
+from dynface.training.losses import fft_loss
 
 
 def test_psnr_and_detail_ratio_known_answers():
@@ -92,7 +93,7 @@ def test_curve_counts_are_cumulative_from_the_shipped_weights(tmp_path):
 
 
 def test_sigterm_checkpoints_and_stops(tmp_path, monkeypatch):
-    import dynface.training as tr
+    import dynface.training.loop as tr
 
     cfg = {**rm_config(tmp_path, shipped_rm(tmp_path)), "iters": 10_000, "ckpt_every": 10_000, "eval_every": 0}
     real = tr.LOSSES["rm"]

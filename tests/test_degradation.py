@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from conftest import smooth_image
-from dynface.degradation import DegradationConfig, DegradationParams, degrade, degrade_random, make_rng
+from dynface.core.degradation import DegradationConfig, DegradationParams, degrade, degrade_random, make_rng
 
 
 def test_same_seed_identical_different_seed_differs():
@@ -43,7 +43,7 @@ def test_paper_default_ranges_and_scaling():
 
 def test_degrade_cli_writes_params_and_repeats(tmp_path):
     from dynface.cli import main
-    from dynface.imageio import to_uint8, write_image
+    from dynface.core.imageio import to_uint8, write_image
 
     src = tmp_path / "in"
     for i in range(2):

@@ -33,8 +33,8 @@ from dynface.face import (  # noqa: E402
     upscale_image,
     warp_face,
 )
+from dynface.core.imageio import read_rgb  # noqa: E402
 from dynface.face import detect as detect_mod  # noqa: E402
-from dynface.imageio import read_rgb  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 WHOLE = DATA / "whole"

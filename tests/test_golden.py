@@ -18,11 +18,12 @@ import torch
 
 from conftest import smooth_image
 from tiny_models import SIZE, make_tiny_modelset
-from dynface.degradation import DegradationConfig, degrade_random
-from dynface.dsst import calibrate_tau, expected_blur_gap, start_steps
-from dynface.pipeline import ModelSet, Restorer, RestoreOptions
-from dynface.schedule import Schedule
-from dynface.sigma_label import sigma_grid
+from dynface.core.degradation import DegradationConfig, degrade_random
+from dynface.core.dsst import calibrate_tau, expected_blur_gap, start_steps
+from dynface.core.schedule import Schedule
+from dynface.core.sigma_label import sigma_grid
+from dynface.modelset.folder import ModelSet
+from dynface.pipeline import Restorer, RestoreOptions
 
 GOLDEN = Path(__file__).parent / "fixtures" / "golden.npz"
 REGEN = os.environ.get("DYNFACE_REGEN_GOLDEN") == "1"

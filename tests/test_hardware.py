@@ -4,12 +4,12 @@ import hashlib
 import pytest
 import torch
 
-import dynface.hardware as hw
+import dynface.core.hardware as hw
 from conftest import smooth_image
 from tiny_models import make_tiny_modelset
 from dynface.cli import main
-from dynface.imageio import to_uint8, write_image
-from dynface.training import config_precision
+from dynface.core.imageio import to_uint8, write_image
+from dynface.training.loop import config_precision
 
 AVX2 = frozenset({"sse4_2", "avx", "avx2", "fma", "f16c"})                # AMD EPYC Zen 3
 SPR = frozenset({"avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16"})  # Sapphire Rapids

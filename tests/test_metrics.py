@@ -16,7 +16,7 @@ import torch
 from scipy.signal import convolve2d
 from scipy.stats import norm
 
-from dynface.imageio import read_rgb, write_image
+from dynface.core.imageio import read_rgb, write_image
 from dynface.metrics import fidelity, noref
 from dynface.metrics.evaluate import evaluate, format_table, match_files, write_report
 
@@ -323,7 +323,7 @@ def test_evaluate_synthetic_folder_reports_and_bad_image(tmp_path):
 
 def test_run_eval_cli(tmp_path, capsys):
     from argparse import Namespace
-    from dynface.metrics.evaluate import run_eval_cli
+    from dynface.cli.eval import run_eval_cli
     (tmp_path / "gt").mkdir()
     (tmp_path / "r").mkdir()
     img = _synthetic(100, 100)

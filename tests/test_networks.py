@@ -2,13 +2,13 @@
 import torch
 
 from conftest import smooth_image
-from dynface.checkpoint import export_safetensors, load_network
-from dynface.dgsa_train import dgsa_objective, ssim, swt_haar
-from dynface.models import build_network
+from dynface.modelset.checkpoint import export_safetensors, load_network
 from dynface.networks.dgsa import DGSA
-from dynface.networks.prior import coord_grid
+from dynface.networks.eps_model import coord_grid
+from dynface.networks.factory import build_network
 from dynface.networks.restorer import ResUNet
 from dynface.networks.sde import SDE
+from dynface.training.dgsa_loss import dgsa_objective, ssim, swt_haar
 
 
 def test_sde_shape_and_clamp():

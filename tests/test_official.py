@@ -20,14 +20,15 @@ import torch
 
 from conftest import smooth_image
 from dynface.cli import main
-from dynface.dsst import DSST
-from dynface.hardware import PrecisionError, resolve_precision
-from dynface.models import build_network
-from dynface.official import OFFICIAL_PRESETS, load_official_modelset, official_manifest
-from dynface.pipeline import ModelError, ModelSet, Restorer, RestoreOptions, resolve_device
-from dynface.presets import build_preset
-from dynface.sigma_label import sigma_grid
-from dynface.weights import REGISTRY
+from dynface.core.dsst import DSST
+from dynface.core.hardware import PrecisionError, resolve_precision
+from dynface.core.sigma_label import sigma_grid
+from dynface.modelset.folder import ModelError, ModelSet, resolve_device
+from dynface.modelset.official import OFFICIAL_PRESETS, load_official_modelset, official_manifest
+from dynface.modelset.weights import REGISTRY
+from dynface.networks.architectures import build_preset
+from dynface.networks.factory import build_network
+from dynface.pipeline import Restorer, RestoreOptions
 
 torch.set_num_threads(1)
 UNET, SWINIR, DPS = (REGISTRY[n].filename for n in ("difface_unet512", "difface_swinir512", "dps_unet256"))
@@ -100,8 +101,8 @@ def test_fast_build_equals_a_normal_build(official_dir, difface):
     weights it must compute exactly what a normally built network computes (incl. its RGB mean)."""
     from dataclasses import replace
 
+    from dynface.modelset.weights import load_checkpoint_state, load_into
     from dynface.networks.swinir import SwinIR
-    from dynface.weights import load_checkpoint_state, load_into
 
     ref = SwinIR(replace(difface.nets["rm"].config)).eval()
     load_into(ref, load_checkpoint_state(official_dir[0] / SWINIR))
@@ -166,7 +167,7 @@ def test_weights_list_and_path_cli(official_dir, capsys, monkeypatch):
 
 def test_cli_restore_preset_rm_end_to_end(official_dir, tmp_path, capsys):
     """`dynface restore --preset difface512 --aligned --framing ffhq --method rm`: one 512^2 SwinIR pass."""
-    from dynface.imageio import read_rgb, to_uint8, write_image
+    from dynface.core.imageio import read_rgb, to_uint8, write_image
 
     img = tmp_path / "in" / "face.png"
     img.parent.mkdir()
@@ -186,7 +187,7 @@ def test_cli_restore_preset_rm_end_to_end(official_dir, tmp_path, capsys):
 
 def test_method_rm_never_loads_the_official_prior(official_dir, tmp_path, capsys):
     """Issue 15 item 9: `--method rm` runs with only the restorer present (the 640 MB prior is not read)."""
-    from dynface.imageio import to_uint8, write_image
+    from dynface.core.imageio import to_uint8, write_image
 
     d = tmp_path / "w"
     d.mkdir()
@@ -204,7 +205,7 @@ def test_method_rm_never_loads_the_official_prior(official_dir, tmp_path, capsys
 
 
 def test_cli_restore_errors_are_one_line(official_dir, tmp_path, capsys):
-    from dynface.imageio import to_uint8, write_image
+    from dynface.core.imageio import to_uint8, write_image
 
     img = tmp_path / "face.png"
     write_image(img, to_uint8(smooth_image(32)))
@@ -252,7 +253,7 @@ def _link_official(src: Path, dst: Path) -> Path:
 
 
 def _export(kind, arch, path, init=None):
-    from dynface.checkpoint import export_safetensors
+    from dynface.modelset.checkpoint import export_safetensors
 
     torch.manual_seed(0)
     net = build_network(kind, arch)
@@ -313,7 +314,7 @@ def test_dps256_without_restorer(tmp_path):
 
 def test_weights_export_for_training_configs(official_dir, difface, tmp_path, capsys):
     """`dynface weights export`: the official nets as dynface safetensors, loadable by the training code."""
-    from dynface.checkpoint import load_network
+    from dynface.modelset.checkpoint import load_network
 
     assert main(["weights", "export", "difface512", "-o", str(tmp_path), "--weights-dir", str(official_dir[0]),
                  "--fp16"]) == 0
@@ -339,7 +340,7 @@ def test_manifests_of_all_presets():
 @pytest.mark.skipif(os.environ.get("DYNFACE_SLOW_TESTS") != "1",
                     reason="one 512^2 UNet forward+backward (~15-30 s on 2 CPU cores); set DYNFACE_SLOW_TESTS=1")
 def test_cli_restore_preset_dynface_dm_only_512(official_dir, tmp_path, capsys):
-    from dynface.imageio import to_uint8, write_image
+    from dynface.core.imageio import to_uint8, write_image
 
     img = tmp_path / "face.png"
     write_image(img, to_uint8(smooth_image(64, seed=6)))

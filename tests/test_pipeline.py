@@ -4,7 +4,8 @@ import torch
 
 from conftest import smooth_image
 from tiny_models import SIZE, make_tiny_modelset
-from dynface.pipeline import ModelError, ModelSet, Restorer, RestoreOptions
+from dynface.modelset.folder import ModelError, ModelSet
+from dynface.pipeline import Restorer, RestoreOptions
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,7 @@ def test_dsst_switch_changes_only_the_start(restorer, y):
 def test_refine_switch(restorer, y):
     on = run(restorer, y, refine=True, sigma_lr=0.05)
     off = run(restorer, y, refine=False, sigma_lr=0.05)
-    from dynface.dblm import guidance_sigmas
+    from dynface.core.dblm import guidance_sigmas
 
     init = guidance_sigmas(on.sigma_hat, 3, 0.3, 0.1)
     assert torch.allclose(off.sigmas_refined, init)

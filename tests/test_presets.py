@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from dynface.networks.architectures import PRESETS, build_preset, difface_swinir512, difface_unet512, dps_unet256
 from dynface.networks.swinir import SwinIRConfig
 from dynface.networks.unet import UNetConfig
-from dynface.presets import PRESETS, build_preset, difface_swinir512, difface_unet512, dps_unet256
 
 torch.set_num_threads(1)
 FIXTURES = Path(__file__).parent / "fixtures"

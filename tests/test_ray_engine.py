@@ -11,9 +11,10 @@ import pytest
 
 from conftest import smooth_image
 from tiny_models import SIZE, make_tiny_modelset
-from dynface.clean import clean_folder, file_seed
-from dynface.imageio import to_uint8, write_image
-from dynface.pipeline import ModelSet, Restorer, RestoreOptions
+from dynface.core.imageio import to_uint8, write_image
+from dynface.jobs.clean import clean_folder, file_seed
+from dynface.modelset.folder import ModelSet
+from dynface.pipeline import Restorer, RestoreOptions
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed: pip install -e '.[ray]'")
 pytestmark = pytest.mark.slow
@@ -74,7 +75,7 @@ def test_ray_two_workers_write_the_local_engines_bytes(tmp_path, tiny_set, monke
     assert Path(where).resolve() == (SRC / "dynface" / "__init__.py").resolve()
     assert node == "127.0.0.1"
     assert rep["written"] == 6 and rep["skipped"] == 0
-    assert [Path(f).name for f, _ in rep["failed"]] == ["broken.png"] and "image" in rep["failed"][0][1].split(":", 1)[1]
+    assert [Path(f).name for f, _ in rep["failed"]] == ["broken.png"] and "not an image (format not recognised)" in rep["failed"][0][1]
     # a pool of 2 actors; which of them takes which batch is Ray's choice (under load one may take all),
     # and the bytes must not depend on it
     assert 1 <= len(rep["workers"]) <= 2
@@ -114,8 +115,9 @@ def test_ray_engine_bad_usage_is_one_line(tmp_path, capsys):
 
     assert main(["clean", str(tmp_path / "missing"), "-o", str(tmp_path / "o"), "--engine", "ray"]) == 1
     assert main(["clean", str(tmp_path), "-o", str(tmp_path / "o"), "--workers", "2"]) == 2
-    with pytest.raises(SystemExit) as e:  # a number out of range is an argument error
+    with pytest.raises(SystemExit) as e:  # a number out of range is an argparse usage error: one line, exit 2
         main(["clean", str(tmp_path), "-o", str(tmp_path / "o"), "--engine", "ray", "--workers", "0"])
     assert e.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 3 and all(line.startswith("dynface") and "error: " in line for line in err), err
+    assert len(err) == 3 and all(line.startswith("dynface: error: ") for line in err[:2]), err
+    assert err[2].startswith("dynface clean: error: argument --workers: 0: must be 1..4096"), err

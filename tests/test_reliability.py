@@ -20,7 +20,7 @@ from PIL import Image
 from bad_input_corpus import _picture, build_corpus
 from tiny_models import make_tiny_modelset
 from dynface.cli import main
-from dynface.imageio import ImageError, list_images, read_rgb, set_max_pixels
+from dynface.core.imageio import ImageError, list_images, read_rgb, set_max_pixels
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 ENV = {**os.environ, "PYTHONPATH": str(SRC) + os.pathsep + os.environ.get("PYTHONPATH", "")}
@@ -95,7 +95,7 @@ def test_1_same_stem_inputs_get_distinct_outputs_in_clean(ms, tmp_path, capsys):
 
 
 def test_1_output_names_are_stable_and_unique():
-    from dynface.outnames import output_stems
+    from dynface.jobs.outnames import output_stems
 
     files = [Path("s/a.png"), Path("s/a.jpg"), Path("s/A.bmp"), Path("x/b.png"), Path("y/b.png"), Path("s/c.png"),
              Path("s/a_png.png")]
@@ -112,7 +112,7 @@ def test_1_output_names_are_stable_and_unique():
 # ---------------------------------------------------------------- 2. nothing half-written, temp files never read
 
 def test_2_atomic_write_keeps_the_old_file_and_no_temp_on_any_exception(tmp_path):
-    from dynface.atomic import write_atomic
+    from dynface.core.atomic import write_atomic
 
     target = tmp_path / "out.png"
     target.write_bytes(b"old")
@@ -131,7 +131,7 @@ def test_2_atomic_write_keeps_the_old_file_and_no_temp_on_any_exception(tmp_path
 
 _SLOW_WRITER = """
 import sys, time
-from dynface.atomic import Terminated, signals_as_exceptions, write_atomic
+from dynface.core.atomic import Terminated, signals_as_exceptions, write_atomic
 def slow(tmp):
     tmp.write_bytes(b"half")
     print("ready", flush=True)
@@ -263,7 +263,7 @@ def test_4_clean_refuses_output_equal_to_dataset(ms, tmp_path, capsys):
 
 
 def test_4_a_files_seed_depends_on_its_name_only():
-    from dynface.outnames import seed_for
+    from dynface.jobs.outnames import seed_for
 
     assert seed_for(0, "a.png") == seed_for(0, "a.png") != seed_for(0, "b.png") != seed_for(1, "b.png")
     assert 0 <= seed_for(2**63 - 1, "x") < 2**63
@@ -289,7 +289,7 @@ def _set_arch(path, **changes):
 def test_5_metadata_is_checked_before_allocation(ms, tmp_path, channels, why):
     import shutil
 
-    from dynface.pipeline import ModelError, ModelSet
+    from dynface.modelset.folder import ModelError, ModelSet
 
     bad = tmp_path / "bad"
     shutil.copytree(ms, bad)
@@ -302,7 +302,7 @@ def test_5_metadata_is_checked_before_allocation(ms, tmp_path, channels, why):
 def test_5_manifest_size_is_checked(ms, tmp_path):
     import shutil
 
-    from dynface.pipeline import ModelError, ModelSet
+    from dynface.modelset.folder import ModelError, ModelSet
 
     bad = tmp_path / "bad"
     shutil.copytree(ms, bad)
@@ -358,7 +358,7 @@ def test_6_max_pixels_option_and_bad_env(ms, tmp_path, capsys, monkeypatch):
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
 def test_6_a_fifo_is_refused_not_waited_on(tmp_path):
     os.mkfifo(tmp_path / "f.png")
-    r = subprocess.run([sys.executable, "-c", "import sys\nfrom dynface.imageio import read_rgb, ImageError\n"
+    r = subprocess.run([sys.executable, "-c", "import sys\nfrom dynface.core.imageio import read_rgb, ImageError\n"
                         "try:\n    read_rgb(sys.argv[1])\nexcept ImageError as e:\n    print(e)\n",
                         str(tmp_path / "f.png")], capture_output=True, text=True, timeout=120, env=ENV)
     assert "is a FIFO, not an image file; refused" in r.stdout, r.stderr

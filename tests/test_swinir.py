@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from dynface.networks.swinir import SwinIR, SwinIRConfig, embedded_swinir_config
-from dynface.weights import (load_checkpoint_state, load_into, load_model_safetensors, read_safetensors_metadata,
-                             save_safetensors_fp16, save_state)
+from dynface.modelset.weights import (load_checkpoint_state, load_into, load_model_safetensors,
+                                      read_safetensors_metadata, save_safetensors_fp16, save_state)
 
 torch.set_num_threads(1)
 

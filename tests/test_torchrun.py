@@ -13,11 +13,12 @@ import yaml
 
 from conftest import smooth_image
 from tiny_models import ARCH, SIZE
-from dynface import data as data_mod
-from dynface.checkpoint import load_trusted_free
-from dynface.distributed import rank_seed
-from dynface.imageio import to_uint8, write_image
-from dynface.training import build_trainable, degrade_batch
+from dynface.core.imageio import to_uint8, write_image
+from dynface.modelset.checkpoint import load_trusted_free
+from dynface.training import data as data_mod
+from dynface.training.batches import degrade_batch
+from dynface.training.distributed import rank_seed
+from dynface.training.loop import build_trainable
 
 pytestmark = pytest.mark.slow
 SRC = Path(__file__).resolve().parents[1] / "src"

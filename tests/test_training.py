@@ -5,13 +5,14 @@ import torch
 
 from conftest import smooth_image
 from tiny_models import ARCH, SIZE
-from dynface.checkpoint import export_safetensors, load_trusted_free
-from dynface.imageio import to_uint8, write_image
-from dynface.models import build_network
-from dynface.networks.prior import coord_grid
-from dynface.schedule import Schedule, tweedie_x0
-from dynface.training import Ctx, crop_patch, init_from, train
-from dynface import data as data_mod
+from dynface.core.imageio import to_uint8, write_image
+from dynface.core.schedule import Schedule, tweedie_x0
+from dynface.modelset.checkpoint import export_safetensors, load_trusted_free
+from dynface.networks.eps_model import coord_grid
+from dynface.networks.factory import build_network
+from dynface.training import data as data_mod
+from dynface.training.batches import Ctx, crop_patch
+from dynface.training.loop import init_from, train
 
 
 def idm_config(tmp_path, init=None) -> dict:
@@ -110,7 +111,7 @@ def test_packaged_configs_name_existing_embedded_weights():
     """Every packaged config parses, and every `embedded:NAME` it points to ships with the package."""
     from importlib.resources import files
 
-    from dynface.training import load_config, weights_path
+    from dynface.training.loop import load_config, weights_path
 
     found = 0
     for f in files("dynface").joinpath("configs").iterdir():

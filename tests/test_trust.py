@@ -8,11 +8,13 @@ import torch
 from conftest import smooth_image
 from tiny_models import SIZE, make_tiny_modelset
 from dynface.cli import main
-from dynface.fidelity import FIDELITY_DEFAULT, check_fidelity, fidelity_controls
-from dynface.imageio import read_rgb, to_uint8, write_image
-from dynface.pipeline import ModelSet, Restorer, RestoreOptions
-from dynface.sampler import randn
-from dynface.uncertainty import STD_VMAX, colorize, heatmap, paste_maps, pixel_std, sample_seed
+from dynface.core.fidelity_control import FIDELITY_DEFAULT, check_fidelity, fidelity_controls
+from dynface.core.imageio import read_rgb, to_uint8, write_image
+from dynface.core.uncertainty import STD_VMAX, colorize, heatmap, pixel_std, sample_seed
+from dynface.jobs.uncertainty_maps import paste_maps
+from dynface.modelset.folder import ModelSet
+from dynface.pipeline import Restorer, RestoreOptions
+from dynface.sampling.guided import randn
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,9 @@ from PIL import Image
 from conftest import smooth_image
 from tiny_models import make_tiny_modelset
 from dynface.cli import main
-from dynface.imageio import to_uint8, write_image
-from dynface.pipeline import ModelSet, Restorer, RestoreOptions
+from dynface.core.imageio import to_uint8, write_image
+from dynface.modelset.folder import ModelSet
+from dynface.pipeline import Restorer, RestoreOptions
 from dynface.web.jobs import FIDELITY_SUPPORTED, JobSettings, ServerConfig, check_upload, run_job
 
 gr = pytest.importorskip("gradio", reason='the web app needs the "web" extra (Gradio)')

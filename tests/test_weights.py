@@ -12,10 +12,10 @@ import pytest
 import torch
 import torch.nn as nn
 
-from dynface import weights as W
-from dynface.weights import (REGISTRY, WeightsError, compare_state, load_checkpoint_state, load_into,
-                             save_safetensors_fp16, sha256_file, weights_dir, weights_list, weights_path,
-                             weights_verify)
+from dynface.modelset import weights as W
+from dynface.modelset.weights import (REGISTRY, WeightsError, compare_state, load_checkpoint_state, load_into,
+                                      save_safetensors_fp16, sha256_file, weights_dir, weights_list, weights_path,
+                                      weights_verify)
 
 torch.set_num_threads(1)
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -4,11 +4,11 @@ from pathlib import Path
 import torch
 
 from conftest import smooth_image
-from dynface.assemble import assemble
-from dynface.checkpoint import export_safetensors
-from dynface.dsst import DSST
-from dynface.models import build_network
-from dynface.sigma_label import sigma_grid
+from dynface.core.dsst import DSST
+from dynface.core.sigma_label import sigma_grid
+from dynface.modelset.assemble import assemble
+from dynface.modelset.checkpoint import export_safetensors
+from dynface.networks.factory import build_network
 
 SIZE = 32
 ARCH = {

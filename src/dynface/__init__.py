@@ -1,14 +1,14 @@
 """dynface: blind face restoration with diffusion priors (DynFaceRestore, IDM) on the CPU.
 
-Modules, one per idea:
-  degradation   synthetic degradation of METHOD §1 (paper Eq. 16/18)
-  kernels       differentiable isotropic Gaussian kernels and blur
-  schedule      linear-beta DDPM schedule, Tweedie (Eq. 3), ancestral/DDIM steps (Eq. 6), respacing
-  networks/     UNet (guided-diffusion layout), SwinIR, SDE, DGSA
-  sigma_label   the sigma* label search (Eq. 9/19)
-  dblm          Dynamic Blur-Level Mapping (Eq. 8/17)
-  dsst          Dynamic Starting Step lookup Table (Eq. 11/23)
-  sampler       guided posterior sampling (Eq. 5, 7, 12, 15; Algorithm 1)
-  pipeline      the DynFaceRestore / IDM restorers built from the above
+Packages, bottom to top (a module imports only from its own layer or lower ones; docs/design.md):
+  core/       the maths and plumbing: kernels, schedule (Eq. 3, 6), degradation (Eq. 16/18),
+              sigma_label (Eq. 9/19), dblm (Eq. 8/17), dsst (Eq. 11/23), image I/O, hardware
+  networks/   UNet, SwinIR, ResUNet, SDE, DGSA, the eps model (prior and IDM) and one factory
+  sampling/   guided posterior sampling (Eq. 5, 7, 12, 15; Algorithm 1)
+  modelset/   a model folder's networks and manifest, checkpoint/weights I/O, official checkpoints
+  pipeline    the DynFaceRestore / IDM restorer and its options
+  face/, metrics/   detect-align-paste of whole photos; evaluation metrics
+  training/, jobs/  training of every network; folder jobs (restore files, clean, bench, DSST table)
+  cli/, web/, engines/   the `dynface` commands, the local web app, Ray
 """
 __version__ = "0.1.0"

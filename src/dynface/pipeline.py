@@ -2,12 +2,12 @@
 
     sigma_hat = SDE(TM(y));  r = RM(y);  y_i = k_sigma_i (x) r                 (DBLM, multi-guidance)
     t* = DSST(sigma_hat);  x = sqrt(abar_t*) y_1 + sqrt(1 - abar_t*) eps        (DSST)
-    guided sampling with kernel refinement and DGSA                             (sampler.py)
+    guided sampling with kernel refinement and DGSA                             (sampling/guided.py)
 
 Switches (RestoreOptions) re-create the paper's Table 3 ablation: `dblm=False` is "DM only"
 (the degraded input itself is the measurement, with a fixed sigma), `n_guidance`, `dsst=False`
 (a fixed start step), `dgsa=False` (M = 1), `refine=False` (sigma stays fixed).
-`fidelity` (w in [0, 1], fidelity.py) moves sigma_i, t*, zeta and N together;
+`fidelity` (w in [0, 1], core/fidelity_control.py) moves sigma_i, t*, zeta and N together;
 `samples` = K draws K posterior samples as K copies in one batch, sample k with its own noise
 stream seeded by `uncertainty.sample_seed(seed, k)` (sample 0 is the plain restoration's stream).
 
@@ -20,59 +20,21 @@ device runs it natively) and autocasts every network.
 """
 from __future__ import annotations
 
-import json
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 
 import torch
 
-from .checkpoint import load_network
-from .dblm import GUIDANCE_WEIGHTS, estimate_sigma, guidance_images, guidance_sigmas
-from .dsst import DSST
-from .fidelity import check_fidelity, fidelity_controls
-from .uncertainty import check_samples, sample_seed
-from .imageio import resize
-from .hardware import autocast, resolve_precision
-from .sampler import Guidance, SampleStats, SamplerConfig, randn, sample_guided, start_from_guidance
-from .schedule import Schedule, space_timesteps
-
-EMBEDDED_DIR = Path(__file__).parent / "embedded"
-STAGE_FILES = {"prior": "prior.safetensors", "rm": "rm.safetensors", "tm": "tm.safetensors",
-               "sde": "sde.safetensors", "dgsa": "dgsa.safetensors", "idm": "idm.safetensors"}
-
-
-class ModelError(Exception):
-    """A model file or stage needed for the requested settings is missing or unusable."""
-
-
-def resolve_device(device=None) -> torch.device:
-    """'cpu' (default) | 'cuda' | 'cuda:N' | 'mps' | 'auto' -> torch.device; ModelError if unavailable."""
-    name = "cpu" if device is None or str(device) == "" else str(device)
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise ModelError(f"unknown device {name!r}: use cpu, cuda, cuda:N, mps or auto") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            built = "with" if torch.backends.cuda.is_built() else "without"
-            raise ModelError(f"device {name!r} requested but CUDA is not available (torch {torch.__version__}, "
-                             f"built {built} CUDA); use --device cpu")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ModelError(f"device {name!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist")
-    elif dev.type == "mps":
-        mps = getattr(torch.backends, "mps", None)
-        if mps is None or not mps.is_available():
-            raise ModelError(f"device {name!r} requested but Apple MPS is not available here; use --device cpu")
-    elif dev.type != "cpu":
-        raise ModelError(f"unsupported device {name!r}: use cpu, cuda, cuda:N, mps or auto")
-    return dev
+from dynface.core.dblm import GUIDANCE_WEIGHTS, estimate_sigma, guidance_images, guidance_sigmas
+from dynface.core.fidelity_control import check_fidelity, fidelity_controls
+from dynface.core.hardware import autocast, resolve_precision
+from dynface.core.imageio import resize
+from dynface.core.schedule import Schedule, space_timesteps
+from dynface.core.uncertainty import check_samples, sample_seed
+from dynface.modelset.folder import ModelSet
+from dynface.sampling.guidance import Guidance
+from dynface.sampling.guided import SampleStats, SamplerConfig, randn, sample_guided, start_from_guidance
 
 
 @dataclass
@@ -94,8 +56,20 @@ class RestoreOptions:
     guide_last: int = 0
     precision: str = "auto"       # auto | fp32 | fp16 | bf16 autocast of every network (auto: bf16 only if native)
     channels_last: bool = False   # NHWC weights and activations (a CPU/GPU memory-layout option)
-    fidelity: float | None = None  # w in [0, 1]: 1 = closest to RM(y), 0 = most prior freedom; None = default (fidelity.py)
+    fidelity: float | None = None  # w in [0, 1]: 1 = closest to RM(y), 0 = most prior freedom; None = default (core/fidelity_control.py)
     samples: int = 1              # K posterior samples in one batch (uncertainty map); 1 = the plain restoration
+
+    @classmethod
+    def for_models(cls, models: ModelSet, **given) -> "RestoreOptions":
+        """Options whose `steps` and `n_guidance`, where `given` leaves them None or out, are the model
+        set's defaults (manifest `defaults`), else the defaults above (the one place they are written)."""
+        for key in MODEL_SET_DEFAULTS:
+            if given.get(key) is None:
+                given[key] = int(models.default(key, getattr(cls, key)))
+        return cls(**given)
+
+
+MODEL_SET_DEFAULTS = ("steps", "n_guidance")  # RestoreOptions fields a model set's manifest may preset
 
 
 @dataclass
@@ -107,97 +81,6 @@ class RestoreResult:
     seconds: dict = field(default_factory=dict)
     nfe: int = 0
     samples: torch.Tensor | None = None    # (K, B, 3, S, S) when K = opt.samples > 1; images = samples[0]
-
-
-@dataclass
-class ModelSet:
-    """The networks of one model set plus its manifest (size, sigma grid, template, defaults)."""
-
-    root: Path
-    manifest: dict
-    nets: dict
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-    channels_last: bool = field(default=False, init=False)  # memory layout the networks are in now
-
-    @classmethod
-    def load(cls, root=None, device="cpu") -> "ModelSet":
-        dev = resolve_device(device)
-        root = Path(root) if root else EMBEDDED_DIR
-        mpath = root / "manifest.json"
-        if not mpath.exists():
-            raise ModelError(f"{root}: no manifest.json (not a dynface model folder)")
-        from .netcheck import NetworkCheckError, check_manifest
-
-        try:
-            manifest = check_manifest(json.loads(mpath.read_text()), mpath)
-        except (ValueError, UnicodeDecodeError) as e:  # bad JSON or a failed check
-            raise ModelError(str(e) if isinstance(e, NetworkCheckError) else f"{mpath}: not valid JSON ({e})") from None
-        nets = {}
-        for name, fname in STAGE_FILES.items():
-            p = root / fname
-            if p.exists():
-                try:
-                    nets[name] = load_network(p)
-                except NetworkCheckError as e:  # already names the file; may be a multi-line key report
-                    raise ModelError(str(e)) from None
-                except Exception as e:  # noqa: BLE001 - report any broken file in one line
-                    raise ModelError(f"{p}: cannot load ({type(e).__name__}: {e})") from None
-        if (root / "dsst.json").exists():
-            try:
-                nets["dsst"] = DSST.load(root / "dsst.json")
-            except Exception as e:  # noqa: BLE001 - a broken table is one line naming the file
-                raise ModelError(f"{root / 'dsst.json'}: cannot load ({type(e).__name__}: {e})".splitlines()[0]) from None
-        return cls(root, manifest, nets).to(dev)
-
-    def to(self, device) -> "ModelSet":
-        """Move every network to `device` (the DSST table stays a CPU lookup). Returns self."""
-        dev = resolve_device(device)
-        for name, net in self.nets.items():
-            if isinstance(net, torch.nn.Module):
-                net.to(dev)
-        self.device = dev
-        return self
-
-    def set_channels_last(self, on: bool) -> "ModelSet":
-        """Put every network's 4-D weights in channels_last (NHWC) or back in contiguous layout."""
-        fmt = torch.channels_last if on else torch.contiguous_format
-        if self.channels_last != on:
-            for net in self.nets.values():
-                if isinstance(net, torch.nn.Module):
-                    net.to(memory_format=fmt)
-            self.channels_last = on
-        return self
-
-    @property
-    def size(self) -> int:
-        return int(self.manifest["size"])
-
-    @property
-    def sigma_range(self) -> tuple[float, float]:
-        g = self.manifest["sigma_grid"]
-        return float(g[0]), float(g[1])
-
-    def default(self, key: str, fallback):
-        return self.manifest.get("defaults", {}).get(key, fallback)
-
-    def need(self, *names: str, why: str) -> None:
-        missing = [n for n in names if n not in self.nets]
-        if missing:
-            hints = [self.manifest.get("hints", {}).get(n) for n in missing]
-            hint = "; ".join(h for h in hints if h)
-            raise ModelError(f"{why} needs {', '.join(missing)} weights, not in {self.root}"
-                             + (f" ({hint})" if hint else ""))
-
-    def describe(self) -> str:
-        parts = []
-        for name in ("prior", "rm", "tm", "sde", "dgsa", "dsst", "idm"):
-            info = self.manifest.get("files", {}).get(name, {})
-            if name == "dsst" and name in self.nets:
-                parts.append("dsst")
-            elif name in self.nets:
-                parts.append(f"{name}({info.get('iters', '?')} it)")
-        status = self.manifest.get("status", "")
-        return f"{self.root.name}: " + ", ".join(parts) + (f" [{status}]" if status else "")
 
 
 class Restorer:
@@ -349,13 +232,3 @@ def restore_crops(restorer: Restorer, crops: list[torch.Tensor], opt: RestoreOpt
     res = restorer.restore(batch, opt, progress)
     outs = [resize(res.images[i:i + 1], tuple(c.shape[-2:])).clamp(-1, 1) for i, c in enumerate(crops)]
     return outs, res
-
-
-def manifest_entry(path: Path) -> dict:
-    from .checkpoint import read_metadata
-    from .weights import sha256_file
-
-    meta = read_metadata(path)
-    return {"file": path.name, "sha256": sha256_file(path), "bytes": path.stat().st_size,
-            "iters": meta.get("iters"), "images": meta.get("images"), "wall_time_s": meta.get("wall_time_s"),
-            "cpu": meta.get("cpu"), "data": meta.get("data"), "arch": meta.get("arch")}

@@ -21,11 +21,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from dynface.errors import DynfaceError
+
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # never phone home
 _NO_CLUSTER_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
-class EngineError(RuntimeError):
+class EngineError(DynfaceError, RuntimeError):
     """Ray is missing, the cluster cannot be reached, or the actor pool could not start."""
 
 
@@ -92,16 +94,17 @@ class FileWorker:
     JOB: dict = {}
 
     def __init__(self):
-        from ..hardware import set_threads
-        from ..pipeline import ModelSet, Restorer, RestoreOptions
+        from dynface.core.hardware import set_threads
+        from dynface.modelset.folder import ModelSet
+        from dynface.pipeline import Restorer, RestoreOptions
 
         job = self.job = self.JOB
         set_threads(job["threads"])
         self.opt = RestoreOptions(**job["opt"])
         self.restorer = Restorer(ModelSet.load(job["weights_dir"]))
         if job["kind"] == "restore":
-            from ..batch import make_restore_fn
-            from ..face.templates import template_for
+            from dynface.face.templates import template_for
+            from dynface.jobs.batch import make_restore_fn
 
             size = self.restorer.models.size
             self.template = template_for(self.restorer.models.manifest.get("template", "utkface"), size)
@@ -109,13 +112,13 @@ class FileWorker:
 
     def _one(self, src: str, dst: str, seed: int, stem: str) -> str:
         if self.job["kind"] == "clean":
-            from ..clean import clean_file
+            from dynface.jobs.clean import clean_file
 
             clean_file(self.restorer, self.opt, src, dst, int(seed))
             return ""
         import json
 
-        from ..face.whole import process_photo_to_dir
+        from dynface.face.whole import process_photo_to_dir
 
         k = self.job["restore"]
         tmpl = self.restorer.models.manifest.get("template", "utkface")
@@ -183,7 +186,7 @@ def _collect(ds, total: int, desc: str, progress: bool) -> list[dict]:
 def clean_folder_ray(dataset, out_dir, weights_dir, opt, *, limit=None, split="all", address=None,
                      workers=None, threads=1, batch=4, progress=True) -> dict:
     """`clean.clean_folder` on Ray: same outputs, same report ({written, skipped, failed})."""
-    from ..clean import clean_outputs, file_seed, remove_partial
+    from dynface.jobs.clean import clean_outputs, file_seed, remove_partial
 
     files, outputs, warnings = clean_outputs(dataset, out_dir, split, limit)
     remove_partial(out_dir)
@@ -202,10 +205,10 @@ def restore_paths_ray(paths, out_dir, weights_dir, opt, *, address=None, workers
     """`batch.restore_paths` on Ray. A photo whose final_results image exists (written last) is done."""
     import json
 
-    from ..batch import BatchReport, check_output_dir
-    from ..face.whole import final_output
-    from ..imageio import list_images
-    from ..outnames import output_stems
+    from dynface.core.imageio import list_images
+    from dynface.face.whole import final_output
+    from dynface.jobs.batch import BatchReport, check_output_dir
+    from dynface.jobs.outnames import output_stems
 
     files = list_images(paths)
     out_dir = check_output_dir(out_dir, files)

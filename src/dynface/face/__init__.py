@@ -7,11 +7,11 @@ restore (any callable) -> paste back (feathered, bit-exact outside the masks).
 Landmark order everywhere: left eye, right eye, nose, left mouth corner, right mouth corner
 ("left" = viewer's left), in pixel coordinates.
 """
-from .align import compose_affine, estimate_similarity, inverse_affine, warp_face
-from .detect import DetectorUnavailable, Face, detect_faces, set_detector_threads
-from .paste import paste_faces, upscale_image
-from .templates import FFHQ_512, UTKFACE_200, template_for, template_names
-from .whole import (
+from dynface.face.align import compose_affine, estimate_similarity, inverse_affine, warp_face
+from dynface.face.detect import DetectorUnavailable, Face, detect_faces, set_detector_threads
+from dynface.face.paste import paste_faces, upscale_image
+from dynface.face.templates import FFHQ_512, UTKFACE_200, template_for, template_names
+from dynface.face.whole import (
     DEFAULT_MIN_FACE,
     FaceRecord,
     PhotoReport,

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from dynface.errors import DynfaceError
+
 __all__ = ["Face", "DetectorUnavailable", "detect_faces", "set_detector_threads"]
 
 #: RetinaFace anchor layout (mobilenet0.25 config of biubug6/Pytorch_Retinaface)
@@ -44,7 +46,7 @@ DEFAULT_MAX_SIDE = 2048    # huge images are downsampled so that max(h, w) <= th
 _MAX_UPSAMPLE = 4.0
 
 
-class DetectorUnavailable(RuntimeError):
+class DetectorUnavailable(DynfaceError, RuntimeError):
     """The face detector cannot be loaded (package missing or broken)."""
 
 

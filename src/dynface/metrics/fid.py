@@ -38,7 +38,7 @@ import scipy.linalg
 import torch
 import torch.nn.functional as F
 
-from .identity import MetricUnavailable
+from dynface.metrics.identity import MetricUnavailable
 
 __all__ = [
     "inception_path", "load_inception", "preprocess", "inception_features", "fid_from_features",

@@ -36,8 +36,8 @@ import numpy as np
 from scipy.ndimage import convolve
 from scipy.special import gamma
 
-from .fidelity import rgb_to_y
-from .identity import MetricUnavailable
+from dynface.metrics.fidelity import rgb_to_y
+from dynface.metrics.identity import MetricUnavailable
 
 __all__ = ["niqe", "niqe_y", "matlab_imresize", "brisque", "brisque_available", "NIQE_PARAMS"]
 

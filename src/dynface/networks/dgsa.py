@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .unet import timestep_embedding
+from dynface.networks.unet import timestep_embedding
 
 
 class DGSA(nn.Module):

@@ -21,8 +21,10 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from ..imageio import ImageError, read_rgb, to_tensor, to_uint8
-from ..pipeline import ModelError, Restorer, RestoreOptions, restore_crops
+from dynface.core.imageio import ImageError, read_rgb, to_tensor, to_uint8
+from dynface.errors import DynfaceError
+from dynface.modelset.folder import ModelError
+from dynface.pipeline import Restorer, RestoreOptions, restore_crops
 
 log = logging.getLogger("dynface.web")
 
@@ -55,7 +57,7 @@ class ServerConfig:
         return int(self.max_upload_mb * 1024 * 1024)
 
 
-class JobError(ValueError):
+class JobError(DynfaceError, ValueError):
     """A job cannot run as asked (no photos, too many, a setting out of range); one line."""
 
 
@@ -69,7 +71,7 @@ class JobSettings:
 
     method: str = "dynface"          # RestoreOptions.method
     aligned: bool = False            # inputs are aligned face crops (FFHQ framing)
-    steps: int = 25
+    steps: int = RestoreOptions.steps
     seed: int = 0
     fidelity: float | None = None    # None: the method's default
 
@@ -170,8 +172,8 @@ def run_job(uploads: list, settings: JobSettings, restorer: Restorer, base: Rest
     uploads: file paths (their names are shown). report(fraction, text): progress for the page.
     Raises JobError for a job that cannot start; everything else is a message in the result.
     """
-    from ..face.templates import template_for
-    from ..face.whole import process_photo_to_dir
+    from dynface.face.templates import template_for
+    from dynface.face.whole import process_photo_to_dir
 
     t0 = time.monotonic()
     report = report or (lambda f, t: None)

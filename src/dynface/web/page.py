@@ -17,8 +17,8 @@ from pathlib import Path
 
 import gradio as gr
 
-from ..pipeline import Restorer, RestoreOptions
-from .jobs import (FIDELITY_SUPPORTED, INPUT_KINDS, METHODS, JobError, JobResult, JobSettings, ServerConfig,
+from dynface.pipeline import Restorer, RestoreOptions
+from dynface.web.jobs import (FIDELITY_SUPPORTED, INPUT_KINDS, METHODS, JobError, JobResult, JobSettings, ServerConfig,
                    run_job)
 
 log = logging.getLogger("dynface.web")
@@ -55,7 +55,7 @@ class RestorePage:
                  work_root: str | os.PathLike | None = None):
         self.restorer, self.base, self.cfg = restorer, base, cfg
         self.work_root = Path(work_root) if work_root else None
-        self.default_steps = int(restorer.models.default("steps", 25))
+        self.default_steps = RestoreOptions.for_models(restorer.models).steps
 
     # ------------------------------------------------------------------ handler
     def settings_from_page(self, input_kind, method, default_fidelity, fidelity, steps, seed) -> JobSettings:

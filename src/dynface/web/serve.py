@@ -4,13 +4,13 @@ from __future__ import annotations
 import sys
 from dataclasses import fields
 
-from .jobs import ServerConfig
+from dynface.web.jobs import ServerConfig
 
 WEB_EXTRA_HINT = 'the web app needs the optional extra "web": pip install -e ".[web]" (Gradio)'
 
 
 def register(sub) -> None:
-    from ..cli import add_runtime_options
+    from dynface.cli.flags import add_runtime_options
 
     p = sub.add_parser("serve", help="local web app: upload photos, restore them, compare with a slider (Gradio)")
     for f in fields(ServerConfig):
@@ -36,19 +36,20 @@ def config_from_args(a) -> ServerConfig:
 
 
 def cmd_serve(a) -> int:
-    from ..hardware import set_threads
-    from ..pipeline import ModelSet, Restorer, RestoreOptions
+    from dynface.core.hardware import set_threads
+    from dynface.modelset.folder import ModelSet
+    from dynface.pipeline import Restorer, RestoreOptions
 
     cfg = config_from_args(a)
     try:
-        from .page import RestorePage
+        from dynface.web.page import RestorePage
     except ImportError as e:
         if getattr(e, "name", None) and e.name.split(".")[0] == "gradio":
             raise ValueError(WEB_EXTRA_HINT) from None
         raise
     threads = set_threads(a.threads)
     models = ModelSet.load(a.weights_dir, device=a.device)
-    base = RestoreOptions(n_guidance=int(models.default("n_guidance", 3)), precision=a.precision)
+    base = RestoreOptions.for_models(models, precision=a.precision)  # every job sets its own steps
     print(f"model set {models.describe()}; {threads} thread(s), precision {a.precision}", file=sys.stderr)
     page = RestorePage(Restorer(models), base, cfg)
     print(f"dynface serve: http://{cfg.host}:{cfg.port} (Ctrl+C stops)", file=sys.stderr, flush=True)

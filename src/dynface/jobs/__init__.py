@@ -1,0 +1,1 @@
+"""Jobs over folders of images: restore/degrade files, clean a dataset, the ablation bench, the DSST table."""

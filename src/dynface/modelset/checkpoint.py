@@ -1,0 +1,96 @@
+"""Training checkpoints (resumable) and exported weights (fp16 safetensors + metadata).
+
+Checkpoints are written atomically and read back with torch.load(weights_only=True).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+from safetensors.torch import load_file
+
+
+def save_atomic(obj, path) -> None:
+    from dynface.core.atomic import write_atomic
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, lambda tmp: torch.save(obj, tmp))
+
+
+def load_trusted_free(path):
+    """torch.load with weights_only=True: tensors and plain containers only, never code.
+    A missing, unreadable or refused file raises WeightsError with the reason in one line."""
+    import pickle
+
+    from dynface.modelset.weights import WeightsError, _unpickling_reason
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such checkpoint")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise WeightsError(f"refusing to load {path}: the pickle needs more than tensors and plain containers "
+                           f"({_unpickling_reason(e)}); only weights_only-safe checkpoints are loaded") from None
+    except Exception as e:  # noqa: BLE001 - truncated/garbage files fail in many ways
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise WeightsError(f"{path}: cannot read checkpoint ({type(e).__name__}{': ' + msg if msg else ''})") from None
+
+
+def export_safetensors(module: nn.Module, path, kind: str, arch: dict, extra: dict | None = None,
+                       dtype=torch.float16) -> Path:
+    """Write a module's state_dict as safetensors with its kind and arch in the metadata.
+
+    fp16 (the shipping format) goes through `weights.save_safetensors_fp16`, which also refuses
+    values float16 cannot hold; other dtypes are cast and written atomically by `weights.save_state`.
+    """
+    from dynface.modelset.weights import save_safetensors_fp16, save_state
+
+    meta = {"kind": kind, "arch": json.dumps(arch)}
+    for k, v in (extra or {}).items():
+        meta[k] = v if isinstance(v, str) else json.dumps(v)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if dtype == torch.float16:
+        return save_safetensors_fp16(module, path, meta)
+    state = {k: (v.detach().to(dtype) if v.is_floating_point() else v.detach()).clone()
+             for k, v in module.state_dict().items()}
+    return save_state(state, path, meta)
+
+
+def read_metadata(path) -> dict:
+    """The safetensors metadata with JSON values decoded (plain strings stay strings)."""
+    from dynface.modelset.weights import read_safetensors_metadata
+
+    out = {}
+    for k, v in read_safetensors_metadata(path).items():
+        try:
+            out[k] = json.loads(v)
+        except (json.JSONDecodeError, TypeError):
+            out[k] = v
+    return out
+
+
+def load_network(path, kind: str | tuple[str, ...] | None = None) -> nn.Module:
+    """Build the network named in a safetensors file's metadata and load its weights (float32).
+    `kind`: the kind (or kinds) the file must hold. The metadata is checked against the file's
+    tensors before anything is allocated (`netcheck.check_network_file`)."""
+    from dynface.modelset.netcheck import NetworkCheckError, check_network_file
+    from dynface.networks.factory import build_network
+
+    meta = read_metadata(path)
+    kinds = (kind,) if isinstance(kind, str) else kind
+    if kinds is not None and meta.get("kind") not in kinds:
+        raise ValueError(f"{path}: holds a {meta.get('kind')!r} network, expected {' or '.join(map(repr, kinds))}")
+    if meta.get("kind") not in ("prior", "idm", "rm", "tm", "sde", "dgsa") or "arch" not in meta:
+        raise NetworkCheckError(f"{path}: metadata names no dynface network (kind {meta.get('kind')!r})")
+    check_network_file(path, meta["kind"], meta["arch"])
+    net = build_network(meta["kind"], meta["arch"])
+    state = load_file(str(path))
+    ref = net.state_dict()
+    state = {k: v.to(ref[k].dtype) if k in ref else v for k, v in state.items()}
+    net.load_state_dict(state, strict=True)
+    return net.eval()

@@ -1,0 +1,21 @@
+"""Where a model set's files live and what its manifest records about each of them."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+EMBEDDED_DIR = Path(__file__).parent.parent / "embedded"  # src/dynface/embedded: package data
+
+
+STAGE_FILES = {"prior": "prior.safetensors", "rm": "rm.safetensors", "tm": "tm.safetensors",
+               "sde": "sde.safetensors", "dgsa": "dgsa.safetensors", "idm": "idm.safetensors"}
+
+
+def manifest_entry(path: Path) -> dict:
+    from dynface.modelset.checkpoint import read_metadata
+    from dynface.modelset.weights import sha256_file
+
+    meta = read_metadata(path)
+    return {"file": path.name, "sha256": sha256_file(path), "bytes": path.stat().st_size,
+            "iters": meta.get("iters"), "images": meta.get("images"), "wall_time_s": meta.get("wall_time_s"),
+            "cpu": meta.get("cpu"), "data": meta.get("data"), "arch": meta.get("arch")}

@@ -1,0 +1,283 @@
+"""Model sets built from the public checkpoints (DifFace 512², DPS 256²) plus the user's own stages.
+
+``load_official_modelset(preset, weights_dir, device)`` returns a
+:class:`dynface.modelset.folder.ModelSet`, so ``Restorer`` and ``dynface restore`` work unchanged.
+
+Presets
+-------
+``difface512``  prior: DifFace ``iddpm_ffhq512_ema500000.pth`` (improved-DDPM UNet, 512², learned
+                variance, 1000 linear-beta steps -- the schedule of ``Schedule.linear()``);
+                RM: DifFace ``swinir_restoration512_L1.pth`` (SwinIR; DifFace feeds it [0, 1]
+                images, here it is built with ``io_range="-1,1"``, which maps [-1, 1] to [0, 1]
+                and back around the same network, so the weights are used exactly as upstream).
+``dps256``      prior: DPS ``ffhq_10m.pt`` (guided-diffusion UNet, 256², learned variance, same
+                schedule). **No public 256² face restorer exists**, so there is no official RM:
+                put your own ``rm.safetensors`` (dynface format, e.g. ``dynface train rm`` with
+                ``size: 256``) in the weights folder, or run the DM-only ablation
+                (``--method dynface --no-dblm --no-dsst``), which needs only the prior.
+
+The remaining stages have no public weights anywhere (the authors' code is not released):
+SE (``tm.safetensors`` + ``sde.safetensors``, ``dynface train se``), DGSA (``dgsa.safetensors``,
+``dynface train dgsa``) and the DSST table (``dsst.json``, ``dynface build-dsst``). They are read
+in dynface's own format from ``<weights_dir>/<preset>/`` if that folder exists, else from
+``<weights_dir>/`` itself. A stage whose file is absent is simply missing from the ModelSet; the
+pipeline then raises ``ModelError`` naming the stage, the file to provide and the switch that
+turns the stage off (``--no-dblm``, ``--no-dsst``, ``--no-dgsa``).
+
+Sampler defaults written into the manifest (all overridable on the command line):
+
+* ``steps = 1000``: every step from the DSST start step t* down to 0, as in the paper
+  (full-length DDPM, ~92 s per face on the authors' GPU). On a CPU use ``--steps 25`` or less.
+* ``zeta = 0.3``: METHOD §2's default (DPS, un-squared norm). Not tuned at these sizes.
+* ``sigma_lr = 0.0``: kernel refinement (Eq. 7) off until its step is tuned (``--sigma-lr``).
+* ``n_guidance = 3`` with spacing 1.0 at 512² (sigma_hat, sigma_hat - 1, sigma_hat - 2; METHOD §7),
+  0.5 at 256² (the same blur seen at half the resolution).
+* ``dm_sigma``: the fixed sigma of the DM-only ablation, the middle of the sigma grid.
+
+Sigma grid: the paper's 0.1 .. 15 (150 entries) at 512²; at 256² the same physical blur is
+0.05 .. 7.5 (the project's convention for other sizes, cf. the 128² configs). SE and DSST files
+trained for another grid are refused with a message saying how to rebuild them.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+
+from dynface.modelset.folder import ModelError, ModelSet, resolve_device
+from dynface.modelset.manifest import manifest_entry
+from dynface.networks.architectures import PRESETS as ARCH_PRESETS
+from dynface.networks.eps_model import EpsModel
+from dynface.networks.swinir import SwinIR
+from dynface.modelset.weights import (ENV_WEIGHTS_DIR, REGISTRY, WeightsError, load_checkpoint_state, load_into,
+                                      weights_path)
+from dynface.modelset.weights import weights_dir as resolve_weights_dir
+
+WEIGHTS_ENV = ENV_WEIGHTS_DIR
+__all__ = ["OfficialPreset", "OFFICIAL_PRESETS", "OWN_FILES", "official_manifest", "load_official_modelset",
+           "build_official_prior", "build_official_rm", "own_stage_files", "export_for_training"]
+
+DOCS = "docs/official-weights.md"
+#: stage -> file name of the stages trained by the user (dynface's own safetensors/json format)
+OWN_FILES = {"rm": "rm.safetensors", "tm": "tm.safetensors", "sde": "sde.safetensors",
+             "dgsa": "dgsa.safetensors", "dsst": "dsst.json"}
+
+
+@dataclass(frozen=True)
+class OfficialPreset:
+    name: str
+    size: int
+    prior: str                      # registry name of the official prior checkpoint
+    rm: str | None                  # registry name of the official restorer, or None
+    sigma_grid: tuple = (0.1, 15.0, 150)
+    guidance_spacing: float = 1.0
+    prior_iters: int | None = None  # training iterations of the released prior, where stated
+    degradation: dict = field(default_factory=dict)
+    note: str = ""
+
+
+_DEG512 = {"sigma": [0.1, 15.0], "scale": [0.8, 32.0], "noise": [0.0, 20.0], "jpeg": [30, 100]}
+_DEG256 = {"sigma": [0.05, 7.5], "scale": [0.4, 16.0], "noise": [0.0, 20.0], "jpeg": [30, 100]}
+
+OFFICIAL_PRESETS: dict[str, OfficialPreset] = {
+    "difface512": OfficialPreset(
+        "difface512", 512, prior="difface_unet512", rm="difface_swinir512", sigma_grid=(0.1, 15.0, 150),
+        guidance_spacing=1.0, prior_iters=500_000, degradation=_DEG512,
+        note="official DifFace prior + SwinIR restorer (512x512, FFHQ-aligned faces)"),
+    "dps256": OfficialPreset(
+        "dps256", 256, prior="dps_unet256", rm=None, sigma_grid=(0.05, 7.5, 150),
+        guidance_spacing=0.5, degradation=_DEG256,
+        note="official DPS FFHQ prior (256x256); no public 256x256 face restorer exists: put your own "
+             "rm.safetensors in the weights folder for --dblm / --method rm, or run DM-only with "
+             "--no-dblm --no-dsst"),
+}
+
+_TRAIN_HINTS = {
+    "tm": "train it with `dynface train se` (see " + DOCS + ")",
+    "sde": "train it with `dynface train se` (see " + DOCS + ")",
+    "dgsa": "train it with `dynface train dgsa` (see " + DOCS + ")",
+    "dsst": "build it with `dynface build-dsst --size {size} --sigma-grid {lo:g} {hi:g} {n}`",
+}
+
+
+def _preset(name: str) -> OfficialPreset:
+    if name not in OFFICIAL_PRESETS:
+        raise ModelError(f"unknown preset {name!r}; official presets: {', '.join(OFFICIAL_PRESETS)}")
+    return OFFICIAL_PRESETS[name]
+
+
+def own_stage_files(preset: str, directory=None) -> dict[str, Path]:
+    """Where each user-trained stage file of a preset is looked for (existing or not)."""
+    p = _preset(preset)
+    root = resolve_weights_dir(directory)
+    sub = root / p.name
+    base = sub if sub.is_dir() else root
+    stages = [s for s in OWN_FILES if not (s == "rm" and p.rm is not None)]
+    return {s: base / OWN_FILES[s] for s in stages}
+
+
+def official_manifest(preset: str) -> dict:
+    """The manifest dict of a preset (size, template, sigma grid, sampler defaults, file sources)."""
+    p = _preset(preset)
+    lo, hi, n = p.sigma_grid
+    files = {"prior": _registry_record(p.prior, iters=p.prior_iters)}
+    if p.rm is not None:
+        files["rm"] = _registry_record(p.rm)
+    hints = {s: h.format(size=p.size, lo=lo, hi=hi, n=n) for s, h in _TRAIN_HINTS.items()}
+    if p.rm is not None:
+        e = REGISTRY[p.rm]
+        hints["rm"] = f"put {e.filename} there, from {e.url}"
+    else:
+        hints["rm"] = (f"no public {p.size}x{p.size} restorer exists: train one (`dynface train rm`, size {p.size}) "
+                       f"and put it there as rm.safetensors")
+    return {
+        "format": "dynface-modelset/1", "preset": p.name, "size": p.size, "template": "ffhq",
+        "sigma_grid": [float(lo), float(hi), int(n)], "degradation": dict(p.degradation),
+        "defaults": {"steps": 1000, "zeta": 0.3, "sigma_lr": 0.0, "n_guidance": 3,
+                     "guidance_spacing": p.guidance_spacing, "dm_sigma": round((lo + hi) / 2, 4)},
+        "files": files, "hints": hints, "note": p.note, "status": "official weights",
+    }
+
+
+def _registry_record(name: str, iters=None) -> dict:
+    e = REGISTRY[name]
+    rec = {"file": e.filename, "source": e.url, "preset": e.preset, "params": e.params}
+    if iters is not None:
+        rec["iters"] = iters
+    return rec
+
+
+# ------------------------------------------------------------------------------------ building
+def _build_empty(factory, computed: dict | None = None) -> torch.nn.Module:
+    """Build a network without spending time on random initialisation (every tensor is then loaded).
+
+    Built on the meta device and materialised empty. Non-persistent buffers are not in checkpoints:
+    their values must be given in `computed` (name -> tensor), else the network is built normally."""
+    with torch.device("meta"):
+        net = factory()
+    persistent = set(net.state_dict())
+    extra = [k for k, _ in net.named_buffers() if k not in persistent]
+    if set(extra) - set(computed or {}):
+        return factory()
+    net = net.to_empty(device="cpu")
+    with torch.no_grad():
+        for k in extra:
+            net.get_buffer(k).copy_(computed[k])
+    return net
+
+
+def _load_state(name: str, directory) -> dict:
+    try:
+        path = weights_path(name, directory)
+        return load_checkpoint_state(path), path
+    except WeightsError as e:
+        raise ModelError(str(e).splitlines()[0]) from None
+
+
+def _load_strict(net: torch.nn.Module, state, path: Path, preset_name: str) -> None:
+    try:
+        load_into(net, state, strict=True)
+    except WeightsError as e:
+        lines = str(e).splitlines()
+        raise ModelError(f"{path}: {lines[0]} (not the {preset_name} checkpoint?); "
+                         f"`dynface weights verify` lists the keys\n" + "\n".join(lines[1:])) from None
+
+
+def build_official_prior(name: str, directory=None) -> EpsModel:
+    """The official diffusion UNet `name` (registry) as an EpsModel, weights loaded strictly (fp32, CPU)."""
+    cfg = ARCH_PRESETS[REGISTRY[name].preset]()
+    state, path = _load_state(name, directory)
+    net = _build_empty(lambda: EpsModel(cfg))
+    _load_strict(net.unet, state, path, name)
+    del state
+    return net.eval()
+
+
+def build_official_rm(name: str, directory=None) -> SwinIR:
+    """The official restorer `name` (registry), built to take and return [-1, 1] images."""
+    cfg = replace(ARCH_PRESETS[REGISTRY[name].preset](), io_range="-1,1", drop_path_rate=0.0)
+    state, path = _load_state(name, directory)
+    mean = torch.tensor(cfg.rgb_mean if cfg.in_chans == 3 else (0.0,) * cfg.in_chans).view(1, -1, 1, 1)
+    net = _build_empty(lambda: SwinIR(cfg), {"mean": mean})
+    _load_strict(net, state, path, name)
+    return net.eval()
+
+
+def _load_own(stage: str, path: Path, p: OfficialPreset):
+    from dynface.core.dsst import DSST
+    from dynface.modelset.checkpoint import load_network
+
+    lo, hi, n = p.sigma_grid
+    rebuild = _TRAIN_HINTS[stage if stage in _TRAIN_HINTS else "tm"].format(size=p.size, lo=lo, hi=hi, n=n)
+    try:
+        if stage == "dsst":
+            obj = DSST.load(path)
+            g_hi = float(obj.grid.max())
+        else:
+            obj = load_network(path, kind=stage)
+            g_hi = float(obj.sigma_range[1]) if stage == "sde" else hi
+    except Exception as e:  # noqa: BLE001 - one line per broken file
+        from dynface.modelset.netcheck import NetworkCheckError
+
+        if isinstance(e, NetworkCheckError):  # names the file; may list mismatched keys and shapes
+            raise ModelError(str(e)) from None
+        raise ModelError(f"{path}: cannot load ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+    if abs(g_hi - hi) > 1e-3 * hi:
+        raise ModelError(f"{path}: made for sigmas up to {g_hi:g}, the {p.name} preset uses up to {hi:g} "
+                         f"(another model size?); {rebuild}")
+    return obj
+
+
+def load_official_modelset(preset: str, weights_dir=None, device="cpu", prior: bool = True) -> ModelSet:
+    """A ModelSet from the official checkpoints of `preset` ("difface512" | "dps256") in `weights_dir`
+    (default $DYNFACE_WEIGHTS_DIR, else ~/.cache/dynface/weights), plus whichever user-trained
+    stages (rm for dps256, tm, sde, dgsa, dsst.json) are present.
+
+    The official prior is required (ModelError with the download address when absent); the official
+    restorer and the user stages are optional (the ModelSet then lacks them). `device`: cpu | cuda |
+    cuda:N | mps | auto. Precision is a restore option (`RestoreOptions.precision`), not a property
+    of the set. Weights are always held in float32; fp16 checkpoints are upcast. `prior=False`
+    leaves the (large) official prior out, for settings that never sample (`--method rm`).
+    """
+    p = _preset(preset)
+    dev = resolve_device(device)
+    root = resolve_weights_dir(weights_dir)
+    manifest = official_manifest(preset)
+    nets = {}
+    for stage, path in own_stage_files(preset, root).items():  # the small files first: fail fast
+        if path.is_file():
+            nets[stage] = _load_own(stage, path, p)
+            if stage != "dsst":
+                manifest["files"][stage] = manifest_entry(path)
+            else:
+                manifest["files"]["dsst"] = {"file": str(path.name), "bytes": path.stat().st_size}
+    if prior:
+        nets["prior"] = build_official_prior(p.prior, root)
+    if p.rm is not None and weights_path(p.rm, root, must_exist=False).is_file():
+        nets["rm"] = build_official_rm(p.rm, root)
+    return ModelSet(root, manifest, nets).to(dev)
+
+
+def export_for_training(preset: str, out_dir, weights_dir=None, dtype=torch.float32) -> dict[str, Path]:
+    """Write the official networks of `preset` as dynface safetensors (with their architecture), for
+    the `frozen:` / `init_tm:` entries of `dynface train se|dgsa` configs. Returns stage -> path."""
+    from dynface.modelset.checkpoint import export_safetensors
+
+    p = _preset(preset)
+    root = resolve_weights_dir(weights_dir)
+    out = Path(out_dir)
+    written = {}
+    prior = build_official_prior(p.prior, root)
+    arch = {"unet": ARCH_PRESETS[REGISTRY[p.prior].preset]().to_dict()}
+    written["prior"] = export_safetensors(prior, out / "prior.safetensors", "prior", arch,
+                                          {"source": REGISTRY[p.prior].url, "iters": p.prior_iters}, dtype=dtype)
+    del prior
+    if p.rm is not None:
+        rm = build_official_rm(p.rm, root)
+        arch = asdict(rm.config)
+        arch["rgb_mean"] = list(arch["rgb_mean"])
+        written["rm"] = export_safetensors(rm, out / "rm.safetensors", "rm", arch,
+                                           {"source": REGISTRY[p.rm].url}, dtype=dtype)
+    return written
+

@@ -1,0 +1,437 @@
+"""Checkpoint files: safe loading, strict key matching, the registry of official files, and
+fp16 safetensors for dynface's own weights.
+
+Loading never executes code: ``.safetensors`` files are read with ``safetensors``, and
+``.pt``/``.pth``/``.ckpt``/``.bin`` files with ``torch.load(..., weights_only=True)``, which refuses
+any pickle that would build objects other than tensors and plain containers. A refused file
+raises :class:`WeightsError`.
+
+Containers are unwrapped the way the upstream loaders do it:
+
+* DifFace ``iddpm_ffhq512_ema500000.pth`` -- by its training code (``trainer.py``:
+  ``torch.save(self.ema_state)`` of a DistributedDataParallel model) a bare state dict whose
+  keys likely carry a ``module.`` prefix; DifFace's own loader strips it (``util_net.reload_model``).
+* DifFace ``swinir_restoration512_L1.pth`` -- ``{'iters_start', 'log_step', 'log_step_img',
+  'state_dict'}`` (``trainer.save_ckpt``); DifFace and PMRF read ``ckpt['state_dict']`` and
+  strip ``module.``.
+* DPS ``ffhq_10m.pt`` -- a bare state dict (``model.load_state_dict(th.load(model_path))``).
+* BasicSR / official SwinIR files -- ``params_ema`` (preferred) or ``params``.
+* Lightning-style ``state_dict``, plain ``model``, ``ema`` / ``model_ema`` are also accepted.
+
+Those layouts were read from the public training/loading code; the files themselves were not
+downloaded here (the registry URLs are printed, never fetched).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import warnings
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import torch
+import torch.nn as nn
+
+from dynface.errors import DynfaceError
+
+__all__ = [
+    "WeightsError", "WeightsEntry", "REGISTRY", "VerifyResult", "StateReport",
+    "sha256_file", "load_checkpoint_state", "compare_state", "load_into",
+    "weights_dir", "weights_list", "weights_path", "weights_verify",
+    "save_state", "save_safetensors_fp16", "load_model_safetensors", "read_safetensors_metadata",
+]
+
+ENV_WEIGHTS_DIR = "DYNFACE_WEIGHTS_DIR"
+DEFAULT_WEIGHTS_DIR = Path("~/.cache/dynface/weights")
+_FP16_MAX = 65504.0
+_REPORT_LIMIT = 10
+# container keys, most specific first (BasicSR keeps both params and params_ema: take the EMA)
+_CONTAINER_KEYS = ("params_ema", "params", "state_dict", "model_ema", "ema", "model", "net", "network")
+_PREFIXES = ("module.", "_orig_mod.")
+
+
+class WeightsError(DynfaceError, RuntimeError):
+    """A checkpoint could not be found, read, trusted or matched to a network."""
+
+
+# ------------------------------------------------------------------------------------ hashing
+def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(chunk_size), b""):
+                h.update(block)
+    except OSError as e:
+        raise WeightsError(f"cannot read {path}: {e.strerror or e}") from e
+    return h.hexdigest()
+
+
+# ------------------------------------------------------------------------------------ loading
+def _is_state(obj) -> bool:
+    return isinstance(obj, Mapping) and len(obj) > 0 and all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
+
+
+def _unwrap(obj, path) -> "OrderedDict[str, torch.Tensor]":
+    for _ in range(4):  # containers nest at most a few levels (e.g. {'model': {'state_dict': ...}})
+        if _is_state(obj):
+            break
+        if not isinstance(obj, Mapping):
+            raise WeightsError(f"{path}: expected a state dict (name -> tensor), found {type(obj).__name__}")
+        inner = next((obj[k] for k in _CONTAINER_KEYS if k in obj and isinstance(obj[k], Mapping) and obj[k]), None)
+        if inner is None:
+            bad = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)][:5]
+            raise WeightsError(
+                f"{path}: no state dict found (top-level keys: {', '.join(map(str, list(obj)[:8]))}"
+                f"{'...' if len(obj) > 8 else ''}; non-tensor entries such as {bad})")
+        obj = inner
+    if not _is_state(obj):
+        raise WeightsError(f"{path}: no state dict found inside the checkpoint's containers")
+    state = OrderedDict()
+    for k, v in obj.items():
+        for p in _PREFIXES:
+            while k.startswith(p):
+                k = k[len(p):]
+        if k in state:
+            raise WeightsError(f"{path}: key {k!r} appears twice once the 'module.' prefix is removed")
+        state[k] = v
+    return state
+
+
+def _unpickling_reason(e: Exception) -> str:
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    detail = next((ln for ln in lines if "GLOBAL" in ln or "Unsupported" in ln or "unsupported" in ln), None)
+    return (detail or (lines[0] if lines else type(e).__name__)).rstrip(".")
+
+
+def _torch_load(path: Path):
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError as e:  # mmap needs the zip format; legacy files load without it
+        if "mmap" not in str(e):
+            raise
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def load_checkpoint_state(path: str | os.PathLike) -> "OrderedDict[str, torch.Tensor]":
+    """Read a checkpoint file into a flat ``name -> tensor`` dict on the CPU.
+
+    ``.safetensors`` via safetensors; anything else via ``torch.load(weights_only=True)``
+    (pickles that would run code or build arbitrary objects are refused with WeightsError).
+    Common containers are unwrapped and ``module.`` / ``_orig_mod.`` prefixes stripped.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise WeightsError(f"weights file not found: {path}")
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+        try:
+            obj = load_file(str(path), device="cpu")
+        except (SafetensorError, OSError, ValueError) as e:
+            raise WeightsError(f"{path}: not a readable safetensors file ({e})") from e
+        return _unwrap(obj, path)
+    try:
+        with warnings.catch_warnings():  # torch warns about pickle protocols it may not support
+            warnings.filterwarnings("ignore", message=".*pickle protocol.*")
+            obj = _torch_load(path)
+    except pickle.UnpicklingError as e:
+        raise WeightsError(
+            f"refusing to load {path}: the pickle needs more than tensors and plain containers "
+            f"({_unpickling_reason(e)}); only weights_only-safe checkpoints are loaded") from e
+    except Exception as e:  # truncated/garbage files fail in many ways inside the unpickler
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise WeightsError(f"{path}: cannot read checkpoint ({type(e).__name__}{': ' + msg if msg else ''})") from e
+    return _unwrap(obj, path)
+
+
+# ------------------------------------------------------------------------------------ matching
+@dataclass
+class StateReport:
+    """Differences between a checkpoint's state and a network's."""
+
+    target: str
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    mismatched: list[tuple[str, tuple, tuple]] = field(default_factory=list)  # key, ckpt shape, model shape
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.unexpected or self.mismatched)
+
+    def format(self, limit: int = _REPORT_LIMIT) -> str:
+        head = (f"checkpoint does not match {self.target}: {len(self.missing)} missing, "
+                f"{len(self.unexpected)} unexpected, {len(self.mismatched)} shape mismatch(es)")
+        lines = [head]
+
+        def section(title, items, fmt):
+            if not items:
+                return
+            lines.append(f"  {title} ({len(items)}):")
+            lines.extend(f"    {fmt(it)}" for it in items[:limit])
+            if len(items) > limit:
+                lines.append(f"    ... and {len(items) - limit} more")
+
+        section("missing keys (in the network, not in the file)", self.missing, str)
+        section("unexpected keys (in the file, not in the network)", self.unexpected, str)
+        section("shape mismatches", self.mismatched,
+                lambda m: f"{m[0]}: file {list(m[1])} vs network {list(m[2])}")
+        return "\n".join(lines)
+
+
+def compare_state(model: nn.Module | Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor],
+                  target: str | None = None) -> StateReport:
+    """Compare key sets and shapes only (works on ``meta``-device networks)."""
+    ref = model.state_dict() if isinstance(model, nn.Module) else model
+    name = target or (type(model).__name__ if isinstance(model, nn.Module) else "the reference state")
+    rep = StateReport(name)
+    rep.missing = [k for k in ref if k not in state]
+    rep.unexpected = [k for k in state if k not in ref]
+    rep.mismatched = [(k, tuple(state[k].shape), tuple(ref[k].shape))
+                      for k in ref if k in state and tuple(state[k].shape) != tuple(ref[k].shape)]
+    return rep
+
+
+def load_into(model: nn.Module, state: Mapping[str, torch.Tensor], strict: bool = True) -> StateReport:
+    """Copy ``state`` into ``model`` (values cast to the model's dtypes).
+
+    Shape mismatches always raise; with ``strict`` missing or unexpected keys raise too.
+    The WeightsError message is the multi-line report (first 10 keys of each kind + counts).
+    Returns the report (useful with ``strict=False``).
+    """
+    rep = compare_state(model, state)
+    if rep.mismatched or (strict and not rep.ok):
+        raise WeightsError(rep.format())
+    wanted = {k: v for k, v in state.items() if k not in rep.unexpected}
+    with torch.no_grad():
+        model.load_state_dict(wanted, strict=False)
+    return rep
+
+
+# ------------------------------------------------------------------------------------ registry
+@dataclass(frozen=True)
+class WeightsEntry:
+    name: str
+    filename: str
+    url: str
+    preset: str
+    params: int  # parameter count of the preset (derived from the public code)
+    size: int | None = None  # bytes, when publicly stated
+    sha256: str | None = None  # when publicly stated
+    description: str = ""
+    note: str = ""
+
+
+_NO_HASH = "no size or sha256 is stated publicly for this file (checked: README, code, release notes); not verified"
+
+REGISTRY: dict[str, WeightsEntry] = {
+    "difface_unet512": WeightsEntry(
+        name="difface_unet512",
+        filename="iddpm_ffhq512_ema500000.pth",
+        url="https://github.com/zsyOAOA/DifFace/releases/download/V1.0/iddpm_ffhq512_ema500000.pth",
+        preset="difface_unet512",
+        params=159_788_454,
+        description="DifFace FFHQ 512x512 diffusion prior (improved-DDPM UNet, EMA 0.999 at 500k iterations)",
+        note=_NO_HASH + ". License: NTU S-Lab License 1.0 (DifFace).",
+    ),
+    "dps_unet256": WeightsEntry(
+        name="dps_unet256",
+        filename="ffhq_10m.pt",
+        url="https://drive.google.com/drive/folders/1jElnRoFv7b31fG0v6pTSQkelbSX3xGZh",
+        preset="dps_unet256",
+        params=93_563_910,
+        description="DPS FFHQ 256x256 diffusion prior (guided-diffusion UNet), file 'ffhq_10m.pt' in the DPS "
+                    "README's Google Drive folder",
+        note=_NO_HASH + ". The URL is a folder: download ffhq_10m.pt from it.",
+    ),
+    "difface_swinir512": WeightsEntry(
+        name="difface_swinir512",
+        filename="swinir_restoration512_L1.pth",
+        url="https://github.com/zsyOAOA/DifFace/releases/download/V1.0/swinir_restoration512_L1.pth",
+        preset="difface_swinir512",
+        params=15_792_587,
+        description="DifFace's SwinIR face restorer for 512x512 faces (L1-trained, [0,1] in and out)",
+        note=_NO_HASH + ". License: NTU S-Lab License 1.0 (DifFace).",
+    ),
+}
+
+
+def weights_dir(directory: str | os.PathLike | None = None) -> Path:
+    """Folder of the official files: the argument, else $DYNFACE_WEIGHTS_DIR, else ~/.cache/dynface/weights."""
+    if directory is not None and str(directory) != "":
+        return Path(directory).expanduser()
+    env = os.environ.get(ENV_WEIGHTS_DIR)
+    if env:
+        return Path(env).expanduser()
+    return DEFAULT_WEIGHTS_DIR.expanduser()
+
+
+def _entry(name: str) -> WeightsEntry:
+    if name not in REGISTRY:
+        raise WeightsError(f"unknown weights {name!r}; known: {', '.join(REGISTRY)}")
+    return REGISTRY[name]
+
+
+def weights_path(name: str, directory: str | os.PathLike | None = None, must_exist: bool = True) -> Path:
+    """Path of a registered file; with ``must_exist`` a missing file raises a how-to-get-it error."""
+    e = _entry(name)
+    path = weights_dir(directory) / e.filename
+    if must_exist and not path.is_file():
+        raise WeightsError(f"{name}: {path} not found; download {e.filename} from {e.url} and place it there "
+                           f"(or set {ENV_WEIGHTS_DIR})")
+    return path
+
+
+def weights_list(directory: str | os.PathLike | None = None) -> list[dict]:
+    """One dict per registered file: registry fields plus ``path`` and ``present``."""
+    out = []
+    for e in REGISTRY.values():
+        path = weights_dir(directory) / e.filename
+        d = dict(e.__dict__)
+        d.update(path=str(path), present=path.is_file())
+        out.append(d)
+    return out
+
+
+@dataclass
+class VerifyResult:
+    name: str
+    path: Path
+    exists: bool
+    size: int | None = None
+    size_ok: bool | None = None  # None: no public size to compare with
+    sha256: str | None = None
+    sha256_ok: bool | None = None  # None: no public hash to compare with
+    keys_ok: bool | None = None
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.exists and self.size_ok is not False and self.sha256_ok is not False and bool(self.keys_ok)
+
+    def summary(self) -> str:
+        if not self.exists:
+            return f"{self.name}: MISSING  {self.message}"
+        parts = [f"{self.name}: {'OK' if self.ok else 'FAILED'}  {self.path}",
+                 f"size {self.size:,} B" + ("" if self.size_ok is None else (" (matches)" if self.size_ok else " (WRONG)")),
+                 f"sha256 {self.sha256}" + (" (not published)" if self.sha256_ok is None
+                                            else (" (matches)" if self.sha256_ok else " (WRONG)")),
+                 "keys match the preset" if self.keys_ok else "keys do NOT match the preset"]
+        text = "\n  ".join(parts)
+        return text + (f"\n  {self.message}" if self.message else "")
+
+
+def weights_verify(directory: str | os.PathLike | None = None, names: Iterable[str] | None = None,
+                   hash_files: bool = True) -> list[VerifyResult]:
+    """Check each registered file: present, size/sha256 (where published), keys+shapes vs. its preset."""
+    from dynface.networks.architectures import build_preset
+
+    results = []
+    for name in (list(names) if names is not None else list(REGISTRY)):
+        e = _entry(name)
+        path = weights_path(name, directory, must_exist=False)
+        r = VerifyResult(name, path, path.is_file())
+        if not r.exists:
+            r.message = f"download {e.filename} from {e.url} into {path.parent}"
+            results.append(r)
+            continue
+        r.size = path.stat().st_size
+        if e.size is not None:
+            r.size_ok = r.size == e.size
+        if hash_files:
+            r.sha256 = sha256_file(path)
+            if e.sha256 is not None:
+                r.sha256_ok = r.sha256.lower() == e.sha256.lower()
+        try:
+            state = load_checkpoint_state(path)
+            rep = compare_state(build_preset(e.preset, device="meta"), state, target=f"preset {e.preset}")
+            r.keys_ok = rep.ok
+            if not rep.ok:
+                r.message = rep.format()
+        except WeightsError as err:
+            r.keys_ok, r.message = False, str(err)
+        results.append(r)
+    return results
+
+
+# ------------------------------------------------------------------------------------ saving
+def _state_of(model_or_state) -> Mapping[str, torch.Tensor]:
+    return model_or_state.state_dict() if isinstance(model_or_state, nn.Module) else model_or_state
+
+
+def _str_metadata(metadata: Mapping | None) -> dict[str, str]:
+    out = {}
+    for k, v in (metadata or {}).items():
+        out[str(k)] = v if isinstance(v, str) else json.dumps(v, sort_keys=True)
+    return out
+
+
+def _atomic_write(path: Path, writer) -> None:
+    from dynface.core.atomic import write_atomic
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, writer)
+
+
+def save_state(model_or_state, path: str | os.PathLike, metadata: Mapping | None = None) -> Path:
+    """Save a state dict unchanged (dtypes kept): ``.safetensors`` or a torch file (``{'state_dict',
+    'metadata'}``, loadable with weights_only=True)."""
+    path = Path(path)
+    state = {k: v.detach().cpu().contiguous() for k, v in _state_of(model_or_state).items()}
+    if path.suffix == ".safetensors":
+        from safetensors.torch import save_file
+        _atomic_write(path, lambda p: save_file(state, str(p), metadata=_str_metadata(metadata)))
+    else:
+        _atomic_write(path, lambda p: torch.save({"state_dict": state, "metadata": _str_metadata(metadata)}, p))
+    return path
+
+
+def save_safetensors_fp16(model_or_state, path: str | os.PathLike, metadata: Mapping | None = None) -> Path:
+    """Save for shipping: floating tensors stored as float16 (others unchanged) in a .safetensors
+    file; ``metadata`` values that are not strings are stored as JSON. Refuses values that float16
+    cannot hold (|x| > 65504 or non-finite)."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise WeightsError(f"{path}: fp16 weights are written as .safetensors")
+    state = {}
+    for k, v in _state_of(model_or_state).items():
+        v = v.detach().cpu()
+        if v.is_floating_point():
+            if v.numel() and (not torch.isfinite(v).all() or v.abs().max().item() > _FP16_MAX):
+                raise WeightsError(f"{k}: values outside the float16 range; cannot store it as fp16")
+            v = v.to(torch.float16)
+        state[k] = v.contiguous()
+    meta = {"dynface_storage_dtype": "float16"}
+    meta.update(_str_metadata(metadata))
+    from safetensors.torch import save_file
+    _atomic_write(path, lambda p: save_file(state, str(p), metadata=meta))
+    return path
+
+
+def read_safetensors_metadata(path: str | os.PathLike) -> dict[str, str]:
+    from safetensors import SafetensorError, safe_open
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except (SafetensorError, OSError) as e:
+        raise WeightsError(f"{path}: not a readable safetensors file ({e})") from e
+
+
+def load_model_safetensors(model: nn.Module, path: str | os.PathLike, strict: bool = True,
+                           dtype: torch.dtype | None = torch.float32) -> dict[str, str]:
+    """Load a (possibly fp16) .safetensors file into ``model``; floating tensors become ``dtype``
+    (float32 by default) in memory. Returns the file's metadata (strings)."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise WeightsError(f"{path}: expected a .safetensors file")
+    state = load_checkpoint_state(path)
+    if dtype is not None:
+        model.to(dtype)
+        state = OrderedDict((k, v.to(dtype) if v.is_floating_point() else v) for k, v in state.items())
+    load_into(model, state, strict=strict)
+    return read_safetensors_metadata(path)

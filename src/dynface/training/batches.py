@@ -1,0 +1,54 @@
+"""One training step's context and inputs: the batch context, degraded batches and random patches."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from dynface.core.degradation import DegradationConfig, degrade_random
+from dynface.core.schedule import Schedule
+from dynface.training.data import Batcher
+
+
+@dataclass
+class Ctx:
+    """What a loss function sees: config, batcher, schedule, frozen helper networks, step."""
+
+    cfg: dict
+    batcher: Batcher
+    schedule: Schedule
+    frozen: dict = field(default_factory=dict)
+    step: int = 0
+
+
+def degrade_batch(x: torch.Tensor, cfg: dict, step: int) -> torch.Tensor:
+    """Degrade a batch with seeds derived from (config seed, step, index): repeatable on resume."""
+    dcfg = DegradationConfig.from_dict(cfg.get("degradation"))
+    seed = int(cfg.get("seed", 0))
+    ys = [degrade_random(x[i:i + 1], dcfg, seed * 1_000_003 + step, i)[0] for i in range(x.shape[0])]
+    return torch.cat(ys)
+
+
+def pick_patch(ctx: Ctx) -> tuple[int, int]:
+    """(patch size, batch) for this step: Patch Diffusion draws a size by `patch.probs` and scales
+    the batch by (smallest/p)^2 so every step costs about the same."""
+    cfg, size = ctx.cfg, ctx.cfg["size"]
+    patch = cfg.get("patch", {"sizes": [size], "probs": [1.0]})
+    u, acc, p = ctx.batcher.rand(), 0.0, patch["sizes"][-1]
+    for s, pr in zip(patch["sizes"], patch["probs"]):
+        acc += pr
+        if u < acc:
+            p = s
+            break
+    return p, max(1, int(cfg["batch"] * (min(patch["sizes"]) / p) ** 2))
+
+
+def crop_patch(ctx: Ctx, p: int, *images: torch.Tensor):
+    """The same random p x p window of each image, and its coordinate channels (None if p = size)."""
+    from dynface.networks.eps_model import coord_grid
+
+    size, b = images[0].shape[-1], images[0].shape[0]
+    if p >= size:
+        return images, None
+    top, left = ctx.batcher.randint(0, size - p + 1), ctx.batcher.randint(0, size - p + 1)
+    return tuple(im[..., top:top + p, left:left + p] for im in images), coord_grid(size, b, top, left, p)

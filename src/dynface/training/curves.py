@@ -1,0 +1,152 @@
+"""Learning curves: every training run scores its EMA network on a fixed validation set.
+
+The validation set is the first `val_faces` UTKFace faces of the name-hash val split (data.py),
+degraded once with a fixed seed, so every evaluation of every run sees the same pixels. What is
+measured per kind:
+
+- rm:    PSNR / SSIM of RM(y) to the clean face, and the detail ratio (mean |Laplacian| of the
+         grey output / that of the ground truth; 1 = as much fine detail as the real face).
+- prior: x0_hat PSNR (Tweedie, Eq. 3) from x_t at t = 100, 300, 600 with fixed noise.
+- idm:   the same x0_hat PSNRs with the condition, and PSNR / detail ratio of a 10-step sample.
+- se:    mean |sigma_hat - sigma*| against sigma* labels (Eq. 19) from the run's frozen RM.
+
+Rows go to `curve.csv` in the run folder, and `plot_curve` draws them (one panel per metric).
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import torch
+
+from dynface.core.degradation import DegradationConfig, degrade_random
+from dynface.core.imagemetrics import detail_ratio, psnr, ssim_pm1
+from dynface.core.schedule import Schedule, space_timesteps, tweedie_x0
+from dynface.training import data as data_mod
+
+VAL_SEED = 20_251_123
+X0_STEPS = (100, 300, 600)
+
+
+class Validator:
+    """Scores a network of one kind on the fixed validation faces (see the module docstring)."""
+
+    def __init__(self, kind: str, cfg: dict, frozen: dict | None = None):
+        self.kind, self.cfg, self.frozen = kind, cfg, frozen or {}
+        n = int(cfg.get("val_faces", 16))
+        x = data_mod.load_cache(cfg["data"], cfg["size"], "val", cache_dir=cfg.get("cache_dir", "runs/cache"), limit=n)
+        self.x = x.float().div(127.5).sub(1)
+        dcfg = DegradationConfig.from_dict(cfg.get("degradation"))
+        self.y = torch.cat([degrade_random(self.x[i:i + 1], dcfg, VAL_SEED, i)[0] for i in range(len(self.x))])
+        self.schedule = Schedule.linear()
+        self._sigma_star = None
+
+    @torch.no_grad()
+    def __call__(self, net) -> dict:
+        was = net.training
+        net.eval()
+        try:
+            return getattr(self, f"_{self.kind}")(net)
+        finally:
+            net.train(was)
+
+    def _rm(self, net) -> dict:
+        out = torch.cat([net(self.y[i:i + 4]).float() for i in range(0, len(self.y), 4)]).clamp(-1, 1)
+        return {"psnr": psnr(out, self.x), "ssim": ssim_pm1(out, self.x), "detail_ratio": detail_ratio(out, self.x),
+                "input_psnr": psnr(self.y, self.x)}
+
+    def _x0_psnrs(self, net, cond=None) -> dict:
+        gen = torch.Generator().manual_seed(VAL_SEED)
+        noise = torch.randn(self.x.shape, generator=gen)
+        res = {}
+        for t in X0_STEPS:
+            tt = torch.full((len(self.x),), t, dtype=torch.long)
+            xt = self.schedule.q_sample(self.x, tt, noise)
+            eps, _ = net(xt, tt, cond=cond) if cond is not None else net(xt, tt)
+            res[f"x0_psnr_t{t}"] = psnr(tweedie_x0(xt, eps.float(), self.schedule.abar(t)), self.x)
+        return res
+
+    def _prior(self, net) -> dict:
+        return self._x0_psnrs(net)
+
+    def _idm(self, net) -> dict:
+        from dynface.sampling.guided import SamplerConfig, sample_guided
+
+        res = self._x0_psnrs(net, cond=self.y)
+        gen = torch.Generator().manual_seed(VAL_SEED)
+        x = torch.randn(self.y.shape, generator=gen)
+        steps = space_timesteps(self.schedule.num_steps, 10)
+        out, _ = sample_guided(net, x, steps, self.schedule, None, SamplerConfig(zeta=0.0), None, gen, cond=self.y)
+        res.update(sample10_psnr=psnr(out, self.x), sample10_detail_ratio=detail_ratio(out, self.x))
+        return res
+
+    def _se(self, net) -> dict:
+        from dynface.core.dblm import estimate_sigma
+        from dynface.core.sigma_label import sigma_grid, sigma_star
+
+        smin, smax, n = self.cfg["sigma_grid"]
+        if self._sigma_star is None:
+            r = self.frozen["rm"](self.y).float()
+            self._sigma_star = sigma_star(self.x, r, sigma_grid(smin, smax, n), self.cfg["eps"])
+        s_hat = estimate_sigma(net["tm"], net["sde"], self.y).float().clamp(smin, smax)
+        err = (s_hat - self._sigma_star).abs()
+        return {"sigma_abs_err": float(err.mean()), "sigma_bias": float((s_hat - self._sigma_star).mean())}
+
+
+def append_row(path: Path, row: dict) -> None:
+    """Append one row to a curve CSV (header written for a new file; columns of the first row)."""
+    new = not path.exists() or path.stat().st_size == 0
+    if not new:
+        with open(path, newline="") as f:
+            fields = next(csv.reader(f))
+    else:
+        fields = list(row)
+    with open(path, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        if new:
+            w.writeheader()
+        w.writerow({k: (f"{v:.5f}" if isinstance(v, float) else v) for k, v in row.items()})
+
+
+def read_curve(path) -> list[dict]:
+    with open(path, newline="") as f:
+        return [{k: float(v) for k, v in r.items() if v not in ("", None)} for r in csv.DictReader(f)]
+
+
+def plot_curve(csv_path, png_path, title: str = "") -> Path:
+    """One panel per metric of a curve CSV against cumulative iterations (PSNR with the input's level)."""
+    return plot_compare({"": csv_path}, png_path, title)
+
+
+def plot_compare(curves: dict, png_path, title: str = "") -> Path:
+    """Several runs' curves (name -> curve CSV) on shared panels, one per metric they all have; the
+    input's PSNR (the same for every run: the fixed validation set) is drawn as a dashed line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = {name: read_curve(path) for name, path in curves.items()}
+    keys = [k for k in next(iter(data.values()))[0] if k not in ("step", "images", "wall_h", "input_psnr")
+            and all(rows and k in rows[0] for rows in data.values())]
+    fig, axes = plt.subplots(1, max(1, len(keys)), figsize=(3.6 * max(1, len(keys)), 2.9), squeeze=False)
+    for ax, k in zip(axes[0], keys):
+        for name, rows in data.items():
+            ax.plot([r["step"] for r in rows], [r[k] for r in rows], marker=".", lw=1, label=name or None)
+        first = next(iter(data.values()))[0]
+        if k == "psnr" and "input_psnr" in first:
+            ax.axhline(first["input_psnr"], color="grey", ls="--", lw=0.8, label="input")
+        ax.set_title(k, fontsize=9)
+        ax.set_xlabel("iteration", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    if axes[0][0].get_legend_handles_labels()[0]:
+        axes[0][0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    png_path = Path(png_path)
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png_path, dpi=100)
+    plt.close(fig)
+    return png_path

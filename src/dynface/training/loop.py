@@ -1,0 +1,300 @@
+"""Resumable CPU training of every network: `dynface train prior|rm|se|dgsa|idm CONFIG`.
+
+One loop for all: each kind supplies a builder and a loss for one batch. Checkpoints
+(`ckpt.pt`, atomic, weights_only-loadable) hold the model, its EMA, the optimiser and every RNG
+state, so `--resume` continues the same run. `log.csv` records the loss; `final.safetensors` is
+the fp16 export with its architecture and training record.
+"""
+from __future__ import annotations
+
+import copy
+import csv
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import yaml
+from tqdm import tqdm
+
+from dynface.core.hardware import autocast, cpu_model, resolve_precision, set_threads
+from dynface.core.schedule import Schedule
+from dynface.modelset.checkpoint import export_safetensors, load_network, load_trusted_free, save_atomic
+from dynface.networks.factory import build_network
+from dynface.training import data as data_mod
+from dynface.training import distributed
+from dynface.training.batches import Ctx
+from dynface.training.curves import Validator, append_row, plot_curve
+from dynface.training.losses import LOSSES
+
+
+def load_config(path) -> dict:
+    with open(path) as f:
+        return yaml.safe_load(f)
+
+
+def config_precision(cfg: dict, device="cpu") -> str:
+    """The resolved training precision: `precision: auto|fp32|fp16|bf16` (auto: bf16 only where the
+    CPU runs it natively). Configs written before it had `bf16: true|false`; true now means auto."""
+    name = cfg.get("precision") or ("auto" if cfg.get("bf16") else "fp32")
+    return resolve_precision(name, device)
+
+
+# ---------------------------------------------------------------- per-kind losses
+
+
+def weights_path(path) -> Path:
+    """A config's weights path; `embedded:NAME` is NAME in the embedded model set."""
+    if str(path).startswith("embedded:"):
+        from dynface.modelset.manifest import EMBEDDED_DIR
+
+        return EMBEDDED_DIR / str(path)[len("embedded:"):]
+    return Path(path)
+
+
+def build_trainable(kind: str, cfg: dict, init: bool = True) -> nn.Module:
+    """The network(s) a run trains; `init` applies the config's init_tm/init_sde/init_from."""
+    if kind == "se":
+        tm = build_network("tm", cfg["arch"]["tm"])
+        if init and cfg.get("init_tm"):
+            tm.load_state_dict(load_network(weights_path(cfg["init_tm"]), ("rm", "tm")).state_dict())
+        sde = build_network("sde", cfg["arch"]["sde"])
+        if init and cfg.get("init_sde"):  # stage 2 may start from a separate stage-1 run
+            sde.load_state_dict(load_network(weights_path(cfg["init_sde"]), "sde").state_dict())
+        return nn.ModuleDict({"tm": tm, "sde": sde})
+    net = build_network(kind, cfg["arch"])
+    if init and cfg.get("init_from"):
+        init_from(net, **cfg["init_from"])
+    return net
+
+
+def init_from(net: nn.Module, path: str, skip: tuple[str, ...] = ()) -> dict:
+    """Start a network from another one's weights (IDM from the face prior). Tensors of equal
+    shape are copied; an input conv with more input channels gets the old ones copied and the new
+    ones zeroed (so it starts by ignoring them); names starting with a `skip` prefix keep their
+    fresh init. `embedded:NAME` names a file of the embedded model set. Returns counts of
+    copied / widened / kept tensors."""
+    src = load_network(weights_path(path)).state_dict()
+    own = net.state_dict()
+    counts = {"copied": 0, "widened": 0, "kept": 0}
+    for k, v in own.items():
+        w = src.get(k)
+        if w is None or any(k.startswith(pre) for pre in skip):
+            counts["kept"] += 1
+            continue
+        if w.shape == v.shape:
+            own[k] = w.to(v.dtype)
+            counts["copied"] += 1
+        elif w.dim() == 4 and w.shape[0] == v.shape[0] and w.shape[1] < v.shape[1] and w.shape[2:] == v.shape[2:]:
+            new = torch.zeros_like(v)
+            new[:, : w.shape[1]] = w.to(v.dtype)
+            own[k] = new
+            counts["widened"] += 1
+        else:
+            counts["kept"] += 1
+    net.load_state_dict(own)
+    return counts
+
+
+def init_record(kind: str, cfg: dict) -> dict:
+    """Training already in the weights a run starts from (same kind via init_from / init_tm), so
+    that curves and exports count cumulative iterations, images and hours; zeros for a fresh net."""
+    from dynface.modelset.checkpoint import read_metadata
+
+    src = (cfg.get("init_from") or {}).get("path") if kind != "se" else cfg.get("init_tm")
+    if src:
+        meta = read_metadata(weights_path(src))
+        if meta.get("kind") == kind or (kind == "se" and meta.get("kind") == "tm"):
+            iters = int(meta.get("iters") or 0)
+            images = int(meta.get("images") or iters * int(cfg.get("batch", 1)))
+            return {"iters": iters, "images": images, "wall_time_s": float(meta.get("wall_time_s") or 0)}
+    return {"iters": 0, "images": 0, "wall_time_s": 0.0}
+
+
+def load_frozen(kind: str, cfg: dict) -> dict:
+    frozen = {}
+    for name, path in (cfg.get("frozen") or {}).items():
+        net = load_network(weights_path(path))
+        for p in net.parameters():
+            p.requires_grad_(False)
+        frozen[name] = net
+    if kind == "dgsa" and cfg.get("dsst"):
+        from dynface.core.dsst import DSST
+
+        frozen["dsst"] = DSST.load(cfg["dsst"])
+    return frozen
+
+
+# ---------------------------------------------------------------- the loop
+
+class _StopOnSignal:
+    """While training, SIGTERM and SIGINT ask the loop to checkpoint and stop after this iteration."""
+
+    def __init__(self):
+        import signal
+
+        self.requested = False
+        self._old = {}
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._old[sig] = signal.signal(sig, self._ask)
+            except ValueError:  # not the main thread: no handler, the caller's own handling applies
+                pass
+
+    def _ask(self, signum, frame):
+        self.requested = True
+
+    def restore(self):
+        import signal
+
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def train(kind: str, cfg: dict, run_dir=None, resume: bool = False, data=None, iters: int | None = None,
+          threads: int | None = None, progress: bool = True) -> Path:
+    """Train `kind` per `cfg`; returns the path of the exported final.safetensors."""
+    if kind not in LOSSES:
+        raise ValueError(f"unknown kind {kind!r}; choose from {sorted(LOSSES)}")
+    cfg = dict(cfg)
+    if data:
+        cfg["data"] = str(data)
+    if iters:
+        cfg["iters"] = int(iters)
+    dd = distributed.setup()  # torchrun: join the process group; one process: rank 0 of 1
+    set_threads(threads or cfg.get("threads") or distributed.default_threads(dd))
+    run_dir = Path(run_dir or cfg.get("run_dir", f"runs/{kind}"))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = run_dir / "ckpt.pt"
+    if ckpt_path.exists() and not resume:
+        raise FileExistsError(f"{ckpt_path} exists: pass --resume to continue it, or choose another --run-dir")
+    seed = int(cfg.get("seed", 0))
+    rseed = distributed.rank_seed(seed, dd.rank)  # each rank its own batches, noise and degradations
+    torch.manual_seed(rseed)
+    images = data_mod.load_cache(cfg["data"], cfg["size"], cfg.get("split", "train"), cache_dir=cfg.get("cache_dir", "runs/cache"),
+                                 limit=cfg.get("limit"), shard=(dd.rank, dd.world))
+    if dd.main:
+        data_mod.write_split(cfg["data"], run_dir / "split.json")
+    batcher = data_mod.Batcher(images, rseed)
+    ck = distributed.load_checkpoint(dd, ckpt_path, load_trusted_free) if resume else None
+    model = build_trainable(kind, cfg, init=ck is None)
+    ema = copy.deepcopy(model).eval() if cfg.get("ema") else None
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=float(cfg["lr"]), weight_decay=float(cfg.get("weight_decay", 0.0)))
+    step, wall, base = 0, 0.0, init_record(kind, cfg)
+    if ck is not None:
+        model.load_state_dict(ck["model"])
+        if ema is not None and ck.get("ema") is not None:
+            ema.load_state_dict(ck["ema"])
+        opt.load_state_dict(ck["opt"])
+        distributed.restore_rng(dd, ck, batcher, seed)
+        step, wall = int(ck["step"]), float(ck.get("wall", 0.0))
+        base = ck.get("base") or base
+    if dd.main:
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    ctx = Ctx(cfg={**cfg, "seed": rseed}, batcher=batcher, schedule=Schedule.linear(), frozen=load_frozen(kind, cfg))
+    loss_fn = LOSSES[kind]
+    step_loss = distributed.loss_step(dd, model, loss_fn, ctx, find_unused=kind == "se")
+    images_seen = distributed.step_stats(dd, torch.zeros(()), batcher.drawn)[1]  # all ranks' draws
+    total = int(cfg["iters"])
+    log_every, ckpt_every = int(cfg.get("log_every", 25)), int(cfg.get("ckpt_every", 200))
+    precision = config_precision(cfg)
+    warmup = int(cfg.get("warmup", 200))
+    log_f = open(run_dir / "log.csv" if dd.main else os.devnull, "a", newline="")  # rank 0 logs
+    log = csv.writer(log_f)
+    if log_f.tell() == 0:
+        log.writerow(["step", "loss", "lr", "sec_per_iter", "wall_s"])
+    bar = tqdm(total=total, initial=step, desc=f"train {kind}", disable=not (progress and dd.main), unit="it")
+    running, t_last = [], time.time()
+
+    eval_every = int(cfg.get("eval_every", 0))
+    validator = Validator(kind, cfg, ctx.frozen) if eval_every and dd.main else None
+    curve_path = run_dir / "curve.csv"
+
+    def evaluate():
+        """One learning-curve row: cumulative iterations / images / hours (shipped weights included)."""
+        t_eval = time.time()
+        metrics = validator(ema if ema is not None else model)
+        append_row(curve_path, {"step": base["iters"] + step, "images": base["images"] + images_seen,
+                                "wall_h": round((base["wall_time_s"] + wall) / 3600, 3), **metrics})
+        plot_curve(curve_path, run_dir / "curve.png", f"{kind}: {run_dir.name}")
+        return time.time() - t_eval
+
+    if validator is not None and not curve_path.exists():
+        evaluate()  # the starting point: the shipped weights when the run starts from them
+
+    def checkpoint():
+        ranks = distributed.rank_states(dd, batcher)  # every rank takes part; rank 0 writes
+        if dd.main:
+            save_atomic({"step": step, "wall": wall, "images": images_seen, "base": base, "model": model.state_dict(),
+                         "ema": ema.state_dict() if ema is not None else None, "opt": opt.state_dict(),
+                         "batcher_rng": batcher.state(), "torch_rng": torch.get_rng_state(),
+                         **({"ranks": ranks} if ranks else {})}, ckpt_path)
+
+    stop, stopping = _StopOnSignal(), False
+    while step < total and not (stopping := distributed.any_rank(dd, stop.requested)):
+        t0 = time.time()
+        lr = float(cfg["lr"]) * min(1.0, (step + 1) / warmup)
+        if cfg.get("cosine"):
+            lr *= 0.5 * (1 + math.cos(math.pi * step / total))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        ctx.step = step
+        model.train()
+        with autocast("cpu", precision):
+            loss = step_loss()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.get("grad_clip"):
+            torch.nn.utils.clip_grad_norm_(params, float(cfg["grad_clip"]))
+        opt.step()
+        if ema is not None:
+            d = min(float(cfg["ema"]), (1 + step) / (10 + step))
+            with torch.no_grad():
+                for pe, pm in zip(ema.parameters(), model.parameters()):
+                    pe.lerp_(pm, 1 - d)
+                for be, bm in zip(ema.buffers(), model.buffers()):
+                    be.copy_(bm)
+        step += 1
+        wall += time.time() - t0
+        loss_mean, images_seen = distributed.step_stats(dd, loss, batcher.drawn)
+        running.append(loss_mean)
+        bar.update(1)
+        if step % log_every == 0 or step == total:
+            now = time.time()
+            sec = (now - t_last) / max(1, len(running))
+            log.writerow([step, f"{np.mean(running):.6f}", f"{lr:.3e}", f"{sec:.3f}", f"{wall:.0f}"])
+            log_f.flush()
+            bar.set_postfix(loss=f"{np.mean(running):.4f}")
+            running, t_last = [], now
+        if validator is not None and (step % eval_every == 0 or step == total):
+            evaluate()
+        if step % ckpt_every == 0 or step == total:
+            checkpoint()
+    if stopping:
+        checkpoint()  # SIGTERM / SIGINT: keep every finished iteration, then stop
+    stop.restore()
+    bar.close()
+    log_f.close()
+    out = export(kind, cfg, run_dir) if dd.main else run_dir / "final.safetensors"
+    distributed.teardown(dd)
+    return out
+
+
+def export(kind: str, cfg: dict, run_dir) -> Path:
+    """Export the EMA (else the model) of a run's checkpoint as fp16 safetensors."""
+    run_dir = Path(run_dir)
+    ck = load_trusted_free(run_dir / "ckpt.pt")
+    model = build_trainable(kind, cfg, init=False)
+    model.load_state_dict(ck["ema"] if ck.get("ema") is not None else ck["model"])
+    base = ck.get("base") or {"iters": 0, "images": 0, "wall_time_s": 0}
+    record = {"iters": base["iters"] + int(ck["step"]), "images": base["images"] + int(ck.get("images", 0)),
+              "wall_time_s": round(base["wall_time_s"] + float(ck.get("wall", 0.0))), "cpu": cpu_model(),
+              "run_iters": int(ck["step"]), "data": str(cfg["data"]), "config": cfg}
+    if kind == "se":
+        export_safetensors(model["tm"], run_dir / "tm.safetensors", "tm", cfg["arch"]["tm"], record)
+        return export_safetensors(model["sde"], run_dir / "sde.safetensors", "sde", cfg["arch"]["sde"], record)
+    return export_safetensors(model, run_dir / "final.safetensors", kind, cfg["arch"], record)

@@ -1,0 +1,84 @@
+"""The training loss of each stage (METHOD §2-§6), one function per kind, in `LOSSES`."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from dynface.training.batches import Ctx, crop_patch, degrade_batch, pick_patch
+
+
+def loss_prior(model, ctx: Ctx) -> torch.Tensor:
+    """DDPM eps-MSE on random patches with coordinate channels (Patch Diffusion)."""
+    p, b = pick_patch(ctx)
+    (x,), coords = crop_patch(ctx, p, ctx.batcher(b))
+    t = torch.randint(0, ctx.schedule.num_steps, (b,))
+    noise = torch.randn_like(x)
+    eps, _ = model(ctx.schedule.q_sample(x, t, noise), t, coords=coords)
+    return F.mse_loss(eps.float(), noise)
+
+
+def loss_idm(model, ctx: Ctx) -> torch.Tensor:
+    """IDM / SR3: the degraded face (whole-image degradation, then the same patch window) is
+    concatenated to x_t. eps models: eps-MSE; x0_residual models: MSE of x0_hat to the clean face."""
+    p, b = pick_patch(ctx)
+    x = ctx.batcher(b)
+    y = degrade_batch(x, ctx.cfg, ctx.step)
+    (x, y), coords = crop_patch(ctx, p, x, y)
+    t = torch.randint(0, ctx.schedule.num_steps, (b,))
+    noise = torch.randn_like(x)
+    x_t = ctx.schedule.q_sample(x, t, noise)
+    if model.prediction == "x0_residual":
+        return F.mse_loss(model.predict_x0(x_t, t, cond=y, coords=coords), x)
+    eps, _ = model(x_t, t, cond=y, coords=coords)
+    return F.mse_loss(eps.float(), noise)
+
+
+def fft_loss(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """L1 between the 2-D spectra (real and imaginary parts, orthonormal FFT): unlike pixel L1 it
+    weighs every frequency alike, so the fine detail that L1 averages away costs as much as the
+    coarse shape (a frequency-domain loss in the spirit of focal frequency loss, without its focus)."""
+    fo, fx = torch.fft.rfft2(out.float(), norm="ortho"), torch.fft.rfft2(x.float(), norm="ortho")
+    return (torch.view_as_real(fo) - torch.view_as_real(fx)).abs().mean()
+
+
+def loss_rm(model, ctx: Ctx) -> torch.Tensor:
+    """Restorer RM: L1 to the clean face, plus `fft_weight` x fft_loss when the config asks for it."""
+    x = ctx.batcher(ctx.cfg["batch"])
+    y = degrade_batch(x, ctx.cfg, ctx.step)
+    out = model(y).float()
+    loss = F.l1_loss(out, x)
+    w = float(ctx.cfg.get("fft_weight", 0.0))
+    return loss + w * fft_loss(out, x) if w else loss
+
+
+def loss_se(model, ctx: Ctx) -> torch.Tensor:
+    """Standard Estimation. Stage 1 (Eq. 20-21): SDE alone on true Gaussian blurs.
+    Stage 2 (Eq. 10/22): || TM(y) - k_sigma* x ||_1 + lambda || SDE(TM(y))/smax - sigma*/smax ||_1."""
+    from dynface.core.kernels import gaussian_blur
+    from dynface.core.sigma_label import sigma_grid, sigma_star
+
+    cfg = ctx.cfg
+    smin, smax, n = cfg["sigma_grid"]
+    x = ctx.batcher(cfg["batch"])
+    sde, tm = model["sde"], model["tm"]
+    if ctx.step < cfg["stage1_iters"]:
+        sig = smin + (smax - smin) * torch.rand(x.shape[0])
+        return F.l1_loss(sde.normalized(gaussian_blur(x, sig)).float(), sig / smax)
+    y = degrade_batch(x, cfg, ctx.step)
+    with torch.no_grad():
+        r = ctx.frozen["rm"](y).float()
+        s_star = sigma_star(x, r, sigma_grid(smin, smax, n), cfg["eps"])
+        target = gaussian_blur(x, s_star)
+    out = tm(y)
+    loss = F.l1_loss(out.float(), target)
+    return loss + cfg.get("lambda", 1.0) * F.l1_loss(sde.normalized(out).float(), s_star / smax)
+
+
+def loss_dgsa(model, ctx: Ctx) -> torch.Tensor:
+    """DGSA (METHOD §6): one guided step with M_t, then SWT-L1 + perceptual on x0_hat(x_{t-1})."""
+    from dynface.training.dgsa_loss import dgsa_loss
+
+    return dgsa_loss(model, ctx)
+
+
+LOSSES = {"prior": loss_prior, "idm": loss_idm, "rm": loss_rm, "se": loss_se, "dgsa": loss_dgsa}
