@@ -74,10 +74,11 @@ def read_metadata(path) -> dict:
     return out
 
 
-def load_network(path, kind: str | tuple[str, ...] | None = None) -> nn.Module:
+def load_network(path, kind: str | tuple[str, ...] | None = None, shipped: bool = False) -> nn.Module:
     """Build the network named in a safetensors file's metadata and load its weights (float32).
     `kind`: the kind (or kinds) the file must hold. The metadata is checked against the file's
-    tensors before anything is allocated (`netcheck.check_network_file`)."""
+    tensors before anything is allocated (`netcheck.check_network_file`), except for `shipped` files
+    (the package's own embedded model set)."""
     from dynface.modelset.netcheck import NetworkCheckError, check_network_file
     from dynface.networks.factory import build_network
 
@@ -87,7 +88,8 @@ def load_network(path, kind: str | tuple[str, ...] | None = None) -> nn.Module:
         raise ValueError(f"{path}: holds a {meta.get('kind')!r} network, expected {' or '.join(map(repr, kinds))}")
     if meta.get("kind") not in ("prior", "idm", "rm", "tm", "sde", "dgsa") or "arch" not in meta:
         raise NetworkCheckError(f"{path}: metadata names no dynface network (kind {meta.get('kind')!r})")
-    check_network_file(path, meta["kind"], meta["arch"])
+    if not shipped:  # the package's own embedded files are not a stranger's (the check costs ~0.4 s a network)
+        check_network_file(path, meta["kind"], meta["arch"])
     net = build_network(meta["kind"], meta["arch"])
     state = load_file(str(path))
     ref = net.state_dict()

@@ -73,7 +73,7 @@ class ModelSet:
             p = root / fname
             if p.exists():
                 try:
-                    nets[name] = load_network(p)
+                    nets[name] = load_network(p, shipped=root.resolve() == EMBEDDED_DIR.resolve())
                 except NetworkCheckError as e:  # already names the file; may be a multi-line key report
                     raise ModelError(str(e)) from None
                 except Exception as e:  # noqa: BLE001 - report any broken file in one line
