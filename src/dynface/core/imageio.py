@@ -167,19 +167,22 @@ _FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".web
             ".tif": "TIFF", ".tiff": "TIFF"}
 
 
-def _writable_folder(folder: Path) -> None:
+def writable_folder(folder) -> Path:
+    """Create `folder` if needed and return it; ImageError (one line) when it cannot be made or written."""
+    folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ImageError(f"{folder}: cannot create output folder ({e.strerror})") from None
     if not os.access(folder, os.W_OK):
         raise ImageError(f"{folder}: output folder is not writable")
+    return folder
 
 
 def write_image(path, rgb: np.ndarray, quality: int = 95) -> Path:
     """Write uint8 RGB atomically (dynface.core.atomic: complete file or none, never a leftover temp)."""
     path = Path(path)
-    _writable_folder(path.parent)
+    writable_folder(path.parent)
     fmt = _FORMATS.get(path.suffix.lower(), "PNG")
     kw = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
     img = Image.fromarray(np.ascontiguousarray(rgb.astype(np.uint8)))
@@ -192,7 +195,7 @@ def write_image(path, rgb: np.ndarray, quality: int = 95) -> Path:
 def write_bytes_atomic(path, data: bytes) -> Path:
     """Write bytes atomically (CSV/JSON reports); ImageError when the folder or disk refuses."""
     path = Path(path)
-    _writable_folder(path.parent)
+    writable_folder(path.parent)
     try:
         return write_bytes(path, data)
     except OSError as e:

@@ -16,8 +16,8 @@ import torch
 from tqdm import tqdm
 
 from dynface.core.degradation import DegradationConfig, degrade_random
-from dynface.core.imageio import (ImageError, list_images, read_rgb, resize, to_tensor, to_uint8, write_bytes_atomic,
-                                  write_image)
+from dynface.core.imageio import (ImageError, list_images, read_rgb, resize, to_tensor, to_uint8, writable_folder,
+                                  write_bytes_atomic, write_image)
 from dynface.core.uncertainty import mean_and_std
 from dynface.jobs.outnames import output_stems
 from dynface.jobs.uncertainty_maps import write_uncertainty
@@ -34,15 +34,7 @@ class BatchReport:
 
 def check_output_dir(out_dir, inputs: list[Path]) -> Path:
     """Create `out_dir` (or raise ImageError) and refuse layouts where an output could replace an input."""
-    out_dir = Path(out_dir)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ImageError(f"{out_dir}: cannot create output folder ({e.strerror})") from None
-    import os
-
-    if not os.access(out_dir, os.W_OK):
-        raise ImageError(f"{out_dir}: output folder is not writable")
+    out_dir = writable_folder(out_dir)
     out_res = out_dir.resolve()
     for p in inputs:
         parent = p.resolve().parent
