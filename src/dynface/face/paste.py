@@ -62,6 +62,36 @@ def face_mask(footprint: np.ndarray, upscale: float = 1.0) -> np.ndarray:
     return m
 
 
+def warp_to_photo(img: np.ndarray, M, crop_size, up: np.ndarray, out_hw: tuple[int, int], upscale: float,
+                  interp: int):
+    """Warp a restored face (or a per-pixel map of it) from its aligned crop into the output photo, within
+    the box around its footprint: (x0, y0, warped, feathered mask) of that box, or None when the face
+    lies outside the photo. M maps photo -> crop px; crop_size (if given and not the image's size)
+    rescales it to the image's px; `up` maps input photo px -> output px."""
+    rh, rw = img.shape[:2]
+    M = np.asarray(M, dtype=np.float64)
+    if crop_size is not None:
+        cw, ch = (crop_size, crop_size) if np.isscalar(crop_size) else crop_size
+        if (cw, ch) != (rw, rh):  # restorer changed the size: crop px -> restored px
+            M = compose_affine(upscale_affine(rw / cw, rh / ch), M)
+    A = compose_affine(up, inverse_affine(M))  # restored-face px -> output px
+    H, W = out_hw
+    corners = apply_affine(A, [[-0.5, -0.5], [rw - 0.5, -0.5], [-0.5, rh - 0.5], [rw - 0.5, rh - 0.5]])
+    x0 = max(0, int(math.floor(corners[:, 0].min())) - 2)
+    y0 = max(0, int(math.floor(corners[:, 1].min())) - 2)
+    x1 = min(W, int(math.ceil(corners[:, 0].max())) + 3)
+    y1 = min(H, int(math.ceil(corners[:, 1].max())) + 3)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    A_roi = A.copy()
+    A_roi[:, 2] -= (x0, y0)
+    size = (x1 - x0, y1 - y0)
+    warped = cv2.warpAffine(img, A_roi, size, flags=interp, borderMode=cv2.BORDER_REPLICATE)
+    footprint = cv2.warpAffine(np.ones((rh, rw), np.float32), A_roi, size, flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return x0, y0, warped, face_mask(footprint, upscale)
+
+
 def paste_faces(
     background_rgb: np.ndarray,
     faces: Sequence[tuple],
@@ -101,29 +131,12 @@ def paste_faces(
         restored = np.asarray(restored)
         if restored.dtype != np.uint8 or restored.ndim != 3 or restored.shape[2] != 3:
             raise ValueError(f"restored face must be uint8 (h, w, 3), got {restored.dtype} {restored.shape}")
-        rh, rw = restored.shape[:2]
-        M = np.asarray(M, dtype=np.float64)
-        if len(item) > 2 and item[2] is not None:
-            cs = item[2]
-            cw, ch = (cs, cs) if np.isscalar(cs) else cs
-            if (cw, ch) != (rw, rh):  # restorer changed the size: crop px -> restored px
-                M = compose_affine(upscale_affine(rw / cw, rh / ch), M)
-        A = compose_affine(up, inverse_affine(M))  # restored-face px -> output px
-
-        corners = apply_affine(A, [[-0.5, -0.5], [rw - 0.5, -0.5], [-0.5, rh - 0.5], [rw - 0.5, rh - 0.5]])
-        x0 = max(0, int(math.floor(corners[:, 0].min())) - 2)
-        y0 = max(0, int(math.floor(corners[:, 1].min())) - 2)
-        x1 = min(W, int(math.ceil(corners[:, 0].max())) + 3)
-        y1 = min(H, int(math.ceil(corners[:, 1].max())) + 3)
-        if x1 <= x0 or y1 <= y0:
+        placed = warp_to_photo(restored, M, item[2] if len(item) > 2 else None, up, (H, W), upscale,
+                               cv2.INTER_CUBIC)
+        if placed is None:
             continue  # the face lies outside the photo
-        A_roi = A.copy()
-        A_roi[:, 2] -= (x0, y0)
-        size = (x1 - x0, y1 - y0)
-        face = cv2.warpAffine(restored, A_roi, size, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
-        footprint = cv2.warpAffine(np.ones((rh, rw), np.float32), A_roi, size, flags=cv2.INTER_LINEAR,
-                                   borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        m = face_mask(footprint, upscale)
+        x0, y0, face, m = placed
+        y1, x1 = y0 + m.shape[0], x0 + m.shape[1]
         sel = m > 0
         if not sel.any():
             continue

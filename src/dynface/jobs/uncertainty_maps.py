@@ -2,7 +2,6 @@
 `uncertainty/` files a restore job writes (the K-sample statistics are in core/uncertainty.py)."""
 from __future__ import annotations
 
-import math
 
 import cv2
 import numpy as np
@@ -16,8 +15,7 @@ def paste_maps(shape_hw: tuple[int, int], maps, upscale: float = 1.0):
     maps: ``(map (h, w) float, M, crop_size)`` as for `paste_faces` (M: photo -> aligned crop).
     Returns (map, mask) of the output size: map is 0 wherever the union mask is 0; inside, later
     faces are blended over earlier ones with the feathered paste mask, as the faces themselves are."""
-    from dynface.face.align import apply_affine, compose_affine, inverse_affine
-    from dynface.face.paste import _up_size, face_mask, upscale_affine
+    from dynface.face.paste import _up_size, upscale_affine, warp_to_photo
 
     h, w = shape_hw
     H, W = _up_size(h, w, upscale)
@@ -26,24 +24,11 @@ def paste_maps(shape_hw: tuple[int, int], maps, upscale: float = 1.0):
     up = upscale_affine(W / w, H / h)
     for fmap, M, cs in maps:
         fmap = np.asarray(fmap, np.float32)
-        rh, rw = fmap.shape
-        M = np.asarray(M, np.float64)
-        cw, ch = (cs, cs) if np.isscalar(cs) else cs
-        if (cw, ch) != (rw, rh):
-            M = compose_affine(upscale_affine(rw / cw, rh / ch), M)
-        A = compose_affine(up, inverse_affine(M))
-        c = apply_affine(A, [[-0.5, -0.5], [rw - 0.5, -0.5], [-0.5, rh - 0.5], [rw - 0.5, rh - 0.5]])
-        x0, y0 = max(0, int(math.floor(c[:, 0].min())) - 2), max(0, int(math.floor(c[:, 1].min())) - 2)
-        x1, y1 = min(W, int(math.ceil(c[:, 0].max())) + 3), min(H, int(math.ceil(c[:, 1].max())) + 3)
-        if x1 <= x0 or y1 <= y0:
+        placed = warp_to_photo(fmap, M, cs, up, (H, W), upscale, cv2.INTER_LINEAR)
+        if placed is None:
             continue
-        A_roi = A.copy()
-        A_roi[:, 2] -= (x0, y0)
-        size = (x1 - x0, y1 - y0)
-        warped = cv2.warpAffine(fmap, A_roi, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        foot = cv2.warpAffine(np.ones((rh, rw), np.float32), A_roi, size, flags=cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        m = face_mask(foot, upscale)
+        x0, y0, warped, m = placed
+        y1, x1 = y0 + m.shape[0], x0 + m.shape[1]
         roi = out[y0:y1, x0:x1]
         roi[:] = m * np.maximum(warped, 0) + (1 - m) * roi
         np.maximum(union[y0:y1, x0:x1], m, out=union[y0:y1, x0:x1])
