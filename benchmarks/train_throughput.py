@@ -6,7 +6,7 @@ For each kind (RM, prior, IDM, SE; DGSA needs a full run folder and is left out)
 `--iters` iterations (after one warm-up) of the real loss, backward and AdamW step from the
 packaged config, on the cached UTKFace faces, under each variant: fp32 vs bf16 (bf16 only where
 the CPU runs it natively: elsewhere it is 70-90x slower, see CPU-BUDGET.md), 1 vs 2 threads, RM on
-64^2 crops (batch x4), channels_last. Weights are random (speed does not depend on them).
+64^2 crops of the degraded faces (batch x4), channels_last, and the RM's detail losses. Weights are random (speed does not depend on them).
 Writes `throughput.md` with the CPU model beside the numbers.
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ from dynface.core.imageio import write_bytes_atomic
 from dynface.core.schedule import Schedule
 from dynface.training import data as data_mod
 from dynface.training.batches import Ctx
-from dynface.training.loop import build_trainable, load_config, load_frozen
+from dynface.training.loop import build_adversary, build_trainable, load_config, load_frozen
 from dynface.training.losses import LOSSES
 
 CONFIGS = Path(__file__).resolve().parents[1] / "src" / "dynface" / "configs"
@@ -37,7 +37,8 @@ def time_kind(kind: str, cfg: dict, images, iters: int, precision: str, channels
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
     batcher = data_mod.Batcher(images, 0)
-    ctx = Ctx(cfg=cfg, batcher=batcher, schedule=Schedule.linear(), frozen=load_frozen(kind, cfg))
+    ctx = Ctx(cfg=cfg, batcher=batcher, schedule=Schedule.linear(), frozen=load_frozen(kind, cfg),
+              adversary=build_adversary(kind, cfg))
     secs = []
     for i in range(iters + 1):
         ctx.step = 10_000 + i  # past any stage-1 phase
@@ -68,15 +69,16 @@ def main(argv=None) -> int:
         cfg = {**load_config(CONFIGS / cfg_name), "data": a.data}
         images = data_mod.load_cache(cfg["data"], cfg["size"], "train", cache_dir=a.cache_dir)
         variants = [(f"{p}, {t} thread(s)", p, t, cfg, False) for p in precisions for t in (1, 2)]
-        if kind == "rm":
-            crop = {**cfg, "batch": cfg["batch"] * 4, "size": 64}
+        if kind == "rm":  # a random 64² window of each degraded 128² face, 4x the faces per batch
+            crop = {**cfg, "batch": cfg["batch"] * 4, "crop": 64}
             variants.append(("fp32, 2 threads, 64² crops (batch x4)", "fp32", 2, crop, False))
             variants.append(("fp32, 2 threads, channels_last", "fp32", 2, cfg, True))
+            detail = {**cfg, "feature_weight": 0.05, "gan": {"weight": 0.01}}
+            variants.append(("fp32, 2 threads, L1 + Inception feature + PatchGAN", "fp32", 2, detail, False))
+            variants.append(("fp32, 1 thread, L1 + Inception feature + PatchGAN", "fp32", 1, detail, False))
         for name, prec, threads, c, cl in variants:
             set_threads(threads)
-            imgs = images if c["size"] == cfg["size"] else data_mod.load_cache(c["data"], c["size"], "train",
-                                                                                cache_dir=a.cache_dir)
-            r = time_kind(kind, c, imgs, a.iters, prec, cl)
+            r = time_kind(kind, c, images, a.iters, prec, cl)
             r.update(kind=kind, variant=name)
             rows.append(r)
             print(f"{kind:6s} {name:40s} {r['sec_per_iter']:.2f} s/it  {r['images_per_s']:.2f} img/s", file=sys.stderr)

@@ -12,13 +12,15 @@ from dynface.training.data import Batcher
 
 @dataclass
 class Ctx:
-    """What a loss function sees: config, batcher, schedule, frozen helper networks, step."""
+    """What a loss function sees: config, batcher, schedule, frozen helper networks, step, and the
+    critic of an adversarial loss (None without one)."""
 
     cfg: dict
     batcher: Batcher
     schedule: Schedule
     frozen: dict = field(default_factory=dict)
     step: int = 0
+    adversary: object = None       # training/adversarial.Adversary when the config has `gan:`
 
 
 def degrade_batch(x: torch.Tensor, cfg: dict, step: int) -> torch.Tensor:

@@ -114,6 +114,20 @@ def init_record(kind: str, cfg: dict) -> dict:
     return {"iters": 0, "images": 0, "wall_time_s": 0.0}
 
 
+def build_adversary(kind: str, cfg: dict, world: int = 1):
+    """The PatchGAN critic of an RM config with `gan:` (a dict of GAN_DEFAULTS overrides, or true;
+    training/adversarial.py), else None."""
+    if cfg.get("gan") in (None, False):
+        return None
+    if kind != "rm":
+        raise ValueError(f"`gan:` is an RM training option, not one of {kind!r}")
+    if world > 1:
+        raise ValueError("`gan:` is not supported under torchrun (the critic is not synchronised across ranks)")
+    from dynface.training.adversarial import Adversary
+
+    return Adversary(cfg["gan"] if isinstance(cfg["gan"], dict) else {})
+
+
 def load_frozen(kind: str, cfg: dict) -> dict:
     frozen = {}
     for name, path in (cfg.get("frozen") or {}).items():
@@ -195,7 +209,10 @@ def train(kind: str, cfg: dict, run_dir=None, resume: bool = False, data=None, i
         base = ck.get("base") or base
     if dd.main:
         (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    ctx = Ctx(cfg={**cfg, "seed": rseed}, batcher=batcher, schedule=Schedule.linear(), frozen=load_frozen(kind, cfg))
+    ctx = Ctx(cfg={**cfg, "seed": rseed}, batcher=batcher, schedule=Schedule.linear(), frozen=load_frozen(kind, cfg),
+              adversary=build_adversary(kind, cfg, dd.world))
+    if ck is not None and ctx.adversary is not None and ck.get("adversary") is not None:
+        ctx.adversary.load_state_dict(ck["adversary"])
     loss_fn = LOSSES[kind]
     step_loss = distributed.loss_step(dd, model, loss_fn, ctx, find_unused=kind == "se")
     images_seen = distributed.step_stats(dd, torch.zeros(()), batcher.drawn)[1]  # all ranks' draws
@@ -232,6 +249,7 @@ def train(kind: str, cfg: dict, run_dir=None, resume: bool = False, data=None, i
             save_atomic({"step": step, "wall": wall, "images": images_seen, "base": base, "model": model.state_dict(),
                          "ema": ema.state_dict() if ema is not None else None, "opt": opt.state_dict(),
                          "batcher_rng": batcher.state(), "torch_rng": torch.get_rng_state(),
+                         "adversary": ctx.adversary.state_dict() if ctx.adversary is not None else None,
                          **({"ranks": ranks} if ranks else {})}, ckpt_path)
 
     stop, stopping = _StopOnSignal(), False

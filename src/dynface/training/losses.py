@@ -42,13 +42,28 @@ def fft_loss(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 def loss_rm(model, ctx: Ctx) -> torch.Tensor:
-    """Restorer RM: L1 to the clean face, plus `fft_weight` x fft_loss when the config asks for it."""
-    x = ctx.batcher(ctx.cfg["batch"])
-    y = degrade_batch(x, ctx.cfg, ctx.step)
+    """Restorer RM: L1 to the clean face, plus what the config adds (each ablated in docs/training.md):
+    `fft_weight` x fft_loss, `feature_weight` x Inception feature loss (training/feature_loss.py), and
+    with `gan:` the PatchGAN generator loss (training/adversarial.py; the critic steps here too).
+    `crop: p` trains on one random p x p window per batch, cut after the whole-face degradation."""
+    cfg = ctx.cfg
+    x = ctx.batcher(cfg["batch"])
+    y = degrade_batch(x, cfg, ctx.step)
+    if cfg.get("crop"):
+        (x, y), _ = crop_patch(ctx, int(cfg["crop"]), x, y)
     out = model(y).float()
     loss = F.l1_loss(out, x)
-    w = float(ctx.cfg.get("fft_weight", 0.0))
-    return loss + w * fft_loss(out, x) if w else loss
+    if w := float(cfg.get("fft_weight", 0.0)):
+        loss = loss + w * fft_loss(out, x)
+    if w := float(cfg.get("feature_weight", 0.0)):
+        from dynface.training.feature_loss import inception_feature_loss
+
+        loss = loss + w * inception_feature_loss(out, x)
+    adv = ctx.adversary
+    if adv is not None and ctx.step >= adv.start:
+        adv.critic_step(x, out)
+        loss = loss + adv.weight * adv.generator_loss(out)
+    return loss
 
 
 def loss_se(model, ctx: Ctx) -> torch.Tensor:

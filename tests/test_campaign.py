@@ -1,0 +1,73 @@
+"""scripts/campaign.py export: a run is installed only where it beats the weights embedded now."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from test_curves import rm_config, shipped_rm
+from dynface.modelset import manifest as manifest_mod
+from dynface.modelset.manifest import manifest_entry
+from dynface.training.curves import append_row, read_curve
+from dynface.training.loop import train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def campaign_module():
+    spec = importlib.util.spec_from_file_location("campaign", ROOT / "scripts" / "campaign.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_improvement_knows_which_way_each_metric_runs():
+    c = campaign_module()
+    assert c.improvement("psnr", 26.0, 26.5) == pytest.approx(0.5)
+    assert c.improvement("sigma_abs_err", 0.30, 0.25) == pytest.approx(0.05)  # lower is better
+    assert c.improvement("sigma_abs_err", 0.25, 0.30) < 0
+
+
+@pytest.fixture
+def embedded(tmp_path, monkeypatch):
+    """A one-stage embedded set (a tiny RM) that export may replace."""
+    emb = tmp_path / "embedded"
+    emb.mkdir()
+    shutil.copyfile(shipped_rm(tmp_path), emb / "rm.safetensors")
+    (emb / "manifest.json").write_text(json.dumps({"files": {"rm": manifest_entry(emb / "rm.safetensors")}}))
+    monkeypatch.setattr(manifest_mod, "EMBEDDED_DIR", emb)
+    return emb
+
+
+def run_with_last_psnr(c, tmp_path, name: str, last_psnr: float | None) -> dict:
+    """A 2-iteration run from the embedded RM; its curve's last row is then set to `last_psnr`."""
+    cfg = {**rm_config(tmp_path, "embedded:rm.safetensors"), "iters": 2, "eval_every": 2,
+           "init_from": {"path": "embedded:rm.safetensors"}, "cache_dir": str(tmp_path / "runs" / "cache")}
+    cfg_path = tmp_path / f"{name}.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    d = tmp_path / "runs" / name
+    train("rm", cfg, run_dir=d, progress=False)
+    rows = read_curve(d / "curve.csv")
+    row = {**rows[-1], "psnr": last_psnr if last_psnr is not None else rows[0]["psnr"]}
+    append_row(d / "curve.csv", row)
+    return {"name": name, "kind": "rm", "config": str(cfg_path), "stage": "rm", "metric": "psnr"}
+
+
+def test_export_installs_only_a_run_that_beats_the_embedded_weights(tmp_path, embedded, monkeypatch):
+    c = campaign_module()
+    monkeypatch.setattr(c, "DOCS", tmp_path / "docs")
+    before = (embedded / "rm.safetensors").read_bytes()
+    same = run_with_last_psnr(c, tmp_path, "same", None)   # no better than what ships
+    c.export(tmp_path / "runs", [same], install=True)
+    assert (embedded / "rm.safetensors").read_bytes() == before
+    assert (tmp_path / "docs" / "same.csv").exists()
+
+    better = run_with_last_psnr(c, tmp_path, "better", 99.0)
+    c.export(tmp_path / "runs", [same, better], install=True)
+    assert (embedded / "rm.safetensors").read_bytes() == (tmp_path / "runs" / "better" / "final.safetensors").read_bytes()
+    entry = json.loads((embedded / "manifest.json").read_text())["files"]["rm"]
+    assert entry["iters"] == 102 and entry["images"] == 804  # cumulative: 100 shipped + 2 run iterations of 2

@@ -1,0 +1,87 @@
+"""The RM's detail losses (issue 13): Inception feature loss, PatchGAN critic, crop training."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import smooth_image
+from test_curves import rm_config, shipped_rm
+from tiny_models import SIZE
+from dynface.core.kernels import gaussian_blur
+from dynface.modelset.checkpoint import load_trusted_free
+from dynface.training.adversarial import Adversary, patch_critic
+from dynface.training.loop import build_adversary, train
+
+
+def test_feature_loss_is_zero_on_equal_images_and_grows_with_blur():
+    from dynface.training.feature_loss import inception_feature_loss
+
+    x = smooth_image(64, seed=3)
+    assert float(inception_feature_loss(x, x)) == 0.0
+    losses = [float(inception_feature_loss(gaussian_blur(x, torch.tensor([s])), x)) for s in (0.5, 1.5, 3.0)]
+    assert 0 < losses[0] < losses[1] < losses[2]
+
+
+def test_feature_loss_refuses_images_below_its_receptive_field():
+    from dynface.training.feature_loss import MIN_SIDE, inception_feature_loss
+
+    x = smooth_image(MIN_SIDE - 2, seed=5)
+    with pytest.raises(ValueError, match="at least"):
+        inception_feature_loss(x, x)
+
+
+def test_feature_loss_backbone_stays_frozen_and_passes_gradients():
+    from dynface.training.feature_loss import _BACKBONE, inception_feature_loss
+
+    x = smooth_image(64, seed=4)
+    out = gaussian_blur(x, torch.tensor([1.0])).requires_grad_(True)
+    inception_feature_loss(out, x).backward()
+    assert out.grad is not None and out.grad.abs().sum() > 0
+    assert not any(p.requires_grad for _, m in _BACKBONE[0].blocks for p in m.parameters())
+
+
+def test_patch_critic_scores_patches():
+    d = patch_critic(channels=8, layers=3)
+    s = d(torch.zeros(2, 3, 64, 64))
+    assert s.shape == (2, 1, 6, 6)  # 64 / 8 = 8, then two 4x4 stride-1 convs with padding 1
+
+
+def test_critic_step_learns_to_separate_and_generator_loss_leaves_critic_alone():
+    torch.manual_seed(0)
+    adv = Adversary({"channels": 8, "lr": 2e-3})
+    real = torch.stack([smooth_image(32, seed=s)[0] for s in range(4)])
+    fake = gaussian_blur(real, torch.full((4,), 2.0))
+    first = adv.critic_step(real, fake)
+    for _ in range(30):
+        last = adv.critic_step(real, fake)
+    assert last < first
+    adv.opt.zero_grad(set_to_none=True)
+    out = fake.clone().requires_grad_(True)
+    adv.generator_loss(out).backward()
+    assert out.grad.abs().sum() > 0
+    assert all(p.grad is None for p in adv.critic.parameters())  # the restorer's loss does not train the critic
+    assert all(p.requires_grad for p in adv.critic.parameters())  # unfrozen again for its own step
+
+
+def test_gan_is_rm_only():
+    with pytest.raises(ValueError, match="RM training option"):
+        build_adversary("prior", {"gan": {}})
+    with pytest.raises(ValueError, match="torchrun"):
+        build_adversary("rm", {"gan": {}}, world=2)
+    assert build_adversary("rm", {}) is None
+
+
+def test_rm_with_all_detail_losses_resumes_bit_for_bit(tmp_path):
+    """feature + GAN + crop training: 4 iterations in one go equal 2 + resume + 2 (critic included)."""
+    cfg = {**rm_config(tmp_path, shipped_rm(tmp_path)), "eval_every": 0, "fft_weight": 0.0,
+           "feature_weight": 0.05, "gan": {"weight": 0.01, "channels": 8}, "crop": SIZE - 4}
+    train("rm", cfg, run_dir=tmp_path / "once", progress=False)
+    train("rm", {**cfg, "iters": 2}, run_dir=tmp_path / "twice", progress=False)
+    train("rm", cfg, run_dir=tmp_path / "twice", resume=True, progress=False)
+    a, b = load_trusted_free(tmp_path / "once" / "ckpt.pt"), load_trusted_free(tmp_path / "twice" / "ckpt.pt")
+    assert a["step"] == b["step"] == 4
+    for part in ("model", "ema"):
+        for k in a[part]:
+            assert torch.equal(a[part][k], b[part][k]), (part, k)
+    for k, v in a["adversary"]["critic"].items():
+        assert torch.equal(v, b["adversary"]["critic"][k]), k
