@@ -8,8 +8,8 @@ from dynface.core.dsst import DSST, calibrate_tau, expected_blur_gap, start_step
 from dynface.core.kernels import gaussian_blur, gaussian_kernel1d
 from dynface.core.schedule import Schedule, ddim_step, ddpm_step, eps_from_x0, space_timesteps, tweedie_x0
 from dynface.core.sigma_label import sigma_grid, sigma_star
-from dynface.sampling.guidance import Guidance, guidance_loss
-from dynface.sampling.guided import SamplerConfig, sample_guided, start_from_guidance
+from dynface.sampling.chain import sample, start_from_guidance
+from dynface.sampling.guidance import Guidance, GuidanceStep, GuidedModel, guidance_loss
 
 
 def test_kernel_normalised_and_variance():
@@ -66,7 +66,8 @@ def test_sampler_with_closed_form_prior_ends_at_the_image(steps, eta):
     ts = space_timesteps(1000, steps, start=999)
     x = torch.randn(1, 3, 32, 32, generator=gen)
     g = Guidance(gaussian_blur(target, 1.0)[None], torch.tensor([[1.0]]), torch.tensor([1.0]))
-    out, _ = sample_guided(DeltaPrior(target, s), x, ts, s, g, SamplerConfig(zeta=0.3, eta=eta), generator=gen)
+    model = GuidedModel(DeltaPrior(target, s), s, ts, g, GuidanceStep(zeta=0.3))
+    out = sample(model, x, ts, s, eta=eta, generator=gen)
     assert (out - target).abs().max() < 1e-3
 
 
