@@ -8,8 +8,9 @@ from dynface.core.dsst import DSST, calibrate_tau, expected_blur_gap, start_step
 from dynface.core.kernels import gaussian_blur, gaussian_kernel1d
 from dynface.core.schedule import Schedule, ddim_step, ddpm_step, eps_from_x0, space_timesteps, tweedie_x0
 from dynface.core.sigma_label import sigma_grid, sigma_star
-from dynface.sampling.guidance import Guidance, guidance_loss
-from dynface.sampling.guided import SamplerConfig, sample_guided, start_from_guidance
+from dynface.sampling.chain import sample, start_from_guidance
+from dynface.sampling.denoiser import Denoiser, SampleStats
+from dynface.sampling.guidance import Guidance, GuidanceStep, GuidedModel, guidance_loss
 
 
 def test_kernel_normalised_and_variance():
@@ -66,8 +67,54 @@ def test_sampler_with_closed_form_prior_ends_at_the_image(steps, eta):
     ts = space_timesteps(1000, steps, start=999)
     x = torch.randn(1, 3, 32, 32, generator=gen)
     g = Guidance(gaussian_blur(target, 1.0)[None], torch.tensor([[1.0]]), torch.tensor([1.0]))
-    out, _ = sample_guided(DeltaPrior(target, s), x, ts, s, g, SamplerConfig(zeta=0.3, eta=eta), generator=gen)
+    model = GuidedModel(DeltaPrior(target, s), s, ts, g, GuidanceStep(zeta=0.3))
+    out = sample(model, x, ts, s, eta=eta, generator=gen)
     assert (out - target).abs().max() < 1e-3
+
+
+class ConvPrior(torch.nn.Module):
+    """A seeded one-conv eps-model (a real network gradient for guidance), optionally with learned variance."""
+
+    def __init__(self, learned_variance=True):
+        super().__init__()
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            self.conv = torch.nn.Conv2d(3, 6, 3, padding=1)
+        self.learned_variance = learned_variance
+
+    def forward(self, x, t, cond=None):
+        eps, v = self.conv(x).chunk(2, dim=1)
+        return eps, torch.tanh(v) if self.learned_variance else None
+
+
+def _chain(model_fn, ts, s, eta, callback=None):
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(2, 3, 16, 16, generator=gen)
+    return sample(model_fn, x, ts, s, eta=eta, generator=gen, callback=callback)
+
+
+@pytest.mark.parametrize("eta,learned", [(1.0, True), (1.0, False), (0.0, False), (0.5, False)])
+def test_guided_model_with_zeta_0_equals_the_unguided_chain_bit_for_bit(eta, learned):
+    s, net, ts = Schedule.linear(), ConvPrior(learned), space_timesteps(1000, 6, start=600)
+    target = smooth_image(16).repeat(2, 1, 1, 1)
+    g = Guidance(gaussian_blur(target, 1.0)[None], torch.tensor([[1.0, 1.5]]), torch.tensor([1.0]))
+    stats = SampleStats()
+    plain = _chain(Denoiser(net), ts, s, eta)
+    off = GuidedModel(Denoiser(net, stats=stats), s, ts, g, GuidanceStep(zeta=0.0, sigma_lr=0.1), stats=stats)
+    assert torch.equal(_chain(off, ts, s, eta), plain)
+    assert stats.nfe == len(ts) and stats.seconds["backward"] == 0.0 and torch.equal(off.sigmas, g.sigmas)
+    on = GuidedModel(Denoiser(net), s, ts, g, GuidanceStep(zeta=0.3, sigma_lr=0.1), guide_every=2)
+    assert not torch.equal(_chain(on, ts, s, eta), plain) and not torch.equal(on.sigmas, g.sigmas)
+    assert on.guided_steps == {ts[0], ts[2], ts[4]}
+
+
+def test_chain_calls_back_once_per_step():
+    s, net, ts = Schedule.linear(), ConvPrior(), space_timesteps(1000, 5, start=400)
+    seen = []
+    out = _chain(Denoiser(net), ts, s, 1.0, callback=seen.append)
+    assert [d["i"] for d in seen] == list(range(len(ts))) and [d["t"] for d in seen] == ts
+    assert all(set(d) == {"i", "t", "x", "x0"} and d["x"].shape == d["x0"].shape == out.shape for d in seen)
+    assert torch.equal(_chain(Denoiser(net), ts, s, 1.0), out)  # the callback changes nothing
 
 
 def test_kernel_refinement_recovers_sigma(face128):

@@ -14,7 +14,7 @@ from dynface.core.uncertainty import STD_VMAX, colorize, heatmap, pixel_std, sam
 from dynface.jobs.uncertainty_maps import paste_maps
 from dynface.modelset.folder import ModelSet
 from dynface.pipeline import Restorer, RestoreOptions
-from dynface.sampling.guided import randn
+from dynface.sampling.chain import randn
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 
     sigma_hat = SDE(TM(y));  r = RM(y);  y_i = k_sigma_i (x) r                 (DBLM, multi-guidance)
     t* = DSST(sigma_hat);  x = sqrt(abar_t*) y_1 + sqrt(1 - abar_t*) eps        (DSST)
-    guided sampling with kernel refinement and DGSA                             (sampling/guided.py)
+    guided sampling with kernel refinement and DGSA      (sampling/chain.py + guidance.GuidedModel)
 
 Switches (RestoreOptions) re-create the paper's Table 3 ablation: `dblm=False` is "DM only"
 (the degraded input itself is the measurement, with a fixed sigma), `n_guidance`, `dsst=False`
@@ -33,8 +33,9 @@ from dynface.core.imageio import resize
 from dynface.core.schedule import Schedule, space_timesteps
 from dynface.core.uncertainty import check_samples, sample_seed
 from dynface.modelset.folder import ModelSet
-from dynface.sampling.guidance import Guidance
-from dynface.sampling.guided import SampleStats, SamplerConfig, randn, sample_guided, start_from_guidance
+from dynface.sampling.chain import randn, sample, start_from_guidance
+from dynface.sampling.denoiser import Denoiser, SampleStats
+from dynface.sampling.guidance import Guidance, GuidanceStep, GuidedModel
 
 
 @dataclass
@@ -164,23 +165,25 @@ class Restorer:
         if opt.dgsa:
             ms.need("dgsa", why="DGSA (--dgsa)")
             dgsa = ms.nets["dgsa"]
-        cfg = SamplerConfig(zeta=float(opt.zeta) * fc.zeta_scale, sigma_lr=float(opt.sigma_lr) if opt.refine else 0.0,
-                            eta=opt.eta, guide_every=opt.guide_every, guide_last=opt.guide_last,
-                            precision=opt.precision)
+        step = GuidanceStep(zeta=float(opt.zeta) * fc.zeta_scale, sigma_lr=float(opt.sigma_lr) if opt.refine else 0.0)
         b, k = y.shape[0], opt.samples
         gen = sample_generators(opt.seed, k)
         if k > 1:  # K copies of the batch, sample-major: rows k*B .. k*B + B - 1 are sample k
             targets, sig, t_start = targets.repeat(1, k, 1, 1, 1), sig.repeat(1, k), t_start.repeat(k)
         outs, refined, stats = [], [], SampleStats()
+        prior = Denoiser(ms.nets["prior"], opt.precision, stats=stats)
+        t_chains = time.perf_counter()
         # faces with different start steps run their own chains (one chain per distinct t*)
         for ts in torch.unique(t_start).tolist():
             idx = (t_start == ts).nonzero().flatten()
             g = Guidance(targets[:, idx.to(dev)], sig[:, idx], weights, (lo, hi))
             x = start_from_guidance(targets[0, idx], ts, self.schedule, gen)
             steps = space_timesteps(self.schedule.num_steps, opt.steps, start=ts)
-            xo, so = sample_guided(ms.nets["prior"], x, steps, self.schedule, g, cfg, dgsa, gen, stats, progress)
+            model = GuidedModel(prior, self.schedule, steps, g, step, dgsa, opt.guide_every, opt.guide_last, stats)
+            xo = sample(model, x, steps, self.schedule, eta=opt.eta, generator=gen, callback=_step_callback(progress))
             outs.append((idx, xo))
-            refined.append((idx, so))
+            refined.append((idx, model.sigmas))
+        stats.finish(time.perf_counter() - t_chains)
         x = torch.empty((k * b, *y.shape[1:]), dtype=torch.float32, device=dev)
         sig_out = torch.empty_like(sig)
         for (idx, xo), (_, so) in zip(outs, refined):
@@ -201,9 +204,10 @@ class Restorer:
         x = randn(y.shape, gen).to(y.device)
         steps = space_timesteps(self.schedule.num_steps, opt.steps)
         stats = SampleStats()
-        cfg = SamplerConfig(zeta=0.0, eta=opt.eta, precision=opt.precision)
-        x, _ = sample_guided(self.models.nets["idm"], x, steps, self.schedule, None, cfg, None, gen, stats,
-                             progress, cond=y)
+        idm = Denoiser(self.models.nets["idm"], opt.precision, cond=y, stats=stats)
+        t_chain = time.perf_counter()
+        x = sample(idm, x, steps, self.schedule, eta=opt.eta, generator=gen, callback=_step_callback(progress))
+        stats.finish(time.perf_counter() - t_chain)
         secs = {f"sample_{name}": v for name, v in stats.seconds.items()}
         secs["total"] = time.perf_counter() - t0
         x = x.clamp(-1, 1).to(out_device or x.device)
@@ -216,6 +220,11 @@ def sample_generators(seed: int, k: int):
     if k == 1:
         return torch.Generator().manual_seed(int(seed))
     return [torch.Generator().manual_seed(sample_seed(seed, i)) for i in range(k)]
+
+
+def _step_callback(progress):
+    """The chain's callback for a progress object with `update(n)` (tqdm, web.jobs.StepHook)."""
+    return None if progress is None else (lambda info: progress.update(1))
 
 
 def _with_samples(res: RestoreResult, k: int) -> RestoreResult:

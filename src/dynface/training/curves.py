@@ -70,13 +70,14 @@ class Validator:
         return self._x0_psnrs(net)
 
     def _idm(self, net) -> dict:
-        from dynface.sampling.guided import SamplerConfig, sample_guided
+        from dynface.sampling.chain import sample
+        from dynface.sampling.denoiser import Denoiser
 
         res = self._x0_psnrs(net, cond=self.y)
         gen = torch.Generator().manual_seed(VAL_SEED)
         x = torch.randn(self.y.shape, generator=gen)
         steps = space_timesteps(self.schedule.num_steps, 10)
-        out, _ = sample_guided(net, x, steps, self.schedule, None, SamplerConfig(zeta=0.0), None, gen, cond=self.y)
+        out = sample(Denoiser(net, cond=self.y), x, steps, self.schedule, generator=gen)
         res.update(sample10_psnr=psnr(out, self.x), sample10_detail_ratio=detail_ratio(out, self.x))
         return res
 
