@@ -9,6 +9,7 @@ EMBEDDED_DIR = Path(__file__).parent.parent / "embedded"  # src/dynface/embedded
 
 STAGE_FILES = {"prior": "prior.safetensors", "rm": "rm.safetensors", "tm": "tm.safetensors",
                "sde": "sde.safetensors", "dgsa": "dgsa.safetensors", "idm": "idm.safetensors"}
+DSST_FILE = "dsst.json"
 
 
 def manifest_entry(path: Path) -> dict:

@@ -1,5 +1,5 @@
-"""Checkpoint files: safe loading, strict key matching, the registry of official files, and
-fp16 safetensors for dynface's own weights.
+"""Checkpoint files: safe loading, strict key matching, where the official files go and whether they
+are intact (what they are: `catalogue.CHECKPOINTS`), and fp16 safetensors for dynface's own weights.
 
 Loading never executes code: ``.safetensors`` files are read with ``safetensors``, and
 ``.pt``/``.pth``/``.ckpt``/``.bin`` files with ``torch.load(..., weights_only=True)``, which refuses
@@ -19,7 +19,7 @@ Containers are unwrapped the way the upstream loaders do it:
 * Lightning-style ``state_dict``, plain ``model``, ``ema`` / ``model_ema`` are also accepted.
 
 Those layouts were read from the public training/loading code; the files themselves were not
-downloaded here (the registry URLs are printed, never fetched).
+downloaded here (the catalogue's URLs are printed, never fetched).
 """
 from __future__ import annotations
 
@@ -37,11 +37,12 @@ import torch
 import torch.nn as nn
 
 from dynface.errors import DynfaceError
+from dynface.modelset.catalogue import CHECKPOINTS, OfficialCheckpoint
 
 __all__ = [
-    "WeightsError", "WeightsEntry", "REGISTRY", "VerifyResult", "StateReport",
+    "WeightsError", "VerifyResult", "StateReport",
     "sha256_file", "load_checkpoint_state", "compare_state", "load_into",
-    "weights_dir", "weights_list", "weights_path", "weights_verify",
+    "weights_dir", "official_checkpoint", "official_file", "weights_list", "weights_verify",
     "save_state", "save_safetensors_fp16", "load_model_safetensors", "read_safetensors_metadata",
 ]
 
@@ -213,54 +214,7 @@ def load_into(model: nn.Module, state: Mapping[str, torch.Tensor], strict: bool 
     return rep
 
 
-# ------------------------------------------------------------------------------------ registry
-@dataclass(frozen=True)
-class WeightsEntry:
-    name: str
-    filename: str
-    url: str
-    preset: str
-    params: int  # parameter count of the preset (derived from the public code)
-    size: int | None = None  # bytes, when publicly stated
-    sha256: str | None = None  # when publicly stated
-    description: str = ""
-    note: str = ""
-
-
-_NO_HASH = "no size or sha256 is stated publicly for this file (checked: README, code, release notes); not verified"
-
-REGISTRY: dict[str, WeightsEntry] = {
-    "difface_unet512": WeightsEntry(
-        name="difface_unet512",
-        filename="iddpm_ffhq512_ema500000.pth",
-        url="https://github.com/zsyOAOA/DifFace/releases/download/V1.0/iddpm_ffhq512_ema500000.pth",
-        preset="difface_unet512",
-        params=159_788_454,
-        description="DifFace FFHQ 512x512 diffusion prior (improved-DDPM UNet, EMA 0.999 at 500k iterations)",
-        note=_NO_HASH + ". License: NTU S-Lab License 1.0 (DifFace).",
-    ),
-    "dps_unet256": WeightsEntry(
-        name="dps_unet256",
-        filename="ffhq_10m.pt",
-        url="https://drive.google.com/drive/folders/1jElnRoFv7b31fG0v6pTSQkelbSX3xGZh",
-        preset="dps_unet256",
-        params=93_563_910,
-        description="DPS FFHQ 256x256 diffusion prior (guided-diffusion UNet), file 'ffhq_10m.pt' in the DPS "
-                    "README's Google Drive folder",
-        note=_NO_HASH + ". The URL is a folder: download ffhq_10m.pt from it.",
-    ),
-    "difface_swinir512": WeightsEntry(
-        name="difface_swinir512",
-        filename="swinir_restoration512_L1.pth",
-        url="https://github.com/zsyOAOA/DifFace/releases/download/V1.0/swinir_restoration512_L1.pth",
-        preset="difface_swinir512",
-        params=15_792_587,
-        description="DifFace's SwinIR face restorer for 512x512 faces (L1-trained, [0,1] in and out)",
-        note=_NO_HASH + ". License: NTU S-Lab License 1.0 (DifFace).",
-    ),
-}
-
-
+# ------------------------------------------------------------------------------------ official files
 def weights_dir(directory: str | os.PathLike | None = None) -> Path:
     """Folder of the official files: the argument, else $DYNFACE_WEIGHTS_DIR, else ~/.cache/dynface/weights."""
     if directory is not None and str(directory) != "":
@@ -271,15 +225,16 @@ def weights_dir(directory: str | os.PathLike | None = None) -> Path:
     return DEFAULT_WEIGHTS_DIR.expanduser()
 
 
-def _entry(name: str) -> WeightsEntry:
-    if name not in REGISTRY:
-        raise WeightsError(f"unknown weights {name!r}; known: {', '.join(REGISTRY)}")
-    return REGISTRY[name]
+def official_checkpoint(name: str) -> OfficialCheckpoint:
+    """The catalogue entry of an official checkpoint (WeightsError naming the known ones)."""
+    if name not in CHECKPOINTS:
+        raise WeightsError(f"unknown weights {name!r}; known: {', '.join(CHECKPOINTS)}")
+    return CHECKPOINTS[name]
 
 
-def weights_path(name: str, directory: str | os.PathLike | None = None, must_exist: bool = True) -> Path:
-    """Path of a registered file; with ``must_exist`` a missing file raises a how-to-get-it error."""
-    e = _entry(name)
+def official_file(name: str, directory: str | os.PathLike | None = None, must_exist: bool = True) -> Path:
+    """Path of an official checkpoint's file; with ``must_exist`` a missing file raises a how-to-get-it error."""
+    e = official_checkpoint(name)
     path = weights_dir(directory) / e.filename
     if must_exist and not path.is_file():
         raise WeightsError(f"{name}: {path} not found; download {e.filename} from {e.url} and place it there "
@@ -288,11 +243,12 @@ def weights_path(name: str, directory: str | os.PathLike | None = None, must_exi
 
 
 def weights_list(directory: str | os.PathLike | None = None) -> list[dict]:
-    """One dict per registered file: registry fields plus ``path`` and ``present``."""
+    """One dict per official checkpoint: its catalogue fields (the architecture by name) plus ``path``
+    and ``present``."""
     out = []
-    for e in REGISTRY.values():
-        path = weights_dir(directory) / e.filename
-        d = dict(e.__dict__)
+    for e in CHECKPOINTS.values():
+        path = official_file(e.name, directory, must_exist=False)
+        d = dict(e.__dict__, architecture=e.architecture.__name__)
         d.update(path=str(path), present=path.is_file())
         out.append(d)
     return out
@@ -321,20 +277,20 @@ class VerifyResult:
                  f"size {self.size:,} B" + ("" if self.size_ok is None else (" (matches)" if self.size_ok else " (WRONG)")),
                  f"sha256 {self.sha256}" + (" (not published)" if self.sha256_ok is None
                                             else (" (matches)" if self.sha256_ok else " (WRONG)")),
-                 "keys match the preset" if self.keys_ok else "keys do NOT match the preset"]
+                 "keys match the architecture" if self.keys_ok else "keys do NOT match the architecture"]
         text = "\n  ".join(parts)
         return text + (f"\n  {self.message}" if self.message else "")
 
 
 def weights_verify(directory: str | os.PathLike | None = None, names: Iterable[str] | None = None,
                    hash_files: bool = True) -> list[VerifyResult]:
-    """Check each registered file: present, size/sha256 (where published), keys+shapes vs. its preset."""
-    from dynface.networks.architectures import build_preset
+    """Check each official file: present, size/sha256 (where published), keys+shapes vs. its architecture."""
+    from dynface.networks.architectures import build_architecture
 
     results = []
-    for name in (list(names) if names is not None else list(REGISTRY)):
-        e = _entry(name)
-        path = weights_path(name, directory, must_exist=False)
+    for name in (list(names) if names is not None else list(CHECKPOINTS)):
+        e = official_checkpoint(name)
+        path = official_file(name, directory, must_exist=False)
         r = VerifyResult(name, path, path.is_file())
         if not r.exists:
             r.message = f"download {e.filename} from {e.url} into {path.parent}"
@@ -349,7 +305,8 @@ def weights_verify(directory: str | os.PathLike | None = None, names: Iterable[s
                 r.sha256_ok = r.sha256.lower() == e.sha256.lower()
         try:
             state = load_checkpoint_state(path)
-            rep = compare_state(build_preset(e.preset, device="meta"), state, target=f"preset {e.preset}")
+            arch = e.architecture.__name__
+            rep = compare_state(build_architecture(e.architecture(), device="meta"), state, target=f"architecture {arch}")
             r.keys_ok = rep.ok
             if not rep.ok:
                 r.message = rep.format()
