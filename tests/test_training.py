@@ -111,7 +111,8 @@ def test_packaged_configs_name_existing_embedded_weights():
     """Every packaged config parses, and every `embedded:NAME` it points to ships with the package."""
     from importlib.resources import files
 
-    from dynface.training.loop import load_config, weights_path
+    from dynface.modelset.manifest import embedded_or_path
+    from dynface.training.loop import load_config
 
     found = 0
     for f in files("dynface").joinpath("configs").iterdir():
@@ -123,6 +124,6 @@ def test_packaged_configs_name_existing_embedded_weights():
                 *(cfg.get("frozen") or {}).values()]
         for r in refs:
             if r and str(r).startswith("embedded:"):
-                assert weights_path(r).is_file(), (f.name, r)
+                assert embedded_or_path(r).is_file(), (f.name, r)
                 found += 1
     assert found >= 4  # idm (init_from) and se_finetune (init_tm, init_sde, frozen rm)

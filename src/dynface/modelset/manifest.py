@@ -12,6 +12,13 @@ STAGE_FILES = {"prior": "prior.safetensors", "rm": "rm.safetensors", "tm": "tm.s
 DSST_FILE = "dsst.json"
 
 
+def embedded_or_path(path) -> Path:
+    """A training config's weights path as a Path; `embedded:NAME` is NAME in the embedded model set."""
+    if str(path).startswith("embedded:"):
+        return EMBEDDED_DIR / str(path)[len("embedded:"):]
+    return Path(path)
+
+
 def manifest_entry(path: Path) -> dict:
     from dynface.modelset.checkpoint import read_metadata
     from dynface.modelset.weights import sha256_file

@@ -23,6 +23,7 @@ from tqdm import tqdm
 from dynface.core.hardware import autocast, cpu_model, resolve_precision, set_threads
 from dynface.core.schedule import Schedule
 from dynface.modelset.checkpoint import export_safetensors, load_network, load_trusted_free, save_atomic
+from dynface.modelset.manifest import embedded_or_path
 from dynface.networks.factory import build_network
 from dynface.training import data as data_mod
 from dynface.training import distributed
@@ -46,24 +47,15 @@ def config_precision(cfg: dict, device="cpu") -> str:
 # ---------------------------------------------------------------- per-kind losses
 
 
-def weights_path(path) -> Path:
-    """A config's weights path; `embedded:NAME` is NAME in the embedded model set."""
-    if str(path).startswith("embedded:"):
-        from dynface.modelset.manifest import EMBEDDED_DIR
-
-        return EMBEDDED_DIR / str(path)[len("embedded:"):]
-    return Path(path)
-
-
 def build_trainable(kind: str, cfg: dict, init: bool = True) -> nn.Module:
     """The network(s) a run trains; `init` applies the config's init_tm/init_sde/init_from."""
     if kind == "se":
         tm = build_network("tm", cfg["arch"]["tm"])
         if init and cfg.get("init_tm"):
-            tm.load_state_dict(load_network(weights_path(cfg["init_tm"]), ("rm", "tm")).state_dict())
+            tm.load_state_dict(load_network(embedded_or_path(cfg["init_tm"]), ("rm", "tm")).state_dict())
         sde = build_network("sde", cfg["arch"]["sde"])
         if init and cfg.get("init_sde"):  # stage 2 may start from a separate stage-1 run
-            sde.load_state_dict(load_network(weights_path(cfg["init_sde"]), "sde").state_dict())
+            sde.load_state_dict(load_network(embedded_or_path(cfg["init_sde"]), "sde").state_dict())
         return nn.ModuleDict({"tm": tm, "sde": sde})
     net = build_network(kind, cfg["arch"])
     if init and cfg.get("init_from"):
@@ -77,7 +69,7 @@ def init_from(net: nn.Module, path: str, skip: tuple[str, ...] = ()) -> dict:
     ones zeroed (so it starts by ignoring them); names starting with a `skip` prefix keep their
     fresh init. `embedded:NAME` names a file of the embedded model set. Returns counts of
     copied / widened / kept tensors."""
-    src = load_network(weights_path(path)).state_dict()
+    src = load_network(embedded_or_path(path)).state_dict()
     own = net.state_dict()
     counts = {"copied": 0, "widened": 0, "kept": 0}
     for k, v in own.items():
@@ -106,7 +98,7 @@ def init_record(kind: str, cfg: dict) -> dict:
 
     src = (cfg.get("init_from") or {}).get("path") if kind != "se" else cfg.get("init_tm")
     if src:
-        meta = read_metadata(weights_path(src))
+        meta = read_metadata(embedded_or_path(src))
         if meta.get("kind") == kind or (kind == "se" and meta.get("kind") == "tm"):
             iters = int(meta.get("iters") or 0)
             images = int(meta.get("images") or iters * int(cfg.get("batch", 1)))
@@ -117,7 +109,7 @@ def init_record(kind: str, cfg: dict) -> dict:
 def load_frozen(kind: str, cfg: dict) -> dict:
     frozen = {}
     for name, path in (cfg.get("frozen") or {}).items():
-        net = load_network(weights_path(path))
+        net = load_network(embedded_or_path(path))
         for p in net.parameters():
             p.requires_grad_(False)
         frozen[name] = net
