@@ -7,7 +7,8 @@ from conftest import smooth_image
 from tiny_models import ARCH, SIZE
 from dynface.core.imageio import to_uint8, write_image
 from dynface.core.schedule import Schedule, tweedie_x0
-from dynface.modelset.checkpoint import export_safetensors, load_trusted_free
+from dynface.modelset.checkpoint import export_safetensors
+from dynface.modelset.weights import load_torch_file
 from dynface.networks.eps_model import coord_grid
 from dynface.networks.factory import build_network
 from dynface.training import data as data_mod
@@ -47,7 +48,7 @@ def test_resume_is_bit_exact(tmp_path):
     with pytest.raises(FileExistsError):
         train("idm", cfg, run_dir=tmp_path / "resumed", progress=False)
     train("idm", cfg, run_dir=tmp_path / "resumed", resume=True, progress=False)
-    a, b = load_trusted_free(tmp_path / "straight" / "ckpt.pt"), load_trusted_free(tmp_path / "resumed" / "ckpt.pt")
+    a, b = load_torch_file(tmp_path / "straight" / "ckpt.pt"), load_torch_file(tmp_path / "resumed" / "ckpt.pt")
     assert a["step"] == b["step"] == 4
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k

@@ -41,9 +41,10 @@ from dynface.modelset.catalogue import CHECKPOINTS, OfficialCheckpoint
 
 __all__ = [
     "WeightsError", "VerifyResult", "StateReport",
-    "sha256_file", "load_checkpoint_state", "compare_state", "load_into",
+    "sha256_file", "load_torch_file", "load_safetensors_file", "load_checkpoint_state", "compare_state", "load_into",
     "weights_dir", "official_checkpoint", "official_file", "weights_list", "weights_verify",
-    "save_state", "save_safetensors_fp16", "load_model_safetensors", "read_safetensors_metadata",
+    "save_torch_file", "save_state", "save_safetensors_fp16", "load_model_safetensors", "read_safetensors_header",
+    "read_safetensors_metadata",
 ]
 
 ENV_WEIGHTS_DIR = "DYNFACE_WEIGHTS_DIR"
@@ -110,44 +111,62 @@ def _unpickling_reason(e: Exception) -> str:
     return (detail or (lines[0] if lines else type(e).__name__)).rstrip(".")
 
 
-def _torch_load(path: Path):
+def _existing(path) -> Path:
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such checkpoint (file not found)")
+    return path
+
+
+def _torch_load(path: Path, mmap: bool):
+    if mmap:
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as e:  # mmap needs the zip format; legacy files load without it
+            if "mmap" not in str(e):
+                raise
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def load_torch_file(path: str | os.PathLike, mmap: bool = False):
+    """The one ``torch.load``: ``weights_only=True`` on the CPU, so tensors and plain containers only,
+    never code. A missing, unreadable or refused file raises WeightsError with the reason in one
+    line. ``mmap`` maps zip-format files instead of reading them (big official checkpoints)."""
+    path = _existing(path)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except RuntimeError as e:  # mmap needs the zip format; legacy files load without it
-        if "mmap" not in str(e):
-            raise
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols it may not support
+            warnings.filterwarnings("ignore", message=".*pickle protocol.*")
+            return _torch_load(path, mmap)
+    except pickle.UnpicklingError as e:
+        raise WeightsError(
+            f"refusing to load {path}: the pickle needs more than tensors and plain containers "
+            f"({_unpickling_reason(e)}); only weights_only-safe checkpoints are loaded") from None
+    except Exception as e:  # truncated/garbage files fail in many ways inside the unpickler
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise WeightsError(f"{path}: cannot read checkpoint ({type(e).__name__}{': ' + msg if msg else ''})") from None
+
+
+def load_safetensors_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The one read of a whole ``.safetensors`` file (CPU tensors); WeightsError when it is missing or unreadable."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = _existing(path)
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as e:
+        raise WeightsError(f"{path}: not a readable safetensors file ({e})") from None
 
 
 def load_checkpoint_state(path: str | os.PathLike) -> "OrderedDict[str, torch.Tensor]":
     """Read a checkpoint file into a flat ``name -> tensor`` dict on the CPU.
 
-    ``.safetensors`` via safetensors; anything else via ``torch.load(weights_only=True)``
-    (pickles that would run code or build arbitrary objects are refused with WeightsError).
+    ``.safetensors`` via `load_safetensors_file`; anything else via `load_torch_file` (pickles that
+    would run code or build arbitrary objects are refused with WeightsError).
     Common containers are unwrapped and ``module.`` / ``_orig_mod.`` prefixes stripped.
     """
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise WeightsError(f"weights file not found: {path}")
-    if path.suffix == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-        try:
-            obj = load_file(str(path), device="cpu")
-        except (SafetensorError, OSError, ValueError) as e:
-            raise WeightsError(f"{path}: not a readable safetensors file ({e})") from e
-        return _unwrap(obj, path)
-    try:
-        with warnings.catch_warnings():  # torch warns about pickle protocols it may not support
-            warnings.filterwarnings("ignore", message=".*pickle protocol.*")
-            obj = _torch_load(path)
-    except pickle.UnpicklingError as e:
-        raise WeightsError(
-            f"refusing to load {path}: the pickle needs more than tensors and plain containers "
-            f"({_unpickling_reason(e)}); only weights_only-safe checkpoints are loaded") from e
-    except Exception as e:  # truncated/garbage files fail in many ways inside the unpickler
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise WeightsError(f"{path}: cannot read checkpoint ({type(e).__name__}{': ' + msg if msg else ''})") from e
+    obj = load_safetensors_file(path) if path.suffix == ".safetensors" else load_torch_file(path, mmap=True)
     return _unwrap(obj, path)
 
 
@@ -328,11 +347,19 @@ def _str_metadata(metadata: Mapping | None) -> dict[str, str]:
     return out
 
 
-def _atomic_write(path: Path, writer) -> None:
+def _atomic_write(path: Path, writer) -> Path:
+    """`core.atomic.write_atomic` into a folder created if needed."""
     from dynface.core.atomic import write_atomic
 
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, writer)
+    return write_atomic(path, writer)
+
+
+def save_torch_file(obj, path: str | os.PathLike) -> Path:
+    """``torch.save`` atomically (the folder is created); `load_torch_file` reads it back if ``obj``
+    holds only tensors and plain containers."""
+    return _atomic_write(path, lambda p: torch.save(obj, p))
 
 
 def save_state(model_or_state, path: str | os.PathLike, metadata: Mapping | None = None) -> Path:
@@ -344,7 +371,7 @@ def save_state(model_or_state, path: str | os.PathLike, metadata: Mapping | None
         from safetensors.torch import save_file
         _atomic_write(path, lambda p: save_file(state, str(p), metadata=_str_metadata(metadata)))
     else:
-        _atomic_write(path, lambda p: torch.save({"state_dict": state, "metadata": _str_metadata(metadata)}, p))
+        save_torch_file({"state_dict": state, "metadata": _str_metadata(metadata)}, path)
     return path
 
 
@@ -370,13 +397,19 @@ def save_safetensors_fp16(model_or_state, path: str | os.PathLike, metadata: Map
     return path
 
 
-def read_safetensors_metadata(path: str | os.PathLike) -> dict[str, str]:
+def read_safetensors_header(path: str | os.PathLike) -> tuple[dict[str, str], dict[str, tuple[int, ...]]]:
+    """A ``.safetensors`` file's metadata and tensor name -> shape, from its header only (no tensor is read)."""
     from safetensors import SafetensorError, safe_open
     try:
         with safe_open(str(path), framework="pt") as f:
-            return dict(f.metadata() or {})
+            return dict(f.metadata() or {}), {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
     except (SafetensorError, OSError) as e:
         raise WeightsError(f"{path}: not a readable safetensors file ({e})") from e
+
+
+def read_safetensors_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The metadata (strings) of a ``.safetensors`` file."""
+    return read_safetensors_header(path)[0]
 
 
 def load_model_safetensors(model: nn.Module, path: str | os.PathLike, strict: bool = True,

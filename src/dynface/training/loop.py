@@ -22,8 +22,9 @@ from tqdm import tqdm
 
 from dynface.core.hardware import autocast, cpu_model, resolve_precision, set_threads
 from dynface.core.schedule import Schedule
-from dynface.modelset.checkpoint import export_safetensors, load_network, load_trusted_free, save_atomic
+from dynface.modelset.checkpoint import export_safetensors, load_network
 from dynface.modelset.manifest import embedded_or_path
+from dynface.modelset.weights import load_torch_file, save_torch_file
 from dynface.networks.factory import build_network
 from dynface.training import data as data_mod
 from dynface.training import distributed
@@ -171,7 +172,7 @@ def train(kind: str, cfg: dict, run_dir=None, resume: bool = False, data=None, i
     if dd.main:
         data_mod.write_split(cfg["data"], run_dir / "split.json")
     batcher = data_mod.Batcher(images, rseed)
-    ck = distributed.load_checkpoint(dd, ckpt_path, load_trusted_free) if resume else None
+    ck = distributed.load_checkpoint(dd, ckpt_path, load_torch_file) if resume else None
     model = build_trainable(kind, cfg, init=ck is None)
     ema = copy.deepcopy(model).eval() if cfg.get("ema") else None
     params = [p for p in model.parameters() if p.requires_grad]
@@ -221,7 +222,7 @@ def train(kind: str, cfg: dict, run_dir=None, resume: bool = False, data=None, i
     def checkpoint():
         ranks = distributed.rank_states(dd, batcher)  # every rank takes part; rank 0 writes
         if dd.main:
-            save_atomic({"step": step, "wall": wall, "images": images_seen, "base": base, "model": model.state_dict(),
+            save_torch_file({"step": step, "wall": wall, "images": images_seen, "base": base, "model": model.state_dict(),
                          "ema": ema.state_dict() if ema is not None else None, "opt": opt.state_dict(),
                          "batcher_rng": batcher.state(), "torch_rng": torch.get_rng_state(),
                          **({"ranks": ranks} if ranks else {})}, ckpt_path)
@@ -279,7 +280,7 @@ def train(kind: str, cfg: dict, run_dir=None, resume: bool = False, data=None, i
 def export(kind: str, cfg: dict, run_dir) -> Path:
     """Export the EMA (else the model) of a run's checkpoint as fp16 safetensors."""
     run_dir = Path(run_dir)
-    ck = load_trusted_free(run_dir / "ckpt.pt")
+    ck = load_torch_file(run_dir / "ckpt.pt")
     model = build_trainable(kind, cfg, init=False)
     model.load_state_dict(ck["ema"] if ck.get("ema") is not None else ck["model"])
     base = ck.get("base") or {"iters": 0, "images": 0, "wall_time_s": 0}
