@@ -30,7 +30,8 @@ from dynface.jobs.ablation import make_grid
 from dynface.jobs.clean import clean_folder
 from dynface.metrics.fidelity import psnr, ssim
 from dynface.metrics.noref import niqe
-from dynface.modelset.checkpoint import load_network, load_trusted_free
+from dynface.modelset.checkpoint import load_network
+from dynface.modelset.weights import load_torch_file
 from dynface.modelset.folder import ModelSet
 from dynface.pipeline import Restorer, RestoreOptions
 from dynface.training.data import split_files
@@ -67,7 +68,7 @@ def main(argv=None):
     base, work, out = Path(a.base_run), Path(a.work), Path(a.output)
     cfg = load_config(base / "config.yaml")
     cfg.update(cache_dir=a.cache_dir, init_from=None)
-    start = int(load_trusted_free(base / "ckpt.pt")["step"])
+    start = int(load_torch_file(base / "ckpt.pt")["step"])
     base_final = export("idm", cfg, base)
     opt = RestoreOptions(method="idm", steps=a.steps, seed=0)
 

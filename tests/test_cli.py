@@ -82,3 +82,35 @@ def test_entry_point_no_traceback(tmp_path):
     r = subprocess.run([sys.executable, "-m", "dynface.cli", "restore", str(tmp_path / "x.png"), "-o", str(tmp_path)],
                        capture_output=True, text=True)
     assert r.returncode != 0 and "Traceback" not in r.stderr and r.stderr.strip().startswith("dynface: error")
+
+
+def test_restore_flags_are_made_from_restore_options():
+    """Each RestoreOptions field with command-line facts is a `restore` flag (every alias) whose default
+    is the field's, None for the model set's defaults; no flags give `RestoreOptions.for_models`."""
+    from dataclasses import fields
+    from pathlib import Path
+
+    from dynface.cli import restore as restore_command
+    from dynface.cli.flags import OneLineParser, options_from_args
+    from dynface.modelset.folder import ModelSet
+    from dynface.pipeline import MODEL_SET_DEFAULTS, RestoreOptions
+
+    ap = OneLineParser(prog="dynface")
+    sub = ap.add_subparsers(dest="cmd")
+    restore_command.register(sub)
+    flags = {s for action in sub.choices["restore"]._actions for s in action.option_strings}
+    a = ap.parse_args(["restore", "x.png", "-o", "out"])
+    flagged = [f for f in fields(RestoreOptions) if "cli" in f.metadata]
+    assert {f.name for f in flagged} >= {"method", "steps", "n_guidance", "zeta", "sigma_lr", "seed", "dblm", "fidelity"}
+    for f in flagged:
+        names = f.metadata["cli"]["names"] or (f"--{f.name.replace('_', '-')}",)
+        assert set(names) <= flags, f.name
+        if isinstance(f.default, bool):
+            assert f"--no-{f.name.replace('_', '-')}" in flags
+        assert getattr(a, f.name) == (None if f.name in MODEL_SET_DEFAULTS else f.default), f.name
+    models = ModelSet(Path("."), {"defaults": {"steps": 7, "n_guidance": 2}}, {})
+    assert options_from_args(a, models) == RestoreOptions.for_models(models)
+    assert (options_from_args(a, models).steps, options_from_args(a, models).n_guidance) == (7, 2)
+    a = ap.parse_args(["restore", "x.png", "-o", "o", "--zeta", "2", "--no-dblm", "--n-guidance", "4", "--fidelity", "1"])
+    assert options_from_args(a, models) == RestoreOptions.for_models(models, zeta=2.0, dblm=False, n_guidance=4,
+                                                                     fidelity=1.0)

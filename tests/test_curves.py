@@ -11,7 +11,8 @@ from tiny_models import ARCH, SIZE
 from dynface.core.imageio import to_uint8, write_image
 from dynface.core.imagemetrics import detail_ratio, psnr
 from dynface.core.kernels import gaussian_blur
-from dynface.modelset.checkpoint import export_safetensors, load_trusted_free, read_metadata
+from dynface.modelset.checkpoint import export_safetensors, read_metadata
+from dynface.modelset.weights import load_torch_file
 from dynface.networks.factory import build_network
 from dynface.training import data as data_mod
 from dynface.training.curves import append_row, plot_curve, read_curve
@@ -106,6 +107,6 @@ def test_sigterm_checkpoints_and_stops(tmp_path, monkeypatch):
     monkeypatch.setitem(tr.LOSSES, "rm", loss_then_signal)
     before = signal.getsignal(signal.SIGTERM)
     train("rm", cfg, run_dir=tmp_path / "run", progress=False)
-    ck = load_trusted_free(tmp_path / "run" / "ckpt.pt")
+    ck = load_torch_file(tmp_path / "run" / "ckpt.pt")
     assert ck["step"] == 3  # that iteration finished and was saved, then the run stopped
     assert signal.getsignal(signal.SIGTERM) == before  # the caller's handler is back

@@ -8,7 +8,7 @@ from conftest import smooth_image
 from test_curves import rm_config, shipped_rm
 from tiny_models import SIZE
 from dynface.core.kernels import gaussian_blur
-from dynface.modelset.checkpoint import load_trusted_free
+from dynface.modelset.weights import load_torch_file
 from dynface.training.adversarial import Adversary, patch_critic
 from dynface.training.loop import build_adversary, train
 
@@ -78,7 +78,7 @@ def test_rm_with_all_detail_losses_resumes_bit_for_bit(tmp_path):
     train("rm", cfg, run_dir=tmp_path / "once", progress=False)
     train("rm", {**cfg, "iters": 2}, run_dir=tmp_path / "twice", progress=False)
     train("rm", cfg, run_dir=tmp_path / "twice", resume=True, progress=False)
-    a, b = load_trusted_free(tmp_path / "once" / "ckpt.pt"), load_trusted_free(tmp_path / "twice" / "ckpt.pt")
+    a, b = load_torch_file(tmp_path / "once" / "ckpt.pt"), load_torch_file(tmp_path / "twice" / "ckpt.pt")
     assert a["step"] == b["step"] == 4
     for part in ("model", "ema"):
         for k in a[part]:

@@ -24,14 +24,14 @@ from dynface.core.dsst import DSST
 from dynface.core.hardware import PrecisionError, resolve_precision
 from dynface.core.sigma_label import sigma_grid
 from dynface.modelset.folder import ModelError, ModelSet, resolve_device
-from dynface.modelset.official import OFFICIAL_PRESETS, load_official_modelset, official_manifest
-from dynface.modelset.weights import REGISTRY
-from dynface.networks.architectures import build_preset
+from dynface.modelset.catalogue import CHECKPOINTS, MODEL_SETS
+from dynface.modelset.official import load_official_modelset, official_manifest
+from dynface.networks.architectures import build_architecture
 from dynface.networks.factory import build_network
 from dynface.pipeline import Restorer, RestoreOptions
 
 torch.set_num_threads(1)
-UNET, SWINIR, DPS = (REGISTRY[n].filename for n in ("difface_unet512", "difface_swinir512", "dps_unet256"))
+UNET, SWINIR, DPS = (CHECKPOINTS[n].filename for n in ("difface_unet512", "difface_swinir512", "dps_unet256"))
 TIMES: dict[str, float] = {}
 
 
@@ -44,7 +44,7 @@ def _one_thread():
 
 def _random_state(name: str, seed: int) -> "OrderedDict[str, torch.Tensor]":
     torch.manual_seed(seed)
-    net = build_preset(name)
+    net = build_architecture(CHECKPOINTS[name].architecture())
     with torch.no_grad():
         for mod_name, m in net.named_modules():  # the zero-initialised output convs: give them weights
             if mod_name.endswith("out.2") and hasattr(m, "weight"):
@@ -89,7 +89,7 @@ def test_difface512_builds_and_loads_strictly(official_dir, difface):
     u = prior.unet.state_dict()
     for k in ("input_blocks.0.0.weight", "out.2.weight", "middle_block.1.qkv.weight"):
         assert u[k].dtype == torch.float32 and torch.equal(u[k], ref[k])  # fp16 file, upcast
-    assert sum(p.numel() for p in prior.parameters()) == REGISTRY["difface_unet512"].params
+    assert sum(p.numel() for p in prior.parameters()) == CHECKPOINTS["difface_unet512"].params
     r = rm.state_dict()
     assert torch.equal(r["conv_first.1.weight"], ref["rm:conv_first.1.weight"])
     assert rm.config.io_range == "-1,1" and torch.allclose(rm.mean.flatten(), torch.tensor([0.4488, 0.4371, 0.4040]))
@@ -155,7 +155,7 @@ def test_weights_list_and_path_cli(official_dir, capsys, monkeypatch):
     d = official_dir[0]
     assert main(["weights", "list", "--weights-dir", str(d)]) == 0
     out = capsys.readouterr().out
-    for e in REGISTRY.values():
+    for e in CHECKPOINTS.values():
         assert e.filename in out and e.url in out and str(d / e.filename) in out
     assert out.count("[present]") == 2 and out.count("[MISSING]") == 1 and "not published" in out
     monkeypatch.setenv("DYNFACE_WEIGHTS_DIR", str(d))
@@ -330,10 +330,10 @@ def test_weights_export_for_training_configs(official_dir, difface, tmp_path, ca
 
 
 def test_manifests_of_all_presets():
-    for name, p in OFFICIAL_PRESETS.items():
+    for name, p in MODEL_SETS.items():
         m = official_manifest(name)
         assert m["size"] == p.size and m["template"] == "ffhq" and m["files"]["prior"]["file"] == \
-            REGISTRY[p.prior].filename
+            CHECKPOINTS[p.prior].filename
         assert set(m["hints"]) == {"rm", "tm", "sde", "dgsa", "dsst"}
 
 

@@ -1,4 +1,4 @@
-"""Official-architecture presets against key/shape lists derived from the public code.
+"""Official architectures (networks/architectures.py, named per checkpoint in modelset/catalogue.py) against key/shape lists derived from the public code.
 
 The fixtures ``tests/fixtures/*_keys.json`` were written by
 ``tests/fixtures/derive_official_keys.py``, which re-implements only the module-naming logic of
@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from dynface.networks.architectures import PRESETS, build_preset, difface_swinir512, difface_unet512, dps_unet256
+from dynface.modelset.catalogue import CHECKPOINTS, MODEL_SETS
+from dynface.modelset.weights import WeightsError, official_checkpoint
+from dynface.networks.architectures import build_architecture, difface_swinir512, difface_unet512, dps_unet256
 from dynface.networks.swinir import SwinIRConfig
 from dynface.networks.unet import UNetConfig
 
@@ -30,10 +32,10 @@ def _fixture(name):
     return json.loads((FIXTURES / f"{name}_keys.json").read_text())
 
 
-@pytest.mark.parametrize("name", sorted(PRESETS))
+@pytest.mark.parametrize("name", sorted(CHECKPOINTS))
 def test_preset_keys_and_shapes_match_official(name):
     fx = _fixture(name)
-    model = build_preset(name, device="meta")
+    model = build_architecture(CHECKPOINTS[name].architecture(), device="meta")
     ours = {k: list(v.shape) for k, v in model.state_dict().items()}
     missing = sorted(set(fx["keys"]) - set(ours))
     extra = sorted(set(ours) - set(fx["keys"]))
@@ -71,9 +73,16 @@ def test_difface_attention_levels():
     assert keys["middle_block.1.qkv.weight"] == [1536, 512, 1]
 
 
-def test_unknown_preset():
-    with pytest.raises(KeyError):
-        build_preset("nope", device="meta")
+def test_catalogue_is_consistent():
+    """Each checkpoint names its own architecture and parameter count; each official model set names
+    checkpoints of the catalogue; an unknown checkpoint is a WeightsError."""
+    for name, c in CHECKPOINTS.items():
+        assert c.name == name and c.architecture.__name__ == name and c.params == EXPECTED_PARAMS[name]
+    for name, m in MODEL_SETS.items():
+        assert m.name == name and m.prior in CHECKPOINTS and m.rm in (None, *CHECKPOINTS)
+        assert CHECKPOINTS[m.prior].architecture().image_size == m.size
+    with pytest.raises(WeightsError, match="unknown weights"):
+        official_checkpoint("nope")
 
 
 def test_small_variant_of_dps_layout_runs():

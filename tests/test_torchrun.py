@@ -14,7 +14,7 @@ import yaml
 from conftest import smooth_image
 from tiny_models import ARCH, SIZE
 from dynface.core.imageio import to_uint8, write_image
-from dynface.modelset.checkpoint import load_trusted_free
+from dynface.modelset.weights import load_torch_file
 from dynface.training import data as data_mod
 from dynface.training.batches import degrade_batch
 from dynface.training.distributed import rank_seed
@@ -47,7 +47,7 @@ def torchrun(cfg_path: Path, run_dir: Path, *extra: str):
            "--run-dir", str(run_dir), "-q", *extra]
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
-    return load_trusted_free(run_dir / "ckpt.pt")
+    return load_torch_file(run_dir / "ckpt.pt")
 
 
 def single_process_steps(cfg: dict, ranks: list[int], steps: int) -> dict:

@@ -7,7 +7,8 @@ from conftest import smooth_image
 from tiny_models import ARCH, SIZE
 from dynface.core.imageio import to_uint8, write_image
 from dynface.core.schedule import Schedule, tweedie_x0
-from dynface.modelset.checkpoint import export_safetensors, load_trusted_free
+from dynface.modelset.checkpoint import export_safetensors
+from dynface.modelset.weights import load_torch_file
 from dynface.networks.eps_model import coord_grid
 from dynface.networks.factory import build_network
 from dynface.training import data as data_mod
@@ -47,7 +48,7 @@ def test_resume_is_bit_exact(tmp_path):
     with pytest.raises(FileExistsError):
         train("idm", cfg, run_dir=tmp_path / "resumed", progress=False)
     train("idm", cfg, run_dir=tmp_path / "resumed", resume=True, progress=False)
-    a, b = load_trusted_free(tmp_path / "straight" / "ckpt.pt"), load_trusted_free(tmp_path / "resumed" / "ckpt.pt")
+    a, b = load_torch_file(tmp_path / "straight" / "ckpt.pt"), load_torch_file(tmp_path / "resumed" / "ckpt.pt")
     assert a["step"] == b["step"] == 4
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
@@ -111,7 +112,8 @@ def test_packaged_configs_name_existing_embedded_weights():
     """Every packaged config parses, and every `embedded:NAME` it points to ships with the package."""
     from importlib.resources import files
 
-    from dynface.training.loop import load_config, weights_path
+    from dynface.modelset.manifest import embedded_or_path
+    from dynface.training.loop import load_config
 
     found = 0
     for f in files("dynface").joinpath("configs").iterdir():
@@ -123,6 +125,6 @@ def test_packaged_configs_name_existing_embedded_weights():
                 *(cfg.get("frozen") or {}).values()]
         for r in refs:
             if r and str(r).startswith("embedded:"):
-                assert weights_path(r).is_file(), (f.name, r)
+                assert embedded_or_path(r).is_file(), (f.name, r)
                 found += 1
     assert found >= 4  # idm (init_from) and se_finetune (init_tm, init_sde, frozen rm)

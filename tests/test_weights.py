@@ -13,9 +13,9 @@ import torch
 import torch.nn as nn
 
 from dynface.modelset import weights as W
-from dynface.modelset.weights import (REGISTRY, WeightsError, compare_state, load_checkpoint_state, load_into,
-                                      save_safetensors_fp16, sha256_file, weights_dir, weights_list, weights_path,
-                                      weights_verify)
+from dynface.modelset.catalogue import CHECKPOINTS
+from dynface.modelset.weights import (WeightsError, compare_state, load_checkpoint_state, load_into, official_file,
+                                      save_safetensors_fp16, sha256_file, weights_dir, weights_list, weights_verify)
 
 torch.set_num_threads(1)
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -145,18 +145,19 @@ def test_weights_dir_precedence(tmp_path, monkeypatch):
     assert weights_dir(tmp_path / "arg") == tmp_path / "arg"
 
 
-def test_registry_list_and_path(tmp_path):
-    assert set(REGISTRY) == {"difface_unet512", "dps_unet256", "difface_swinir512"}
+def test_catalogue_list_and_official_file(tmp_path):
+    assert set(CHECKPOINTS) == {"difface_unet512", "dps_unet256", "difface_swinir512"}
     rows = weights_list(tmp_path)
     assert {r["filename"] for r in rows} == {"iddpm_ffhq512_ema500000.pth", "ffhq_10m.pt", "swinir_restoration512_L1.pth"}
     assert not any(r["present"] for r in rows)
+    assert {r["architecture"] for r in rows} == set(CHECKPOINTS)  # the architecture function, by name
     assert all(r["url"].startswith("https://") for r in rows)
     with pytest.raises(WeightsError) as e:
-        weights_path("difface_swinir512", tmp_path)
+        official_file("difface_swinir512", tmp_path)
     assert "https://github.com/zsyOAOA/DifFace/releases/download/V1.0/swinir_restoration512_L1.pth" in str(e.value)
-    assert weights_path("dps_unet256", tmp_path, must_exist=False) == tmp_path / "ffhq_10m.pt"
+    assert official_file("dps_unet256", tmp_path, must_exist=False) == tmp_path / "ffhq_10m.pt"
     with pytest.raises(WeightsError, match="unknown weights"):
-        weights_path("nope", tmp_path)
+        official_file("nope", tmp_path)
 
 
 def test_verify_with_a_fake_official_swinir(tmp_path):
@@ -165,7 +166,7 @@ def test_verify_with_a_fake_official_swinir(tmp_path):
     keys = json.loads((FIXTURES / "difface_swinir512_keys.json").read_text())["keys"]
     state = {f"module.{k}": torch.zeros(s, dtype=torch.int64 if k.endswith("relative_position_index") else torch.float16)
              for k, s in keys.items()}
-    path = tmp_path / REGISTRY["difface_swinir512"].filename
+    path = tmp_path / CHECKPOINTS["difface_swinir512"].filename
     torch.save({"iters_start": 1, "state_dict": state}, path)
     (r,) = weights_verify(tmp_path, names=["difface_swinir512"])
     assert r.exists and r.keys_ok and r.ok, r.summary()
@@ -180,5 +181,5 @@ def test_verify_with_a_fake_official_swinir(tmp_path):
 def test_verify_missing_files(tmp_path):
     results = weights_verify(tmp_path)
     assert len(results) == 3 and not any(r.exists or r.ok for r in results)
-    assert all(REGISTRY[r.name].url in r.message for r in results)
+    assert all(CHECKPOINTS[r.name].url in r.message for r in results)
     assert all("MISSING" in r.summary() for r in results)

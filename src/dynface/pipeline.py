@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from dynface.core.dblm import GUIDANCE_WEIGHTS, estimate_sigma, guidance_images, guidance_sigmas
-from dynface.core.fidelity_control import check_fidelity, fidelity_controls
+from dynface.core.fidelity_control import FIDELITY_DEFAULT, check_fidelity, fidelity_controls
 from dynface.core.hardware import autocast, resolve_precision
 from dynface.core.imageio import resize
 from dynface.core.schedule import Schedule, space_timesteps
@@ -38,27 +38,54 @@ from dynface.sampling.denoiser import Denoiser, SampleStats
 from dynface.sampling.guidance import Guidance, GuidanceStep, GuidedModel
 
 
+SEED_MAX = 2**63 - 1  # torch.Generator.manual_seed takes a 64-bit value
+T_MAX = 999          # the last timestep of the 1000-step schedule every model set uses
+STEPS_MAX = T_MAX + 1
+
+
+def _flag(help: str = "", lo=None, hi=None, names: tuple = (), choices: tuple | None = None,
+          metavar: str | None = None) -> dict:
+    """The command-line facts of a RestoreOptions field (`cli.flags.add_option_flag` makes the flag):
+    help text, accepted range [lo, hi] (shown in --help), flag names (default --field-name),
+    choices, metavar. The flag's default is the field's, None for MODEL_SET_DEFAULTS."""
+    return {"cli": {"help": help, "lo": lo, "hi": hi, "names": names, "choices": choices, "metavar": metavar}}
+
+
 @dataclass
 class RestoreOptions:
-    method: str = "dynface"       # dynface | rm | bicubic | idm
-    steps: int = 25               # network evaluations after the start step (respacing)
-    n_guidance: int = 3           # Eq. 15: N guidance images
+    """Every switch of one restoration. Fields with `_flag` metadata are `dynface restore` flags."""
+
+    method: str = field(default="dynface", metadata=_flag(
+        "dynface: full DynFaceRestore; rm: restoration network only; idm: IDM conditional diffusion",
+        choices=("dynface", "rm", "bicubic", "idm")))
+    steps: int = field(default=25, metadata=_flag(  # network evaluations after the start step (respacing)
+        "network evaluations from the start step (default: model set's)", 1, STEPS_MAX))
+    n_guidance: int = field(default=3, metadata=_flag(  # Eq. 15: N guidance images
+        "number of guidance images (Eq. 15)", choices=(1, 2, 3, 4)))
     guidance_spacing: float | None = None  # sigma_i = sigma_hat - (i-1) * spacing; default from the model set
-    zeta: float | None = None     # guidance scale; default from the model set
-    sigma_lr: float | None = None  # Eq. 7 step; default from the model set
-    eta: float = 1.0              # 1 = ancestral (Eq. 6), 0 = DDIM
-    seed: int = 0
-    dblm: bool = True
-    dsst: bool = True
-    fixed_start: int = 999
-    dgsa: bool = True
-    refine: bool = True
-    guide_every: int = 1
+    zeta: float | None = field(default=None, metadata=_flag(  # guidance scale; default from the model set
+        "zeta of Eq. 5", 0.0, 100.0, names=("--guidance-scale", "--zeta")))
+    sigma_lr: float | None = field(default=None, metadata=_flag(  # Eq. 7 step; default from the model set
+        "eta of Eq. 7 (kernel refinement step)", 0.0, 100.0))
+    eta: float = field(default=1.0, metadata=_flag("1 = ancestral DDPM steps (Eq. 6), 0 = DDIM", 0.0, 1.0))
+    seed: int = field(default=0, metadata=_flag("", 0, SEED_MAX))
+    dblm: bool = field(default=True, metadata=_flag(
+        "Dynamic Blur-Level Mapping (off = DM only: guide with the raw input)"))
+    dsst: bool = field(default=True, metadata=_flag("Dynamic start step (off = --fixed-start)"))
+    fixed_start: int = field(default=T_MAX, metadata=_flag("start step when --no-dsst", 0, T_MAX))
+    dgsa: bool = field(default=True, metadata=_flag("learned per-pixel guidance scale (off = M = 1)"))
+    refine: bool = field(default=True, metadata=_flag("kernel refinement of Eq. 7"))
+    guide_every: int = field(default=1, metadata=_flag("guide every k-th step only", 1, STEPS_MAX))
     guide_last: int = 0
-    precision: str = "auto"       # auto | fp32 | fp16 | bf16 autocast of every network (auto: bf16 only if native)
-    channels_last: bool = False   # NHWC weights and activations (a CPU/GPU memory-layout option)
-    fidelity: float | None = None  # w in [0, 1]: 1 = closest to RM(y), 0 = most prior freedom; None = default (core/fidelity_control.py)
-    samples: int = 1              # K posterior samples in one batch (uncertainty map); 1 = the plain restoration
+    precision: str = "auto"       # auto | fp32 | fp16 | bf16 autocast (auto: bf16 only if native); --precision
+    channels_last: bool = field(default=False, metadata=_flag(  # NHWC weights and activations
+        "channels_last (NHWC) memory layout for every network"))
+    fidelity: float | None = field(default=None, metadata=_flag(  # None = default (core/fidelity_control.py)
+        "1 = closest to the restoration network's output, 0 = most freedom for the prior "
+        f"(default: the method's own setting, {FIDELITY_DEFAULT:g}; docs/fidelity.md)", 0.0, 1.0, metavar="W"))
+    samples: int = field(default=1, metadata=_flag(  # K posterior samples in one batch; 1 = the plain restoration
+        "draw K posterior samples in one batch and write their mean and per-pixel std heat map "
+        "to uncertainty/ (default 1: no map)", 1, 64, metavar="K"))
 
     @classmethod
     def for_models(cls, models: ModelSet, **given) -> "RestoreOptions":

@@ -3,18 +3,18 @@ from __future__ import annotations
 
 import sys
 
-from dynface.cli.flags import SEED_MAX, STEPS_MAX, add_number, add_runtime_options
+from dynface.cli.flags import add_number, add_option_flag, add_runtime_options, options_from_args
 
 
 def register(sub) -> None:
     p = sub.add_parser("bench", help="the ablation benchmark (paper Table 3) on clean faces degraded with a seed")
     p.add_argument("clean_dir")
     p.add_argument("-o", "--output", default="bench-out")
-    add_number(p, "--seed", lo=0, hi=SEED_MAX, default=0)
+    add_option_flag(p, "seed")
     add_number(p, "--limit", lo=1, default=None, help="first N faces only")
     p.add_argument("--settings", default=None, help="comma list of rows or groups (ablation, fidelity, or e.g. \"w=0.5\"; default: ablation)")
     p.add_argument("--weights-dir", default=None)
-    add_number(p, "--steps", lo=1, hi=STEPS_MAX, default=None)
+    add_option_flag(p, "steps")
     add_runtime_options(p)
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_bench)
@@ -24,11 +24,11 @@ def cmd_bench(a) -> int:
     from dynface.core.hardware import set_threads
     from dynface.jobs.ablation import format_markdown, run_bench
     from dynface.modelset.folder import ModelSet
-    from dynface.pipeline import Restorer, RestoreOptions
+    from dynface.pipeline import Restorer
 
     set_threads(a.threads)
     models = ModelSet.load(a.weights_dir)
-    base = RestoreOptions.for_models(models, steps=a.steps, precision=a.precision)
+    base = options_from_args(a, models)  # steps, precision (each face's seed is set per face)
     settings = [s.strip() for s in a.settings.split(",")] if a.settings else None
     res = run_bench(a.clean_dir, a.output, Restorer(models), base, a.seed, a.limit, settings, progress=not a.quiet)
     print(format_markdown(res["rows"]))

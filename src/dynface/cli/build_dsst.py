@@ -1,8 +1,9 @@
 """`dynface build-dsst`: build the DSST table (Eq. 11) of a model set (jobs/dsst_table.py)."""
 from __future__ import annotations
 
-from dynface.cli.flags import IMAGE_SIDE_MAX, T_MAX, add_number
+from dynface.cli.flags import IMAGE_SIDE_MAX, add_number
 from dynface.core.sigma_label import sigma_grid
+from dynface.pipeline import T_MAX
 
 
 def register(sub) -> None:

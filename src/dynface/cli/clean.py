@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import sys
 
-from dynface.cli.flags import (SEED_MAX, STEPS_MAX, add_engine_options, add_max_pixels, add_number,
-                               add_runtime_options, engine_workers)
+from dynface.cli.flags import (add_engine_options, add_max_pixels, add_number, add_option_flag, add_runtime_options,
+                               engine_workers, options_from_args)
 
 
 def register(sub) -> None:
@@ -12,10 +12,9 @@ def register(sub) -> None:
     p.add_argument("dataset")
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--weights-dir", default=None)
-    p.add_argument("--method", choices=["idm", "dynface", "rm"], default="idm")
-    add_number(p, "--steps", lo=1, hi=STEPS_MAX, default=None, help="network evaluations (default: model set's)")
-    add_number(p, "--seed", lo=0, hi=SEED_MAX, default=0,
-               help="run seed; each image's own seed is derived from it and the file name")
+    add_option_flag(p, "method", choices=("idm", "dynface", "rm"), default="idm", help=None)
+    add_option_flag(p, "steps", help="network evaluations (default: model set's)")
+    add_option_flag(p, "seed", help="run seed; each image's own seed is derived from it and the file name")
     add_number(p, "--batch", lo=1, hi=1024, default=4, help="with --engine ray: files per Ray task")
     add_number(p, "--limit", lo=1, default=None, help="only the first N images (sorted by name)")
     p.add_argument("--split", choices=["all", "train", "val"], default="all")
@@ -38,8 +37,7 @@ def cmd_clean(a) -> int:
     set_threads(a.threads)
     models = ModelSet.load(a.weights_dir)
     # clean takes only `steps` from the model set; n_guidance stays the RestoreOptions default
-    opt = RestoreOptions.for_models(models, method=a.method, steps=a.steps, n_guidance=RestoreOptions.n_guidance,
-                                    seed=a.seed, precision=a.precision)
+    opt = options_from_args(a, models, n_guidance=RestoreOptions.n_guidance)
     if a.engine == "ray":
         from dynface.engines.ray_engine import clean_folder_ray
 

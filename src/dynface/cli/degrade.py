@@ -1,7 +1,8 @@
 """`dynface degrade`: the synthetic degradation of METHOD §1 on image files (seeded, parameters recorded)."""
 from __future__ import annotations
 
-from dynface.cli.flags import IMAGE_SIDE_MAX, SEED_MAX, add_max_pixels, add_number, finish
+from dynface.cli.flags import IMAGE_SIDE_MAX, add_max_pixels, add_number, finish
+from dynface.pipeline import SEED_MAX
 
 
 def register(sub) -> None:

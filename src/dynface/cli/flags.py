@@ -4,19 +4,20 @@ engine flags, the exit statuses, and the report a folder job ends with.
 `number(kind, lo, hi)` is an argparse `type=`: a bad value is one argparse error line and exit 2
 (usage error), never garbage output and never an internal error later. `ranged(help, ...)`
 appends the range to an option's help text, so `--help` and the error say the same thing.
+The restore flags are made from the `RestoreOptions` fields (`add_option_flag`): their defaults,
+ranges and help texts are written once, in pipeline.py.
 """
 from __future__ import annotations
 
 import argparse
 import math
 import sys
+from dataclasses import fields
 
 from dynface.errors import DynfaceError
+from dynface.pipeline import MODEL_SET_DEFAULTS, RestoreOptions
 
-SEED_MAX = 2**63 - 1          # torch.Generator.manual_seed takes a 64-bit value
 THREADS_MAX = 1024
-T_MAX = 999                   # the last timestep of the 1000-step schedule every model set uses
-STEPS_MAX = T_MAX + 1
 IMAGE_SIDE_MAX = 8192
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 1, 2, 3  # a file failed; a usage or known error; a bug
 
@@ -84,38 +85,34 @@ class CLIError(DynfaceError):
     """A command line that cannot run as given (exit 2)."""
 
 
-def _bool_flag(p, name: str, default: bool, help: str):
-    p.add_argument(f"--{name}", dest=name.replace("-", "_"), action=argparse.BooleanOptionalAction, default=default,
-                   help=help)
+def option_flags() -> dict:
+    """RestoreOptions field name -> its dataclass Field, for the fields with command-line facts (pipeline._flag)."""
+    return {f.name: f for f in fields(RestoreOptions) if "cli" in f.metadata}
+
+
+def add_option_flag(p, name: str, **override):
+    """The flag of the RestoreOptions field `name`: names, range, choices, metavar and help from the
+    field's metadata; default the field's, None for MODEL_SET_DEFAULTS (the model set's). `override`
+    replaces facts (help, choices) or the default for one command."""
+    f = option_flags()[name]
+    facts = {**f.metadata["cli"], "default": None if name in MODEL_SET_DEFAULTS else f.default, **override}
+    names = facts["names"] or (f"--{name.replace('_', '-')}",)
+    kw = {"dest": name, "default": facts["default"], "help": facts["help"]}
+    if facts["metavar"]:
+        kw["metavar"] = facts["metavar"]
+    if isinstance(f.default, bool):
+        return p.add_argument(*names, action=argparse.BooleanOptionalAction, **kw)
+    if facts["choices"]:
+        return p.add_argument(*names, type=type(facts["choices"][0]), choices=list(facts["choices"]), **kw)
+    kind = float if "float" in str(f.type) else int
+    return add_number(p, *names, kind=kind, lo=facts["lo"], hi=facts["hi"], **kw)
 
 
 def add_restore_options(p) -> None:
-    p.add_argument("--method", choices=["dynface", "rm", "bicubic", "idm"], default="dynface",
-                   help="dynface: full DynFaceRestore; rm: restoration network only; idm: IDM conditional diffusion")
+    """--weights-dir and one flag per RestoreOptions field that has one (`add_option_flag`)."""
     p.add_argument("--weights-dir", default=None, help="model set folder (default: the embedded CPU models)")
-    add_number(p, "--steps", lo=1, hi=STEPS_MAX, default=None,
-               help="network evaluations from the start step (default: model set's)")
-    p.add_argument("--n-guidance", type=int, default=None, choices=[1, 2, 3, 4], help="number of guidance images (Eq. 15)")
-    add_number(p, "--guidance-scale", "--zeta", dest="zeta", kind=float, lo=0.0, hi=100.0, default=None,
-               help="zeta of Eq. 5")
-    add_number(p, "--sigma-lr", kind=float, lo=0.0, hi=100.0, default=None, help="eta of Eq. 7 (kernel refinement step)")
-    add_number(p, "--eta", kind=float, lo=0.0, hi=1.0, default=1.0, help="1 = ancestral DDPM steps (Eq. 6), 0 = DDIM")
-    add_number(p, "--guide-every", lo=1, hi=STEPS_MAX, default=1, help="guide every k-th step only")
-    add_number(p, "--seed", lo=0, hi=SEED_MAX, default=0)
-    _bool_flag(p, "dblm", True, "Dynamic Blur-Level Mapping (off = DM only: guide with the raw input)")
-    _bool_flag(p, "dsst", True, "Dynamic start step (off = --fixed-start)")
-    add_number(p, "--fixed-start", lo=0, hi=T_MAX, default=T_MAX, help="start step when --no-dsst")
-    _bool_flag(p, "dgsa", True, "learned per-pixel guidance scale (off = M = 1)")
-    _bool_flag(p, "refine", True, "kernel refinement of Eq. 7")
-    _bool_flag(p, "channels-last", False, "channels_last (NHWC) memory layout for every network")
-    from dynface.core.fidelity_control import FIDELITY_DEFAULT
-
-    add_number(p, "--fidelity", kind=float, lo=0.0, hi=1.0, default=None, metavar="W",
-               help="1 = closest to the restoration network's output, 0 = most freedom for the prior "
-                    f"(default: the method's own setting, {FIDELITY_DEFAULT:g}; docs/fidelity.md)")
-    add_number(p, "--samples", lo=1, hi=64, default=1, metavar="K",
-               help="draw K posterior samples in one batch and write their mean and per-pixel std heat map "
-                    "to uncertainty/ (default 1: no map)")
+    for name in option_flags():
+        add_option_flag(p, name)
 
 
 def add_runtime_options(p) -> None:
@@ -124,7 +121,7 @@ def add_runtime_options(p) -> None:
 
     add_number(p, "--threads", lo=1, hi=THREADS_MAX, default=None,
                help="CPU threads (default: the physical cores this process may use; see `dynface info`)")
-    p.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
+    p.add_argument("--precision", choices=PRECISION_CHOICES, default=RestoreOptions.precision,
                    help="autocast precision of every network; auto (default): bf16 only where the CPU/GPU runs it "
                         "natively (avx512_bf16/amx_bf16 or a bf16 CUDA device), else fp32")
     p.add_argument("--bf16", dest="precision", action="store_const", const="bf16", help=argparse.SUPPRESS)
@@ -150,17 +147,11 @@ def engine_workers(a) -> int | None:
     return a.workers if a.workers is not None or a.address else 1
 
 
-def options_from_args(a, models):
-    from dynface.core.fidelity_control import check_fidelity
-    from dynface.core.uncertainty import check_samples
-    from dynface.pipeline import RestoreOptions
-
-    return RestoreOptions.for_models(models, method=a.method, steps=a.steps, n_guidance=a.n_guidance,
-                                     zeta=a.zeta, sigma_lr=a.sigma_lr, eta=a.eta, seed=a.seed, dblm=a.dblm, dsst=a.dsst,
-                                     fixed_start=a.fixed_start, dgsa=a.dgsa, refine=a.refine, guide_every=a.guide_every,
-                                     precision=a.precision, channels_last=a.channels_last,
-                                     fidelity=None if a.fidelity is None else check_fidelity(a.fidelity),
-                                     samples=check_samples(a.samples))
+def options_from_args(a, models, **given) -> RestoreOptions:
+    """RestoreOptions from the parsed flags of a command: every RestoreOptions field the command has a
+    flag for (`add_option_flag`, --precision), then `given`; None in MODEL_SET_DEFAULTS means the model set's."""
+    flagged = {f.name: getattr(a, f.name) for f in fields(RestoreOptions) if hasattr(a, f.name)}
+    return RestoreOptions.for_models(models, **{**flagged, **given})
 
 
 def finish(rep, out, verb: str) -> int:

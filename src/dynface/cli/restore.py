@@ -21,7 +21,9 @@ def register(sub) -> None:
     p.add_argument("--ext", default="auto", choices=["auto", "png", "jpg"])
     p.add_argument("--draw-box", action="store_true")
     p.add_argument("-q", "--quiet", action="store_true")
-    p.add_argument("--preset", choices=["embedded", "difface512", "dps256"], default="embedded",
+    from dynface.modelset.catalogue import MODEL_SETS
+
+    p.add_argument("--preset", choices=["embedded", *MODEL_SETS], default="embedded",
                    help="embedded: the CPU model set (or the set in --weights-dir); difface512 / dps256: the public "
                         "checkpoints in --weights-dir (default $DYNFACE_WEIGHTS_DIR or ~/.cache/dynface/weights), "
                         "see `dynface weights list` and docs/official-weights.md")

@@ -5,10 +5,11 @@ import sys
 
 
 def register(sub) -> None:
-    from dynface.modelset.weights import ENV_WEIGHTS_DIR, REGISTRY
+    from dynface.modelset.catalogue import CHECKPOINTS, MODEL_SETS
+    from dynface.modelset.weights import ENV_WEIGHTS_DIR
 
-    names = list(REGISTRY)
-    presets = ["difface512", "dps256"]
+    names = list(CHECKPOINTS)
+    presets = list(MODEL_SETS)  # `--preset NAME` / `export NAME`: an official model set
     wd_help = f"folder of the weights (default: ${ENV_WEIGHTS_DIR}, else ~/.cache/dynface/weights)"
     p = sub.add_parser("weights", help="official checkpoints: where they go, are they there and intact (never downloads)")
     wsub = p.add_subparsers(dest="weights_cmd", required=True)
@@ -46,11 +47,11 @@ def _size_text(n) -> str:
 
 
 def cmd_weights_list(a) -> int:
-    from dynface.modelset.official import OFFICIAL_PRESETS
+    from dynface.modelset.catalogue import MODEL_SETS
     from dynface.modelset.weights import weights_dir, weights_list
 
     used = {}
-    for p in OFFICIAL_PRESETS.values():
+    for p in MODEL_SETS.values():
         for name in (p.prior, p.rm):
             if name:
                 used.setdefault(name, []).append(p.name)
@@ -66,12 +67,13 @@ def cmd_weights_list(a) -> int:
 
 
 def cmd_weights_verify(a) -> int:
-    from dynface.modelset.official import OFFICIAL_PRESETS, own_stage_files
+    from dynface.modelset.catalogue import MODEL_SETS
+    from dynface.modelset.official import own_stage_files
     from dynface.modelset.weights import weights_dir, weights_verify
 
     names = list(a.names)
     if a.preset and not names:
-        p = OFFICIAL_PRESETS[a.preset]
+        p = MODEL_SETS[a.preset]
         names = [n for n in (p.prior, p.rm) if n]
     results = weights_verify(a.weights_dir, names or None, hash_files=not a.no_hash)
     print(f"weights folder: {weights_dir(a.weights_dir)}")
@@ -96,9 +98,9 @@ def cmd_weights_verify(a) -> int:
 
 
 def cmd_weights_path(a) -> int:
-    from dynface.modelset.weights import weights_path
+    from dynface.modelset.weights import official_file
 
-    path = weights_path(a.name, a.weights_dir, must_exist=False)
+    path = official_file(a.name, a.weights_dir, must_exist=False)
     print(path)
     if a.check and not path.is_file():
         print(f"dynface: error: {a.name}: not found at {path}", file=sys.stderr)

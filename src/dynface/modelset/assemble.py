@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 from dynface.core.imageio import write_bytes_atomic
-from dynface.modelset.manifest import STAGE_FILES, manifest_entry
+from dynface.modelset.manifest import DSST_FILE, STAGE_FILES, manifest_entry
 
 
 def assemble(sources: dict, out_dir, size: int, template: str, sigma_grid, degradation: dict, defaults: dict,
@@ -23,11 +23,11 @@ def assemble(sources: dict, out_dir, size: int, template: str, sigma_grid, degra
     for name, src in sources.items():
         src = Path(src)
         if name == "dsst":
-            dst = out / "dsst.json"
+            dst = out / DSST_FILE
             if src.resolve() != dst.resolve():
                 shutil.copyfile(src, dst)
             d = json.loads(dst.read_text())
-            files["dsst"] = {"file": "dsst.json", "tau": d["tau"], "bytes": dst.stat().st_size}
+            files["dsst"] = {"file": DSST_FILE, "tau": d["tau"], "bytes": dst.stat().st_size}
             continue
         dst = out / STAGE_FILES[name]
         if src.resolve() != dst.resolve():

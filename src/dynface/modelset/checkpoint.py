@@ -1,6 +1,7 @@
-"""Training checkpoints (resumable) and exported weights (fp16 safetensors + metadata).
+"""Exported weights (fp16 safetensors + metadata) and the networks built from them.
 
-Checkpoints are written atomically and read back with torch.load(weights_only=True).
+Training checkpoints (resumable) are plain torch files: `weights.save_torch_file` writes them
+atomically, `weights.load_torch_file` reads them back with ``weights_only=True``.
 """
 from __future__ import annotations
 
@@ -9,35 +10,6 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-from safetensors.torch import load_file
-
-
-def save_atomic(obj, path) -> None:
-    from dynface.core.atomic import write_atomic
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, lambda tmp: torch.save(obj, tmp))
-
-
-def load_trusted_free(path):
-    """torch.load with weights_only=True: tensors and plain containers only, never code.
-    A missing, unreadable or refused file raises WeightsError with the reason in one line."""
-    import pickle
-
-    from dynface.modelset.weights import WeightsError, _unpickling_reason
-
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"{path}: no such checkpoint")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise WeightsError(f"refusing to load {path}: the pickle needs more than tensors and plain containers "
-                           f"({_unpickling_reason(e)}); only weights_only-safe checkpoints are loaded") from None
-    except Exception as e:  # noqa: BLE001 - truncated/garbage files fail in many ways
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise WeightsError(f"{path}: cannot read checkpoint ({type(e).__name__}{': ' + msg if msg else ''})") from None
 
 
 def export_safetensors(module: nn.Module, path, kind: str, arch: dict, extra: dict | None = None,
@@ -53,7 +25,6 @@ def export_safetensors(module: nn.Module, path, kind: str, arch: dict, extra: di
     for k, v in (extra or {}).items():
         meta[k] = v if isinstance(v, str) else json.dumps(v)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if dtype == torch.float16:
         return save_safetensors_fp16(module, path, meta)
     state = {k: (v.detach().to(dtype) if v.is_floating_point() else v.detach()).clone()
@@ -80,6 +51,7 @@ def load_network(path, kind: str | tuple[str, ...] | None = None, shipped: bool 
     tensors before anything is allocated (`netcheck.check_network_file`), except for `shipped` files
     (the package's own embedded model set)."""
     from dynface.modelset.netcheck import NetworkCheckError, check_network_file
+    from dynface.modelset.weights import load_safetensors_file
     from dynface.networks.factory import build_network
 
     meta = read_metadata(path)
@@ -91,7 +63,7 @@ def load_network(path, kind: str | tuple[str, ...] | None = None, shipped: bool 
     if not shipped:  # the package's own embedded files are not a stranger's (the check costs ~0.4 s a network)
         check_network_file(path, meta["kind"], meta["arch"])
     net = build_network(meta["kind"], meta["arch"])
-    state = load_file(str(path))
+    state = load_safetensors_file(path)
     ref = net.state_dict()
     state = {k: v.to(ref[k].dtype) if k in ref else v for k, v in state.items()}
     net.load_state_dict(state, strict=True)

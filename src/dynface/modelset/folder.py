@@ -10,7 +10,7 @@ import torch
 from dynface.core.dsst import DSST
 from dynface.errors import DynfaceError
 from dynface.modelset.checkpoint import load_network
-from dynface.modelset.manifest import EMBEDDED_DIR, STAGE_FILES
+from dynface.modelset.manifest import DSST_FILE, EMBEDDED_DIR, STAGE_FILES
 
 
 class ModelError(DynfaceError):
@@ -78,11 +78,11 @@ class ModelSet:
                     raise ModelError(str(e)) from None
                 except Exception as e:  # noqa: BLE001 - report any broken file in one line
                     raise ModelError(f"{p}: cannot load ({type(e).__name__}: {e})") from None
-        if (root / "dsst.json").exists():
+        if (root / DSST_FILE).exists():
             try:
-                nets["dsst"] = DSST.load(root / "dsst.json")
+                nets["dsst"] = DSST.load(root / DSST_FILE)
             except Exception as e:  # noqa: BLE001 - a broken table is one line naming the file
-                raise ModelError(f"{root / 'dsst.json'}: cannot load ({type(e).__name__}: {e})".splitlines()[0]) from None
+                raise ModelError(f"{root / DSST_FILE}: cannot load ({type(e).__name__}: {e})".splitlines()[0]) from None
         return cls(root, manifest, nets).to(dev)
 
     def to(self, device) -> "ModelSet":

@@ -9,6 +9,14 @@ EMBEDDED_DIR = Path(__file__).parent.parent / "embedded"  # src/dynface/embedded
 
 STAGE_FILES = {"prior": "prior.safetensors", "rm": "rm.safetensors", "tm": "tm.safetensors",
                "sde": "sde.safetensors", "dgsa": "dgsa.safetensors", "idm": "idm.safetensors"}
+DSST_FILE = "dsst.json"
+
+
+def embedded_or_path(path) -> Path:
+    """A training config's weights path as a Path; `embedded:NAME` is NAME in the embedded model set."""
+    if str(path).startswith("embedded:"):
+        return EMBEDDED_DIR / str(path)[len("embedded:"):]
+    return Path(path)
 
 
 def manifest_entry(path: Path) -> dict:

@@ -46,18 +46,10 @@ def _check_values(x, where: str) -> None:
         raise NetworkCheckError(f"arch {where}: unexpected value of type {type(x).__name__}")
 
 
-def header_shapes(path) -> dict[str, tuple[int, ...]]:
-    """Tensor name -> shape from a safetensors header (nothing else is read)."""
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
-
-
 def check_network_file(path, kind: str, arch) -> None:
     """Raise NetworkCheckError unless `arch` builds a network of at most MAX_NETWORK_PARAMS whose
     state names and shapes are exactly those stored in the safetensors file `path`."""
-    from dynface.modelset.weights import compare_state
+    from dynface.modelset.weights import compare_state, read_safetensors_header
     from dynface.networks.factory import build_network
 
     if not isinstance(arch, dict):
@@ -78,7 +70,7 @@ def check_network_file(path, kind: str, arch) -> None:
     if n > MAX_NETWORK_PARAMS:
         raise NetworkCheckError(f"{path}: metadata describes a {kind} network of {n:,} values, "
                                 f"over the limit of {MAX_NETWORK_PARAMS:,}; refused")
-    stored = header_shapes(path)
+    stored = read_safetensors_header(path)[1]
     rep = compare_state(state, {k: torch.empty(s, device="meta") for k, s in stored.items()},
                         target=f"the {kind} network its metadata describes")
     if not rep.ok:

@@ -1,25 +1,15 @@
 """Model sets built from the public checkpoints (DifFace 512², DPS 256²) plus the user's own stages.
 
-``load_official_modelset(preset, weights_dir, device)`` returns a
+``load_official_modelset(name, weights_dir, device)`` (name: an official model set, ``--preset``) returns a
 :class:`dynface.modelset.folder.ModelSet`, so ``Restorer`` and ``dynface restore`` work unchanged.
 
-Presets
--------
-``difface512``  prior: DifFace ``iddpm_ffhq512_ema500000.pth`` (improved-DDPM UNet, 512², learned
-                variance, 1000 linear-beta steps -- the schedule of ``Schedule.linear()``);
-                RM: DifFace ``swinir_restoration512_L1.pth`` (SwinIR; DifFace feeds it [0, 1]
-                images, here it is built with ``io_range="-1,1"``, which maps [-1, 1] to [0, 1]
-                and back around the same network, so the weights are used exactly as upstream).
-``dps256``      prior: DPS ``ffhq_10m.pt`` (guided-diffusion UNet, 256², learned variance, same
-                schedule). **No public 256² face restorer exists**, so there is no official RM:
-                put your own ``rm.safetensors`` (dynface format, e.g. ``dynface train rm`` with
-                ``size: 256``) in the weights folder, or run the DM-only ablation
-                (``--method dynface --no-dblm --no-dsst``), which needs only the prior.
+What the official checkpoints and model sets are (files, URLs, architectures, sizes, sigma grids):
+`dynface.modelset.catalogue`. This module builds them.
 
 The remaining stages have no public weights anywhere (the authors' code is not released):
 SE (``tm.safetensors`` + ``sde.safetensors``, ``dynface train se``), DGSA (``dgsa.safetensors``,
 ``dynface train dgsa``) and the DSST table (``dsst.json``, ``dynface build-dsst``). They are read
-in dynface's own format from ``<weights_dir>/<preset>/`` if that folder exists, else from
+in dynface's own format from ``<weights_dir>/<name>/`` if that folder exists, else from
 ``<weights_dir>/`` itself. A stage whose file is absent is simply missing from the ModelSet; the
 pipeline then raises ``ModelError`` naming the stage, the file to provide and the switch that
 turns the stage off (``--no-dblm``, ``--no-dsst``, ``--no-dgsa``).
@@ -34,64 +24,30 @@ Sampler defaults written into the manifest (all overridable on the command line)
   0.5 at 256² (the same blur seen at half the resolution).
 * ``dm_sigma``: the fixed sigma of the DM-only ablation, the middle of the sigma grid.
 
-Sigma grid: the paper's 0.1 .. 15 (150 entries) at 512²; at 256² the same physical blur is
-0.05 .. 7.5 (the project's convention for other sizes, cf. the 128² configs). SE and DSST files
-trained for another grid are refused with a message saying how to rebuild them.
+SE and DSST files trained for another sigma grid are refused with a message saying how to rebuild them.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
 
+from dynface.modelset.catalogue import CHECKPOINTS, MODEL_SETS, OfficialModelSet
 from dynface.modelset.folder import ModelError, ModelSet, resolve_device
-from dynface.modelset.manifest import manifest_entry
-from dynface.networks.architectures import PRESETS as ARCH_PRESETS
+from dynface.modelset.manifest import DSST_FILE, STAGE_FILES, manifest_entry
 from dynface.networks.eps_model import EpsModel
 from dynface.networks.swinir import SwinIR
-from dynface.modelset.weights import (ENV_WEIGHTS_DIR, REGISTRY, WeightsError, load_checkpoint_state, load_into,
-                                      weights_path)
+from dynface.modelset.weights import WeightsError, load_checkpoint_state, load_into, official_file
 from dynface.modelset.weights import weights_dir as resolve_weights_dir
 
-WEIGHTS_ENV = ENV_WEIGHTS_DIR
-__all__ = ["OfficialPreset", "OFFICIAL_PRESETS", "OWN_FILES", "official_manifest", "load_official_modelset",
-           "build_official_prior", "build_official_rm", "own_stage_files", "export_for_training"]
+__all__ = ["OWN_FILES", "official_manifest", "load_official_modelset", "build_official_prior", "build_official_rm",
+           "own_stage_files", "export_for_training"]
 
 DOCS = "docs/official-weights.md"
 #: stage -> file name of the stages trained by the user (dynface's own safetensors/json format)
-OWN_FILES = {"rm": "rm.safetensors", "tm": "tm.safetensors", "sde": "sde.safetensors",
-             "dgsa": "dgsa.safetensors", "dsst": "dsst.json"}
+OWN_FILES = {**{s: STAGE_FILES[s] for s in ("rm", "tm", "sde", "dgsa")}, "dsst": DSST_FILE}
 
-
-@dataclass(frozen=True)
-class OfficialPreset:
-    name: str
-    size: int
-    prior: str                      # registry name of the official prior checkpoint
-    rm: str | None                  # registry name of the official restorer, or None
-    sigma_grid: tuple = (0.1, 15.0, 150)
-    guidance_spacing: float = 1.0
-    prior_iters: int | None = None  # training iterations of the released prior, where stated
-    degradation: dict = field(default_factory=dict)
-    note: str = ""
-
-
-_DEG512 = {"sigma": [0.1, 15.0], "scale": [0.8, 32.0], "noise": [0.0, 20.0], "jpeg": [30, 100]}
-_DEG256 = {"sigma": [0.05, 7.5], "scale": [0.4, 16.0], "noise": [0.0, 20.0], "jpeg": [30, 100]}
-
-OFFICIAL_PRESETS: dict[str, OfficialPreset] = {
-    "difface512": OfficialPreset(
-        "difface512", 512, prior="difface_unet512", rm="difface_swinir512", sigma_grid=(0.1, 15.0, 150),
-        guidance_spacing=1.0, prior_iters=500_000, degradation=_DEG512,
-        note="official DifFace prior + SwinIR restorer (512x512, FFHQ-aligned faces)"),
-    "dps256": OfficialPreset(
-        "dps256", 256, prior="dps_unet256", rm=None, sigma_grid=(0.05, 7.5, 150),
-        guidance_spacing=0.5, degradation=_DEG256,
-        note="official DPS FFHQ prior (256x256); no public 256x256 face restorer exists: put your own "
-             "rm.safetensors in the weights folder for --dblm / --method rm, or run DM-only with "
-             "--no-dblm --no-dsst"),
-}
 
 _TRAIN_HINTS = {
     "tm": "train it with `dynface train se` (see " + DOCS + ")",
@@ -101,15 +57,15 @@ _TRAIN_HINTS = {
 }
 
 
-def _preset(name: str) -> OfficialPreset:
-    if name not in OFFICIAL_PRESETS:
-        raise ModelError(f"unknown preset {name!r}; official presets: {', '.join(OFFICIAL_PRESETS)}")
-    return OFFICIAL_PRESETS[name]
+def _model_set(name: str) -> OfficialModelSet:
+    if name not in MODEL_SETS:
+        raise ModelError(f"unknown preset {name!r}; official model sets: {', '.join(MODEL_SETS)}")
+    return MODEL_SETS[name]
 
 
-def own_stage_files(preset: str, directory=None) -> dict[str, Path]:
-    """Where each user-trained stage file of a preset is looked for (existing or not)."""
-    p = _preset(preset)
+def own_stage_files(name: str, directory=None) -> dict[str, Path]:
+    """Where each user-trained stage file of an official model set is looked for (existing or not)."""
+    p = _model_set(name)
     root = resolve_weights_dir(directory)
     sub = root / p.name
     base = sub if sub.is_dir() else root
@@ -117,16 +73,16 @@ def own_stage_files(preset: str, directory=None) -> dict[str, Path]:
     return {s: base / OWN_FILES[s] for s in stages}
 
 
-def official_manifest(preset: str) -> dict:
-    """The manifest dict of a preset (size, template, sigma grid, sampler defaults, file sources)."""
-    p = _preset(preset)
+def official_manifest(name: str) -> dict:
+    """The manifest dict of an official model set (size, template, sigma grid, sampler defaults, file sources)."""
+    p = _model_set(name)
     lo, hi, n = p.sigma_grid
-    files = {"prior": _registry_record(p.prior, iters=p.prior_iters)}
+    files = {"prior": _checkpoint_record(p.prior, iters=p.prior_iters)}
     if p.rm is not None:
-        files["rm"] = _registry_record(p.rm)
+        files["rm"] = _checkpoint_record(p.rm)
     hints = {s: h.format(size=p.size, lo=lo, hi=hi, n=n) for s, h in _TRAIN_HINTS.items()}
     if p.rm is not None:
-        e = REGISTRY[p.rm]
+        e = CHECKPOINTS[p.rm]
         hints["rm"] = f"put {e.filename} there, from {e.url}"
     else:
         hints["rm"] = (f"no public {p.size}x{p.size} restorer exists: train one (`dynface train rm`, size {p.size}) "
@@ -140,9 +96,9 @@ def official_manifest(preset: str) -> dict:
     }
 
 
-def _registry_record(name: str, iters=None) -> dict:
-    e = REGISTRY[name]
-    rec = {"file": e.filename, "source": e.url, "preset": e.preset, "params": e.params}
+def _checkpoint_record(name: str, iters=None) -> dict:
+    e = CHECKPOINTS[name]
+    rec = {"file": e.filename, "source": e.url, "architecture": e.architecture.__name__, "params": e.params}
     if iters is not None:
         rec["iters"] = iters
     return rec
@@ -169,24 +125,24 @@ def _build_empty(factory, computed: dict | None = None) -> torch.nn.Module:
 
 def _load_state(name: str, directory) -> dict:
     try:
-        path = weights_path(name, directory)
+        path = official_file(name, directory)
         return load_checkpoint_state(path), path
     except WeightsError as e:
         raise ModelError(str(e).splitlines()[0]) from None
 
 
-def _load_strict(net: torch.nn.Module, state, path: Path, preset_name: str) -> None:
+def _load_strict(net: torch.nn.Module, state, path: Path, checkpoint: str) -> None:
     try:
         load_into(net, state, strict=True)
     except WeightsError as e:
         lines = str(e).splitlines()
-        raise ModelError(f"{path}: {lines[0]} (not the {preset_name} checkpoint?); "
+        raise ModelError(f"{path}: {lines[0]} (not the {checkpoint} checkpoint?); "
                          f"`dynface weights verify` lists the keys\n" + "\n".join(lines[1:])) from None
 
 
 def build_official_prior(name: str, directory=None) -> EpsModel:
-    """The official diffusion UNet `name` (registry) as an EpsModel, weights loaded strictly (fp32, CPU)."""
-    cfg = ARCH_PRESETS[REGISTRY[name].preset]()
+    """The official diffusion UNet of checkpoint `name` as an EpsModel, weights loaded strictly (fp32, CPU)."""
+    cfg = CHECKPOINTS[name].architecture()
     state, path = _load_state(name, directory)
     net = _build_empty(lambda: EpsModel(cfg))
     _load_strict(net.unet, state, path, name)
@@ -195,8 +151,8 @@ def build_official_prior(name: str, directory=None) -> EpsModel:
 
 
 def build_official_rm(name: str, directory=None) -> SwinIR:
-    """The official restorer `name` (registry), built to take and return [-1, 1] images."""
-    cfg = replace(ARCH_PRESETS[REGISTRY[name].preset](), io_range="-1,1", drop_path_rate=0.0)
+    """The official restorer of checkpoint `name`, built to take and return [-1, 1] images."""
+    cfg = replace(CHECKPOINTS[name].architecture(), io_range="-1,1", drop_path_rate=0.0)
     state, path = _load_state(name, directory)
     mean = torch.tensor(cfg.rgb_mean if cfg.in_chans == 3 else (0.0,) * cfg.in_chans).view(1, -1, 1, 1)
     net = _build_empty(lambda: SwinIR(cfg), {"mean": mean})
@@ -204,7 +160,7 @@ def build_official_rm(name: str, directory=None) -> SwinIR:
     return net.eval()
 
 
-def _load_own(stage: str, path: Path, p: OfficialPreset):
+def _load_own(stage: str, path: Path, p: OfficialModelSet):
     from dynface.core.dsst import DSST
     from dynface.modelset.checkpoint import load_network
 
@@ -224,13 +180,13 @@ def _load_own(stage: str, path: Path, p: OfficialPreset):
             raise ModelError(str(e)) from None
         raise ModelError(f"{path}: cannot load ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
     if abs(g_hi - hi) > 1e-3 * hi:
-        raise ModelError(f"{path}: made for sigmas up to {g_hi:g}, the {p.name} preset uses up to {hi:g} "
+        raise ModelError(f"{path}: made for sigmas up to {g_hi:g}, the {p.name} model set uses up to {hi:g} "
                          f"(another model size?); {rebuild}")
     return obj
 
 
-def load_official_modelset(preset: str, weights_dir=None, device="cpu", prior: bool = True) -> ModelSet:
-    """A ModelSet from the official checkpoints of `preset` ("difface512" | "dps256") in `weights_dir`
+def load_official_modelset(name: str, weights_dir=None, device="cpu", prior: bool = True) -> ModelSet:
+    """A ModelSet from the official model set `name` ("difface512" | "dps256", `--preset`) in `weights_dir`
     (default $DYNFACE_WEIGHTS_DIR, else ~/.cache/dynface/weights), plus whichever user-trained
     stages (rm for dps256, tm, sde, dgsa, dsst.json) are present.
 
@@ -240,44 +196,44 @@ def load_official_modelset(preset: str, weights_dir=None, device="cpu", prior: b
     of the set. Weights are always held in float32; fp16 checkpoints are upcast. `prior=False`
     leaves the (large) official prior out, for settings that never sample (`--method rm`).
     """
-    p = _preset(preset)
+    p = _model_set(name)
     dev = resolve_device(device)
     root = resolve_weights_dir(weights_dir)
-    manifest = official_manifest(preset)
+    manifest = official_manifest(name)
     nets = {}
-    for stage, path in own_stage_files(preset, root).items():  # the small files first: fail fast
+    for stage, path in own_stage_files(name, root).items():  # the small files first: fail fast
         if path.is_file():
             nets[stage] = _load_own(stage, path, p)
             if stage != "dsst":
                 manifest["files"][stage] = manifest_entry(path)
             else:
-                manifest["files"]["dsst"] = {"file": str(path.name), "bytes": path.stat().st_size}
+                manifest["files"]["dsst"] = {"file": path.name, "bytes": path.stat().st_size}
     if prior:
         nets["prior"] = build_official_prior(p.prior, root)
-    if p.rm is not None and weights_path(p.rm, root, must_exist=False).is_file():
+    if p.rm is not None and official_file(p.rm, root, must_exist=False).is_file():
         nets["rm"] = build_official_rm(p.rm, root)
     return ModelSet(root, manifest, nets).to(dev)
 
 
-def export_for_training(preset: str, out_dir, weights_dir=None, dtype=torch.float32) -> dict[str, Path]:
-    """Write the official networks of `preset` as dynface safetensors (with their architecture), for
+def export_for_training(name: str, out_dir, weights_dir=None, dtype=torch.float32) -> dict[str, Path]:
+    """Write the official networks of the official model set `name` as dynface safetensors (with their architecture), for
     the `frozen:` / `init_tm:` entries of `dynface train se|dgsa` configs. Returns stage -> path."""
     from dynface.modelset.checkpoint import export_safetensors
 
-    p = _preset(preset)
+    p = _model_set(name)
     root = resolve_weights_dir(weights_dir)
     out = Path(out_dir)
     written = {}
     prior = build_official_prior(p.prior, root)
-    arch = {"unet": ARCH_PRESETS[REGISTRY[p.prior].preset]().to_dict()}
-    written["prior"] = export_safetensors(prior, out / "prior.safetensors", "prior", arch,
-                                          {"source": REGISTRY[p.prior].url, "iters": p.prior_iters}, dtype=dtype)
+    arch = {"unet": CHECKPOINTS[p.prior].architecture().to_dict()}
+    written["prior"] = export_safetensors(prior, out / STAGE_FILES["prior"], "prior", arch,
+                                          {"source": CHECKPOINTS[p.prior].url, "iters": p.prior_iters}, dtype=dtype)
     del prior
     if p.rm is not None:
         rm = build_official_rm(p.rm, root)
         arch = asdict(rm.config)
         arch["rgb_mean"] = list(arch["rgb_mean"])
-        written["rm"] = export_safetensors(rm, out / "rm.safetensors", "rm", arch,
-                                           {"source": REGISTRY[p.rm].url}, dtype=dtype)
+        written["rm"] = export_safetensors(rm, out / STAGE_FILES["rm"], "rm", arch,
+                                           {"source": CHECKPOINTS[p.rm].url}, dtype=dtype)
     return written
 

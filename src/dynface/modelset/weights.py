@@ -1,5 +1,5 @@
-"""Checkpoint files: safe loading, strict key matching, the registry of official files, and
-fp16 safetensors for dynface's own weights.
+"""Checkpoint files: safe loading, strict key matching, where the official files go and whether they
+are intact (what they are: `catalogue.CHECKPOINTS`), and fp16 safetensors for dynface's own weights.
 
 Loading never executes code: ``.safetensors`` files are read with ``safetensors``, and
 ``.pt``/``.pth``/``.ckpt``/``.bin`` files with ``torch.load(..., weights_only=True)``, which refuses
@@ -19,7 +19,7 @@ Containers are unwrapped the way the upstream loaders do it:
 * Lightning-style ``state_dict``, plain ``model``, ``ema`` / ``model_ema`` are also accepted.
 
 Those layouts were read from the public training/loading code; the files themselves were not
-downloaded here (the registry URLs are printed, never fetched).
+downloaded here (the catalogue's URLs are printed, never fetched).
 """
 from __future__ import annotations
 
@@ -37,12 +37,14 @@ import torch
 import torch.nn as nn
 
 from dynface.errors import DynfaceError
+from dynface.modelset.catalogue import CHECKPOINTS, OfficialCheckpoint
 
 __all__ = [
-    "WeightsError", "WeightsEntry", "REGISTRY", "VerifyResult", "StateReport",
-    "sha256_file", "load_checkpoint_state", "compare_state", "load_into",
-    "weights_dir", "weights_list", "weights_path", "weights_verify",
-    "save_state", "save_safetensors_fp16", "load_model_safetensors", "read_safetensors_metadata",
+    "WeightsError", "VerifyResult", "StateReport",
+    "sha256_file", "load_torch_file", "load_safetensors_file", "load_checkpoint_state", "compare_state", "load_into",
+    "weights_dir", "official_checkpoint", "official_file", "weights_list", "weights_verify",
+    "save_torch_file", "save_state", "save_safetensors_fp16", "load_model_safetensors", "read_safetensors_header",
+    "read_safetensors_metadata",
 ]
 
 ENV_WEIGHTS_DIR = "DYNFACE_WEIGHTS_DIR"
@@ -109,44 +111,62 @@ def _unpickling_reason(e: Exception) -> str:
     return (detail or (lines[0] if lines else type(e).__name__)).rstrip(".")
 
 
-def _torch_load(path: Path):
+def _existing(path) -> Path:
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such checkpoint (file not found)")
+    return path
+
+
+def _torch_load(path: Path, mmap: bool):
+    if mmap:
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as e:  # mmap needs the zip format; legacy files load without it
+            if "mmap" not in str(e):
+                raise
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def load_torch_file(path: str | os.PathLike, mmap: bool = False):
+    """The one ``torch.load``: ``weights_only=True`` on the CPU, so tensors and plain containers only,
+    never code. A missing, unreadable or refused file raises WeightsError with the reason in one
+    line. ``mmap`` maps zip-format files instead of reading them (big official checkpoints)."""
+    path = _existing(path)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except RuntimeError as e:  # mmap needs the zip format; legacy files load without it
-        if "mmap" not in str(e):
-            raise
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols it may not support
+            warnings.filterwarnings("ignore", message=".*pickle protocol.*")
+            return _torch_load(path, mmap)
+    except pickle.UnpicklingError as e:
+        raise WeightsError(
+            f"refusing to load {path}: the pickle needs more than tensors and plain containers "
+            f"({_unpickling_reason(e)}); only weights_only-safe checkpoints are loaded") from None
+    except Exception as e:  # truncated/garbage files fail in many ways inside the unpickler
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise WeightsError(f"{path}: cannot read checkpoint ({type(e).__name__}{': ' + msg if msg else ''})") from None
+
+
+def load_safetensors_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The one read of a whole ``.safetensors`` file (CPU tensors); WeightsError when it is missing or unreadable."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = _existing(path)
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as e:
+        raise WeightsError(f"{path}: not a readable safetensors file ({e})") from None
 
 
 def load_checkpoint_state(path: str | os.PathLike) -> "OrderedDict[str, torch.Tensor]":
     """Read a checkpoint file into a flat ``name -> tensor`` dict on the CPU.
 
-    ``.safetensors`` via safetensors; anything else via ``torch.load(weights_only=True)``
-    (pickles that would run code or build arbitrary objects are refused with WeightsError).
+    ``.safetensors`` via `load_safetensors_file`; anything else via `load_torch_file` (pickles that
+    would run code or build arbitrary objects are refused with WeightsError).
     Common containers are unwrapped and ``module.`` / ``_orig_mod.`` prefixes stripped.
     """
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise WeightsError(f"weights file not found: {path}")
-    if path.suffix == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-        try:
-            obj = load_file(str(path), device="cpu")
-        except (SafetensorError, OSError, ValueError) as e:
-            raise WeightsError(f"{path}: not a readable safetensors file ({e})") from e
-        return _unwrap(obj, path)
-    try:
-        with warnings.catch_warnings():  # torch warns about pickle protocols it may not support
-            warnings.filterwarnings("ignore", message=".*pickle protocol.*")
-            obj = _torch_load(path)
-    except pickle.UnpicklingError as e:
-        raise WeightsError(
-            f"refusing to load {path}: the pickle needs more than tensors and plain containers "
-            f"({_unpickling_reason(e)}); only weights_only-safe checkpoints are loaded") from e
-    except Exception as e:  # truncated/garbage files fail in many ways inside the unpickler
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise WeightsError(f"{path}: cannot read checkpoint ({type(e).__name__}{': ' + msg if msg else ''})") from e
+    obj = load_safetensors_file(path) if path.suffix == ".safetensors" else load_torch_file(path, mmap=True)
     return _unwrap(obj, path)
 
 
@@ -213,54 +233,7 @@ def load_into(model: nn.Module, state: Mapping[str, torch.Tensor], strict: bool 
     return rep
 
 
-# ------------------------------------------------------------------------------------ registry
-@dataclass(frozen=True)
-class WeightsEntry:
-    name: str
-    filename: str
-    url: str
-    preset: str
-    params: int  # parameter count of the preset (derived from the public code)
-    size: int | None = None  # bytes, when publicly stated
-    sha256: str | None = None  # when publicly stated
-    description: str = ""
-    note: str = ""
-
-
-_NO_HASH = "no size or sha256 is stated publicly for this file (checked: README, code, release notes); not verified"
-
-REGISTRY: dict[str, WeightsEntry] = {
-    "difface_unet512": WeightsEntry(
-        name="difface_unet512",
-        filename="iddpm_ffhq512_ema500000.pth",
-        url="https://github.com/zsyOAOA/DifFace/releases/download/V1.0/iddpm_ffhq512_ema500000.pth",
-        preset="difface_unet512",
-        params=159_788_454,
-        description="DifFace FFHQ 512x512 diffusion prior (improved-DDPM UNet, EMA 0.999 at 500k iterations)",
-        note=_NO_HASH + ". License: NTU S-Lab License 1.0 (DifFace).",
-    ),
-    "dps_unet256": WeightsEntry(
-        name="dps_unet256",
-        filename="ffhq_10m.pt",
-        url="https://drive.google.com/drive/folders/1jElnRoFv7b31fG0v6pTSQkelbSX3xGZh",
-        preset="dps_unet256",
-        params=93_563_910,
-        description="DPS FFHQ 256x256 diffusion prior (guided-diffusion UNet), file 'ffhq_10m.pt' in the DPS "
-                    "README's Google Drive folder",
-        note=_NO_HASH + ". The URL is a folder: download ffhq_10m.pt from it.",
-    ),
-    "difface_swinir512": WeightsEntry(
-        name="difface_swinir512",
-        filename="swinir_restoration512_L1.pth",
-        url="https://github.com/zsyOAOA/DifFace/releases/download/V1.0/swinir_restoration512_L1.pth",
-        preset="difface_swinir512",
-        params=15_792_587,
-        description="DifFace's SwinIR face restorer for 512x512 faces (L1-trained, [0,1] in and out)",
-        note=_NO_HASH + ". License: NTU S-Lab License 1.0 (DifFace).",
-    ),
-}
-
-
+# ------------------------------------------------------------------------------------ official files
 def weights_dir(directory: str | os.PathLike | None = None) -> Path:
     """Folder of the official files: the argument, else $DYNFACE_WEIGHTS_DIR, else ~/.cache/dynface/weights."""
     if directory is not None and str(directory) != "":
@@ -271,15 +244,16 @@ def weights_dir(directory: str | os.PathLike | None = None) -> Path:
     return DEFAULT_WEIGHTS_DIR.expanduser()
 
 
-def _entry(name: str) -> WeightsEntry:
-    if name not in REGISTRY:
-        raise WeightsError(f"unknown weights {name!r}; known: {', '.join(REGISTRY)}")
-    return REGISTRY[name]
+def official_checkpoint(name: str) -> OfficialCheckpoint:
+    """The catalogue entry of an official checkpoint (WeightsError naming the known ones)."""
+    if name not in CHECKPOINTS:
+        raise WeightsError(f"unknown weights {name!r}; known: {', '.join(CHECKPOINTS)}")
+    return CHECKPOINTS[name]
 
 
-def weights_path(name: str, directory: str | os.PathLike | None = None, must_exist: bool = True) -> Path:
-    """Path of a registered file; with ``must_exist`` a missing file raises a how-to-get-it error."""
-    e = _entry(name)
+def official_file(name: str, directory: str | os.PathLike | None = None, must_exist: bool = True) -> Path:
+    """Path of an official checkpoint's file; with ``must_exist`` a missing file raises a how-to-get-it error."""
+    e = official_checkpoint(name)
     path = weights_dir(directory) / e.filename
     if must_exist and not path.is_file():
         raise WeightsError(f"{name}: {path} not found; download {e.filename} from {e.url} and place it there "
@@ -288,11 +262,12 @@ def weights_path(name: str, directory: str | os.PathLike | None = None, must_exi
 
 
 def weights_list(directory: str | os.PathLike | None = None) -> list[dict]:
-    """One dict per registered file: registry fields plus ``path`` and ``present``."""
+    """One dict per official checkpoint: its catalogue fields (the architecture by name) plus ``path``
+    and ``present``."""
     out = []
-    for e in REGISTRY.values():
-        path = weights_dir(directory) / e.filename
-        d = dict(e.__dict__)
+    for e in CHECKPOINTS.values():
+        path = official_file(e.name, directory, must_exist=False)
+        d = dict(e.__dict__, architecture=e.architecture.__name__)
         d.update(path=str(path), present=path.is_file())
         out.append(d)
     return out
@@ -321,20 +296,20 @@ class VerifyResult:
                  f"size {self.size:,} B" + ("" if self.size_ok is None else (" (matches)" if self.size_ok else " (WRONG)")),
                  f"sha256 {self.sha256}" + (" (not published)" if self.sha256_ok is None
                                             else (" (matches)" if self.sha256_ok else " (WRONG)")),
-                 "keys match the preset" if self.keys_ok else "keys do NOT match the preset"]
+                 "keys match the architecture" if self.keys_ok else "keys do NOT match the architecture"]
         text = "\n  ".join(parts)
         return text + (f"\n  {self.message}" if self.message else "")
 
 
 def weights_verify(directory: str | os.PathLike | None = None, names: Iterable[str] | None = None,
                    hash_files: bool = True) -> list[VerifyResult]:
-    """Check each registered file: present, size/sha256 (where published), keys+shapes vs. its preset."""
-    from dynface.networks.architectures import build_preset
+    """Check each official file: present, size/sha256 (where published), keys+shapes vs. its architecture."""
+    from dynface.networks.architectures import build_architecture
 
     results = []
-    for name in (list(names) if names is not None else list(REGISTRY)):
-        e = _entry(name)
-        path = weights_path(name, directory, must_exist=False)
+    for name in (list(names) if names is not None else list(CHECKPOINTS)):
+        e = official_checkpoint(name)
+        path = official_file(name, directory, must_exist=False)
         r = VerifyResult(name, path, path.is_file())
         if not r.exists:
             r.message = f"download {e.filename} from {e.url} into {path.parent}"
@@ -349,7 +324,8 @@ def weights_verify(directory: str | os.PathLike | None = None, names: Iterable[s
                 r.sha256_ok = r.sha256.lower() == e.sha256.lower()
         try:
             state = load_checkpoint_state(path)
-            rep = compare_state(build_preset(e.preset, device="meta"), state, target=f"preset {e.preset}")
+            arch = e.architecture.__name__
+            rep = compare_state(build_architecture(e.architecture(), device="meta"), state, target=f"architecture {arch}")
             r.keys_ok = rep.ok
             if not rep.ok:
                 r.message = rep.format()
@@ -371,11 +347,19 @@ def _str_metadata(metadata: Mapping | None) -> dict[str, str]:
     return out
 
 
-def _atomic_write(path: Path, writer) -> None:
+def _atomic_write(path: Path, writer) -> Path:
+    """`core.atomic.write_atomic` into a folder created if needed."""
     from dynface.core.atomic import write_atomic
 
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, writer)
+    return write_atomic(path, writer)
+
+
+def save_torch_file(obj, path: str | os.PathLike) -> Path:
+    """``torch.save`` atomically (the folder is created); `load_torch_file` reads it back if ``obj``
+    holds only tensors and plain containers."""
+    return _atomic_write(path, lambda p: torch.save(obj, p))
 
 
 def save_state(model_or_state, path: str | os.PathLike, metadata: Mapping | None = None) -> Path:
@@ -387,7 +371,7 @@ def save_state(model_or_state, path: str | os.PathLike, metadata: Mapping | None
         from safetensors.torch import save_file
         _atomic_write(path, lambda p: save_file(state, str(p), metadata=_str_metadata(metadata)))
     else:
-        _atomic_write(path, lambda p: torch.save({"state_dict": state, "metadata": _str_metadata(metadata)}, p))
+        save_torch_file({"state_dict": state, "metadata": _str_metadata(metadata)}, path)
     return path
 
 
@@ -413,13 +397,19 @@ def save_safetensors_fp16(model_or_state, path: str | os.PathLike, metadata: Map
     return path
 
 
-def read_safetensors_metadata(path: str | os.PathLike) -> dict[str, str]:
+def read_safetensors_header(path: str | os.PathLike) -> tuple[dict[str, str], dict[str, tuple[int, ...]]]:
+    """A ``.safetensors`` file's metadata and tensor name -> shape, from its header only (no tensor is read)."""
     from safetensors import SafetensorError, safe_open
     try:
         with safe_open(str(path), framework="pt") as f:
-            return dict(f.metadata() or {})
+            return dict(f.metadata() or {}), {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
     except (SafetensorError, OSError) as e:
         raise WeightsError(f"{path}: not a readable safetensors file ({e})") from e
+
+
+def read_safetensors_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The metadata (strings) of a ``.safetensors`` file."""
+    return read_safetensors_header(path)[0]
 
 
 def load_model_safetensors(model: nn.Module, path: str | os.PathLike, strict: bool = True,

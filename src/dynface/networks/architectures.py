@@ -1,6 +1,6 @@
-"""Architecture presets of the public checkpoints this project can load.
+"""Architectures (network config functions) of the public checkpoints this project can load.
 
-Each preset reproduces the network definition the checkpoint was trained with, so that
+Each function reproduces the network definition the checkpoint was trained with, so that
 ``load_into(model, state, strict=True)`` succeeds on the released file. Sources read:
 
 * ``difface_unet512`` -- DifFace (zsyOAOA/DifFace) ``models/unet.py`` with the ``model``
@@ -31,12 +31,12 @@ DifFace UNet 159,788,454; DPS UNet 93,563,910; DifFace SwinIR 15,792,587.
 """
 from __future__ import annotations
 
-from typing import Callable
+from contextlib import nullcontext
 
 from dynface.networks.swinir import SwinIRConfig
 from dynface.networks.unet import UNetConfig
 
-__all__ = ["difface_unet512", "dps_unet256", "difface_swinir512", "PRESETS", "build_preset"]
+__all__ = ["difface_unet512", "dps_unet256", "difface_swinir512", "build_architecture"]
 
 
 def difface_unet512() -> UNetConfig:
@@ -103,30 +103,13 @@ def difface_swinir512() -> SwinIRConfig:
     )
 
 
-PRESETS: dict[str, Callable[[], UNetConfig | SwinIRConfig]] = {
-    "difface_unet512": difface_unet512,
-    "dps_unet256": dps_unet256,
-    "difface_swinir512": difface_swinir512,
-}
-
-
-def build_preset(name: str, device=None):
-    """Instantiate the network of a preset (``device="meta"`` builds it without memory)."""
+def build_architecture(cfg: UNetConfig | SwinIRConfig, device=None):
+    """The network of an architecture config (``device="meta"`` builds it without memory).
+    Which checkpoint uses which architecture: `dynface.modelset.catalogue`."""
     import torch
 
     from dynface.networks.swinir import SwinIR
     from dynface.networks.unet import UNetModel
 
-    if name not in PRESETS:
-        raise KeyError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
-    cfg = PRESETS[name]()
-    with torch.device(device) if device is not None else _nullcontext():
+    with torch.device(device) if device is not None else nullcontext():
         return SwinIR(cfg) if isinstance(cfg, SwinIRConfig) else UNetModel(cfg)
-
-
-class _nullcontext:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False

@@ -22,7 +22,9 @@ from tqdm import tqdm
 
 from dynface.core.hardware import autocast, cpu_model, resolve_precision, set_threads
 from dynface.core.schedule import Schedule
-from dynface.modelset.checkpoint import export_safetensors, load_network, load_trusted_free, save_atomic
+from dynface.modelset.checkpoint import export_safetensors, load_network
+from dynface.modelset.manifest import embedded_or_path
+from dynface.modelset.weights import load_torch_file, save_torch_file
 from dynface.networks.factory import build_network
 from dynface.training import data as data_mod
 from dynface.training import distributed
@@ -46,24 +48,15 @@ def config_precision(cfg: dict, device="cpu") -> str:
 # ---------------------------------------------------------------- per-kind losses
 
 
-def weights_path(path) -> Path:
-    """A config's weights path; `embedded:NAME` is NAME in the embedded model set."""
-    if str(path).startswith("embedded:"):
-        from dynface.modelset.manifest import EMBEDDED_DIR
-
-        return EMBEDDED_DIR / str(path)[len("embedded:"):]
-    return Path(path)
-
-
 def build_trainable(kind: str, cfg: dict, init: bool = True) -> nn.Module:
     """The network(s) a run trains; `init` applies the config's init_tm/init_sde/init_from."""
     if kind == "se":
         tm = build_network("tm", cfg["arch"]["tm"])
         if init and cfg.get("init_tm"):
-            tm.load_state_dict(load_network(weights_path(cfg["init_tm"]), ("rm", "tm")).state_dict())
+            tm.load_state_dict(load_network(embedded_or_path(cfg["init_tm"]), ("rm", "tm")).state_dict())
         sde = build_network("sde", cfg["arch"]["sde"])
         if init and cfg.get("init_sde"):  # stage 2 may start from a separate stage-1 run
-            sde.load_state_dict(load_network(weights_path(cfg["init_sde"]), "sde").state_dict())
+            sde.load_state_dict(load_network(embedded_or_path(cfg["init_sde"]), "sde").state_dict())
         return nn.ModuleDict({"tm": tm, "sde": sde})
     net = build_network(kind, cfg["arch"])
     if init and cfg.get("init_from"):
@@ -77,7 +70,7 @@ def init_from(net: nn.Module, path: str, skip: tuple[str, ...] = ()) -> dict:
     ones zeroed (so it starts by ignoring them); names starting with a `skip` prefix keep their
     fresh init. `embedded:NAME` names a file of the embedded model set. Returns counts of
     copied / widened / kept tensors."""
-    src = load_network(weights_path(path)).state_dict()
+    src = load_network(embedded_or_path(path)).state_dict()
     own = net.state_dict()
     counts = {"copied": 0, "widened": 0, "kept": 0}
     for k, v in own.items():
@@ -106,7 +99,7 @@ def init_record(kind: str, cfg: dict) -> dict:
 
     src = (cfg.get("init_from") or {}).get("path") if kind != "se" else cfg.get("init_tm")
     if src:
-        meta = read_metadata(weights_path(src))
+        meta = read_metadata(embedded_or_path(src))
         if meta.get("kind") == kind or (kind == "se" and meta.get("kind") == "tm"):
             iters = int(meta.get("iters") or 0)
             images = int(meta.get("images") or iters * int(cfg.get("batch", 1)))
@@ -131,7 +124,7 @@ def build_adversary(kind: str, cfg: dict, world: int = 1):
 def load_frozen(kind: str, cfg: dict) -> dict:
     frozen = {}
     for name, path in (cfg.get("frozen") or {}).items():
-        net = load_network(weights_path(path))
+        net = load_network(embedded_or_path(path))
         for p in net.parameters():
             p.requires_grad_(False)
         frozen[name] = net
@@ -193,7 +186,7 @@ def train(kind: str, cfg: dict, run_dir=None, resume: bool = False, data=None, i
     if dd.main:
         data_mod.write_split(cfg["data"], run_dir / "split.json")
     batcher = data_mod.Batcher(images, rseed)
-    ck = distributed.load_checkpoint(dd, ckpt_path, load_trusted_free) if resume else None
+    ck = distributed.load_checkpoint(dd, ckpt_path, load_torch_file) if resume else None
     model = build_trainable(kind, cfg, init=ck is None)
     ema = copy.deepcopy(model).eval() if cfg.get("ema") else None
     params = [p for p in model.parameters() if p.requires_grad]
@@ -246,7 +239,7 @@ def train(kind: str, cfg: dict, run_dir=None, resume: bool = False, data=None, i
     def checkpoint():
         ranks = distributed.rank_states(dd, batcher)  # every rank takes part; rank 0 writes
         if dd.main:
-            save_atomic({"step": step, "wall": wall, "images": images_seen, "base": base, "model": model.state_dict(),
+            save_torch_file({"step": step, "wall": wall, "images": images_seen, "base": base, "model": model.state_dict(),
                          "ema": ema.state_dict() if ema is not None else None, "opt": opt.state_dict(),
                          "batcher_rng": batcher.state(), "torch_rng": torch.get_rng_state(),
                          "adversary": ctx.adversary.state_dict() if ctx.adversary is not None else None,
@@ -305,7 +298,7 @@ def train(kind: str, cfg: dict, run_dir=None, resume: bool = False, data=None, i
 def export(kind: str, cfg: dict, run_dir) -> Path:
     """Export the EMA (else the model) of a run's checkpoint as fp16 safetensors."""
     run_dir = Path(run_dir)
-    ck = load_trusted_free(run_dir / "ckpt.pt")
+    ck = load_torch_file(run_dir / "ckpt.pt")
     model = build_trainable(kind, cfg, init=False)
     model.load_state_dict(ck["ema"] if ck.get("ema") is not None else ck["model"])
     base = ck.get("base") or {"iters": 0, "images": 0, "wall_time_s": 0}
