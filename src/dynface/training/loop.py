@@ -21,6 +21,7 @@ import yaml
 from tqdm import tqdm
 
 from dynface.core.hardware import autocast, cpu_model, resolve_precision, set_threads
+from dynface.core.imageio import write_bytes_atomic
 from dynface.core.schedule import Schedule
 from dynface.modelset.checkpoint import export_safetensors, load_network
 from dynface.modelset.manifest import embedded_or_path
@@ -201,7 +202,7 @@ def train(kind: str, cfg: dict, run_dir=None, resume: bool = False, data=None, i
         step, wall = int(ck["step"]), float(ck.get("wall", 0.0))
         base = ck.get("base") or base
     if dd.main:
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+        write_bytes_atomic(run_dir / "config.yaml", yaml.safe_dump(cfg, sort_keys=False).encode())
     ctx = Ctx(cfg={**cfg, "seed": rseed}, batcher=batcher, schedule=Schedule.linear(), frozen=load_frozen(kind, cfg),
               adversary=build_adversary(kind, cfg, dd.world))
     if ck is not None and ctx.adversary is not None and ck.get("adversary") is not None:
