@@ -4,11 +4,13 @@
 
 Each FFHQ-aligned crop is restored as `dynface restore --aligned` does (re-framed to the model's
 template, restored, mapped back to the input's framing) by each method; rows are faces, columns are
-input | RM only | DynFaceRestore | IDM, each at 160 px.
+input | RM only | DynFaceRestore | IDM, each at 160 px. `--rm-arm LABEL=FILE` (repeatable) adds an
+"RM: LABEL" column restored by another RM export (e.g. the arms of a training ablation).
 """
 from __future__ import annotations
 
 import argparse
+import copy
 from dataclasses import replace
 
 import cv2
@@ -22,6 +24,7 @@ from dynface.face.templates import template_for
 from dynface.face.whole import reframe_aligned
 from dynface.jobs.ablation import make_grid
 from dynface.jobs.batch import make_restore_fn
+from dynface.modelset.checkpoint import load_network
 from dynface.modelset.folder import ModelSet
 from dynface.pipeline import Restorer, RestoreOptions
 
@@ -35,21 +38,29 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None, help="default: the physical cores available")
     ap.add_argument("--weights-dir", default=None)
+    ap.add_argument("--rm-arm", action="append", default=[], metavar="LABEL=FILE",
+                    help="an extra 'RM only' column with this RM safetensors (repeatable)")
     a = ap.parse_args(argv)
     a.threads = set_threads(a.threads)
     ms = ModelSet.load(a.weights_dir)
     restorer = Restorer(ms)
     tmpl = template_for(ms.manifest.get("template", "utkface"), ms.size)
     base = RestoreOptions(steps=int(ms.default("steps", 25)), n_guidance=int(ms.default("n_guidance", 3)), seed=a.seed)
-    methods = [("input", None), ("RM only", replace(base, method="rm")), ("DynFaceRestore", base)]
+    methods = [("input", None, restorer), ("RM only", replace(base, method="rm"), restorer),
+               ("DynFaceRestore", base, restorer)]
     if "idm" in ms.nets:
-        methods.append(("IDM", replace(base, method="idm")))
+        methods.append(("IDM", replace(base, method="idm"), restorer))
+    for arm in a.rm_arm:
+        label, _, path = arm.partition("=")
+        other = copy.copy(ms)
+        other.nets = {**ms.nets, "rm": load_network(path, "rm")}
+        methods.append((f"RM: {label}", replace(base, method="rm"), Restorer(other)))
     files = list_images([a.real_dir])[: a.faces]
-    columns = {name: [] for name, _ in methods}
+    columns = {name: [] for name, _, _ in methods}
     for f in tqdm(files, desc="real faces", unit="face"):
         rgb = read_rgb(f)
-        for name, opt in methods:
-            fn = None if opt is None else make_restore_fn(restorer, opt, show_steps=False)
+        for name, opt, rst in methods:
+            fn = None if opt is None else make_restore_fn(rst, opt, show_steps=False)
             out = reframe_aligned(rgb, "ffhq", tmpl, ms.size, restore_fn=fn).image
             columns[name].append(cv2.resize(out, (a.px, a.px), interpolation=cv2.INTER_AREA))
     grid = make_grid(list(columns.items()), len(files))
