@@ -3,6 +3,7 @@
     python scripts/campaign.py start            # resume (or start from the shipped weights) every active run
     python scripts/campaign.py status           # running?, iterations, first and last curve rows
     python scripts/campaign.py stop             # SIGTERM: each run checkpoints and stops
+    python scripts/campaign.py install NAME     # export and install one run, chosen on other evidence
     python scripts/campaign.py export [--install]
         # export each run (fp16 safetensors), copy its curve to docs/training/NAME.csv/.png; with
         # --install, replace an embedded stage by the best run for it, only where that run's last
@@ -129,8 +130,6 @@ def shipped_score(r: dict, cfg: dict, runs_dir: Path) -> float:
 
 
 def export(runs_dir: Path, runs, install: bool) -> None:
-    from dynface.modelset.assemble import replace_stage
-    from dynface.modelset.manifest import EMBEDDED_DIR
     from dynface.training.curves import plot_compare, plot_curve
     from dynface.training.loop import export as export_run
     from dynface.training.loop import load_config
@@ -164,24 +163,65 @@ def export(runs_dir: Path, runs, install: bool) -> None:
             print(f"wrote {plot_compare(curves, DOCS / f'{stage}_compare.png', f'{stage}: ' + ' vs '.join(curves))}")
     for stage, (path, gain, name) in winners.items():
         if install:
-            for part in STAGE_PARTS.get(stage, (stage,)):
-                src = path if part == stage else path.parent / f"{part}.safetensors"
-                entry = replace_stage(EMBEDDED_DIR, part, src)
-                print(f"installed {name} as embedded {part}: {entry['iters']} iterations, "
-                      f"{entry.get('images', '?')} images")
+            install_run(runs_dir, runs, name, stage, path)
         else:
             print(f"would install {name} as embedded {stage} (pass --install)")
 
 
+def install_run(runs_dir: Path, runs, name: str, stage: str, path: Path) -> None:
+    """Put a run's export into the embedded set, then retire (rename to NAME.stale-N) the folders of
+    runs whose labels or inputs come from that embedded stage (`frozen:` in their config), so that
+    the next `start` begins them again from the new shipped weights."""
+    from dynface.modelset.assemble import replace_stage
+    from dynface.modelset.manifest import EMBEDDED_DIR, STAGE_FILES
+    from dynface.training.loop import load_config
+
+    parts = STAGE_PARTS.get(stage, (stage,))
+    for part in parts:
+        src = path if part == stage else path.parent / f"{part}.safetensors"
+        entry = replace_stage(EMBEDDED_DIR, part, src)
+        print(f"installed {name} as embedded {part}: {entry['iters']} iterations, {entry.get('images', '?')} images")
+    used = {f"embedded:{STAGE_FILES[p]}" for p in parts}
+    for r in runs:
+        d = runs_dir / r["name"]
+        frozen = (load_config(ROOT / r["config"]).get("frozen") or {}).values()
+        if r["name"] != name and d.exists() and used & set(map(str, frozen)):
+            n = 1
+            while d.with_name(f"{d.name}.stale-{n}").exists():
+                n += 1
+            d.rename(d.with_name(f"{d.name}.stale-{n}"))
+            print(f"{r['name']}: its frozen {', '.join(sorted(used))} changed; moved its folder to "
+                  f"{d.name}.stale-{n} (the next start begins it again)")
+
+
+def install_named(runs_dir: Path, runs, name: str) -> None:
+    """`install NAME`: export one run and install it whatever its curve metric says (a decision taken
+    on other evidence, e.g. the end-to-end bench; say so in docs/training.md)."""
+    from dynface.training.loop import export as export_run
+    from dynface.training.loop import load_config
+
+    r = next((r for r in runs if r["name"] == name), None)
+    if r is None or not (runs_dir / name / "ckpt.pt").exists():
+        raise SystemExit(f"campaign: no run {name!r} with a checkpoint in {runs_dir}")
+    install_run(runs_dir, runs, name, r["stage"], export_run(r["kind"], load_config(ROOT / r["config"]), runs_dir / name))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("command", choices=["start", "status", "stop", "export"])
+    ap.add_argument("command", choices=["start", "status", "stop", "export", "install"])
+    ap.add_argument("run", nargs="?", help="with install: the run to install")
     ap.add_argument("--install", action="store_true", help="with export: replace embedded stages that got better")
     a = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT / "src"))
     runs_dir, runs = load_runs()
-    {"start": start, "status": status, "stop": stop}.get(a.command, lambda d, r: export(d, r, a.install))(runs_dir,
-                                                                                                        runs)
+    if a.command == "install":
+        if not a.run:
+            ap.error("install needs the name of a run")
+        install_named(runs_dir, runs, a.run)
+    elif a.command == "export":
+        export(runs_dir, runs, a.install)
+    else:
+        {"start": start, "status": status, "stop": stop}[a.command](runs_dir, runs)
     return 0
 
 

@@ -67,7 +67,13 @@ def test_export_installs_only_a_run_that_beats_the_embedded_weights(tmp_path, em
     assert (tmp_path / "docs" / "same.csv").exists()
 
     better = run_with_last_psnr(c, tmp_path, "better", 99.0)
-    c.export(tmp_path / "runs", [same, better], install=True)
+    (tmp_path / "dependent.yaml").write_text(yaml.safe_dump({"frozen": {"rm": "embedded:rm.safetensors"}}))
+    (tmp_path / "runs" / "dependent").mkdir()
+    dependent = {"name": "dependent", "kind": "se", "config": str(tmp_path / "dependent.yaml"), "stage": "se",
+                 "metric": "sigma_abs_err"}  # no curve: not exported, but its labels came from the old RM
+    c.export(tmp_path / "runs", [same, better, dependent], install=True)
+    assert not (tmp_path / "runs" / "dependent").exists() and (tmp_path / "runs" / "dependent.stale-1").is_dir()
+    assert (tmp_path / "runs" / "same").is_dir()  # an arm of the same stage is not retired
     assert (embedded / "rm.safetensors").read_bytes() == (tmp_path / "runs" / "better" / "final.safetensors").read_bytes()
     entry = json.loads((embedded / "manifest.json").read_text())["files"]["rm"]
     assert entry["iters"] == 102 and entry["images"] == 804  # cumulative: 100 shipped + 2 run iterations of 2
