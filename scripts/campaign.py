@@ -119,14 +119,30 @@ def stop(runs_dir: Path, runs) -> None:
             print(f"{r['name']}: asked to checkpoint and stop (pid {pid})")
 
 
-def shipped_score(r: dict, cfg: dict, runs_dir: Path) -> float:
-    """The run's validation metric for the weights embedded *now* (every campaign config starts from
+def shipped_scores(r: dict, cfg: dict, runs_dir: Path) -> dict:
+    """The run's validation metrics for the weights embedded *now* (every campaign config starts from
     them), so that a run is installed only where it beats what ships, whenever its curve began."""
     from dynface.training.curves import Validator
     from dynface.training.loop import build_trainable, load_frozen
 
     cfg = {**cfg, "cache_dir": str(runs_dir / "cache")}
-    return float(Validator(r["kind"], cfg, load_frozen(r["kind"], cfg))(build_trainable(r["kind"], cfg))[r["metric"]])
+    return Validator(r["kind"], cfg, load_frozen(r["kind"], cfg))(build_trainable(r["kind"], cfg))
+
+
+def verdict(r: dict, shipped: dict, last: dict) -> tuple[float, bool, str]:
+    """(gain on the run's metric, install?, why). A run is a candidate unless `candidate: false` (a
+    control arm); it must gain more than MIN_GAIN on `metric` and lose no more than `guard[k]` on any
+    other metric k (e.g. `guard: {psnr: 0.15}`: sharper, but at most 0.15 dB below what ships)."""
+    m = r["metric"]
+    gain = improvement(m, shipped[m], last[m])
+    if gain <= MIN_GAIN.get(m, 0.0):
+        return gain, False, "not better"
+    for k, tol in (r.get("guard") or {}).items():
+        if improvement(k, shipped[k], last[k]) < -float(tol):
+            return gain, False, f"better, but {k} {shipped[k]:.4f} -> {last[k]:.4f} breaks its guard ({tol})"
+    if r.get("candidate", True) is False:
+        return gain, False, "better (a control arm: not installed)"
+    return gain, True, "better"
 
 
 def export(runs_dir: Path, runs, install: bool) -> None:
@@ -147,11 +163,10 @@ def export(runs_dir: Path, runs, install: bool) -> None:
         shutil.copyfile(d / "curve.csv", DOCS / f"{r['name']}.csv")
         plot_curve(d / "curve.csv", DOCS / f"{r['name']}.png", f"{r['name']} ({r['kind']}, {r['config']})")
         m = r["metric"]
-        shipped = shipped_score(r, cfg, runs_dir)
-        gain = improvement(m, shipped, rows[-1][m])
-        better = gain > MIN_GAIN.get(m, 0.0)
-        print(f"{r['name']}: exported {out}; {m} {shipped:.4f} (embedded now) -> {rows[-1][m]:.4f} "
-              f"({gain:+.4f}): {'better' if better else 'not better'}")
+        shipped = shipped_scores(r, cfg, runs_dir)
+        gain, better, why = verdict(r, shipped, rows[-1])
+        print(f"{r['name']}: exported {out}; {m} {shipped[m]:.4f} (embedded now) -> {rows[-1][m]:.4f} "
+              f"({gain:+.4f}): {why}")
         if better and (r["stage"] not in winners or gain > winners[r["stage"]][1]):
             winners[r["stage"]] = (out, gain, r["name"])  # all arms are scored against the same embedded weights
     by_stage: dict[str, dict] = {}

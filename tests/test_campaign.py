@@ -32,6 +32,16 @@ def test_improvement_knows_which_way_each_metric_runs():
     assert c.improvement("sigma_abs_err", 0.25, 0.30) < 0
 
 
+def test_verdict_guards_and_control_arms():
+    c = campaign_module()
+    shipped, last = {"psnr": 26.6, "detail_ratio": 0.36}, {"psnr": 26.5, "detail_ratio": 0.73}
+    sharper = {"metric": "detail_ratio", "guard": {"psnr": 0.15}}
+    assert c.verdict(sharper, shipped, last)[1] is True
+    assert c.verdict({**sharper, "guard": {"psnr": 0.05}}, shipped, last)[1] is False  # lost too much PSNR
+    assert c.verdict({"metric": "psnr"}, shipped, last)[1] is False
+    assert c.verdict({"metric": "detail_ratio", "candidate": False}, shipped, last)[1] is False
+
+
 @pytest.fixture
 def embedded(tmp_path, monkeypatch):
     """A one-stage embedded set (a tiny RM) that export may replace."""
