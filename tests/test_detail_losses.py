@@ -31,13 +31,13 @@ def test_feature_loss_refuses_images_below_its_receptive_field():
 
 
 def test_feature_loss_backbone_stays_frozen_and_passes_gradients():
-    from dynface.training.feature_loss import _BACKBONE, inception_feature_loss
+    from dynface.training.feature_loss import backbone, inception_feature_loss
 
     x = smooth_image(64, seed=4)
     out = gaussian_blur(x, torch.tensor([1.0])).requires_grad_(True)
     inception_feature_loss(out, x).backward()
     assert out.grad is not None and out.grad.abs().sum() > 0
-    assert not any(p.requires_grad for _, m in _BACKBONE[0].blocks for p in m.parameters())
+    assert not any(p.requires_grad for p in backbone().parameters()) and not backbone().training
 
 
 def test_patch_critic_scores_patches():

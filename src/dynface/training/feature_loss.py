@@ -13,6 +13,8 @@ the target, so the three layers weigh alike. The backbone is frozen and in eval 
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 import torch.nn as nn
 
@@ -21,43 +23,44 @@ MIN_SIDE = 28   # the smallest image these layers accept (three valid 3x3 convs,
 
 
 class InceptionFeatures(nn.Module):
-    """Activations of the FID Inception-v3 at `layers` (a frozen TorchScript backbone)."""
+    """Activations of the FID Inception-v3 at `layers` (a frozen TorchScript backbone, eval mode)."""
 
     def __init__(self, layers: tuple[str, ...] = FEATURE_LAYERS):
         super().__init__()
         from dynface.metrics.fid import load_inception
 
-        seq = load_inception().net.layers
-        names = [n for n, _ in seq.named_children()]
+        children = list(load_inception().net.layers.named_children())
+        names = [n for n, _ in children]
         unknown = [n for n in layers if n not in names]
         if unknown:
             raise ValueError(f"unknown Inception layers {unknown}; known: {names}")
         last = max(names.index(n) for n in layers)
-        self.blocks = [(n, m) for n, m in list(seq.named_children())[: last + 1]]
+        self.names = names[: last + 1]
+        self.blocks = nn.ModuleList(m for _, m in children[: last + 1])
         self.layers = tuple(layers)
-        for _, m in self.blocks:
-            for p in m.parameters():
-                p.requires_grad_(False)
+        self.requires_grad_(False)
+        self.eval()
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         out, h = [], x.float()
-        for n, m in self.blocks:
+        for n, m in zip(self.names, self.blocks):
             h = m(h)
             if n in self.layers:
                 out.append(h)
         return out
 
 
-_BACKBONE: list[InceptionFeatures] = []
+@lru_cache(maxsize=1)
+def backbone() -> InceptionFeatures:
+    """The feature network, loaded once per process."""
+    return InceptionFeatures()
 
 
 def inception_feature_loss(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """L_feat above; the backbone is loaded once per process."""
+    """L_feat above."""
     if min(x.shape[-2:]) < MIN_SIDE:
         raise ValueError(f"the Inception feature loss needs images of at least {MIN_SIDE} px, got {tuple(x.shape[-2:])}")
-    if not _BACKBONE:
-        _BACKBONE.append(InceptionFeatures())
-    net = _BACKBONE[0]
+    net = backbone().to(out.device)
     with torch.no_grad():
         ref = net(x)
     loss = out.new_zeros((), dtype=torch.float32)
