@@ -146,10 +146,17 @@ with signals_as_exceptions():
 """
 
 
+def _default_signals():
+    """The writer starts with default signal handling even when the test run itself ignores SIGINT
+    or SIGHUP (a background job or nohup), which signals_as_exceptions rightly leaves alone."""
+    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(s, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGHUP, 129)])
 def test_2_a_signal_during_a_write_leaves_no_temp_file(tmp_path, sig, code):
     p = subprocess.Popen([sys.executable, "-c", _SLOW_WRITER, str(tmp_path / "x.png")], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, env=ENV)
+                         stderr=subprocess.PIPE, text=True, env=ENV, preexec_fn=_default_signals)
     assert p.stdout.readline().strip() == "ready"
     assert any(n.startswith(".tmp-") for n in os.listdir(tmp_path))  # the temp file is there mid-write
     p.send_signal(sig)
