@@ -197,7 +197,7 @@ class Restorer:
         gen = sample_generators(opt.seed, k)
         if k > 1:  # K copies of the batch, sample-major: rows k*B .. k*B + B - 1 are sample k
             targets, sig, t_start = targets.repeat(1, k, 1, 1, 1), sig.repeat(1, k), t_start.repeat(k)
-        outs, refined, stats = [], [], SampleStats()
+        chains, stats = [], SampleStats()  # (rows, x0, refined sigmas) per chain
         prior = Denoiser(ms.nets["prior"], opt.precision, stats=stats)
         t_chains = time.perf_counter()
         # faces with different start steps run their own chains (one chain per distinct t*)
@@ -208,12 +208,11 @@ class Restorer:
             steps = space_timesteps(self.schedule.num_steps, opt.steps, start=ts)
             model = GuidedModel(prior, self.schedule, steps, g, step, dgsa, opt.guide_every, opt.guide_last, stats)
             xo = sample(model, x, steps, self.schedule, eta=opt.eta, generator=gen, callback=_step_callback(progress))
-            outs.append((idx, xo))
-            refined.append((idx, model.sigmas))
+            chains.append((idx, xo, model.sigmas))
         stats.finish(time.perf_counter() - t_chains)
         x = torch.empty((k * b, *y.shape[1:]), dtype=torch.float32, device=dev)
         sig_out = torch.empty_like(sig)
-        for (idx, xo), (_, so) in zip(outs, refined):
+        for idx, xo, so in chains:
             x[idx.to(dev)] = xo
             sig_out[:, idx] = so.cpu()
         secs.update({f"sample_{name}": v for name, v in stats.seconds.items()})
