@@ -167,8 +167,8 @@ def export(runs_dir: Path, runs, install: bool) -> None:
         gain, better, why = verdict(r, shipped, rows[-1])
         print(f"{r['name']}: exported {out}; {m} {shipped[m]:.4f} (embedded now) -> {rows[-1][m]:.4f} "
               f"({gain:+.4f}): {why}")
-        if better and (r["stage"] not in winners or gain > winners[r["stage"]][1]):
-            winners[r["stage"]] = (out, gain, r["name"])  # all arms are scored against the same embedded weights
+        if better:  # all arms are scored against the same embedded weights
+            winners.setdefault(r["stage"], []).append((gain, m, out, r["name"]))
     by_stage: dict[str, dict] = {}
     for r in runs:
         if (runs_dir / r["name"] / "curve.csv").exists():
@@ -176,7 +176,12 @@ def export(runs_dir: Path, runs, install: bool) -> None:
     for stage, curves in by_stage.items():
         if len(curves) > 1:  # the arms of an ablation on shared axes
             print(f"wrote {plot_compare(curves, DOCS / f'{stage}_compare.png', f'{stage}: ' + ' vs '.join(curves))}")
-    for stage, (path, gain, name) in winners.items():
+    for stage, arms in winners.items():
+        if len({m for _, m, _, _ in arms}) > 1:  # gains in dB and in detail ratio do not compare
+            print(f"{stage}: {', '.join(n for *_, n in arms)} all beat the shipped weights, on different metrics; "
+                  f"choose one with `install NAME`")
+            continue
+        gain, m, path, name = max(arms, key=lambda a: a[0])
         if install:
             install_run(runs_dir, runs, name, stage, path)
         else:

@@ -53,7 +53,7 @@ def embedded(tmp_path, monkeypatch):
     return emb
 
 
-def run_with_last_psnr(c, tmp_path, name: str, last_psnr: float | None) -> dict:
+def run_with_last_psnr(tmp_path, name: str, last_psnr: float | None) -> dict:
     """A 2-iteration run from the embedded RM; its curve's last row is then set to `last_psnr`."""
     cfg = {**rm_config(tmp_path, "embedded:rm.safetensors"), "iters": 2, "eval_every": 2,
            "init_from": {"path": "embedded:rm.safetensors"}, "cache_dir": str(tmp_path / "runs" / "cache")}
@@ -71,12 +71,12 @@ def test_export_installs_only_a_run_that_beats_the_embedded_weights(tmp_path, em
     c = campaign_module()
     monkeypatch.setattr(c, "DOCS", tmp_path / "docs")
     before = (embedded / "rm.safetensors").read_bytes()
-    same = run_with_last_psnr(c, tmp_path, "same", None)   # no better than what ships
+    same = run_with_last_psnr(tmp_path, "same", None)   # no better than what ships
     c.export(tmp_path / "runs", [same], install=True)
     assert (embedded / "rm.safetensors").read_bytes() == before
     assert (tmp_path / "docs" / "same.csv").exists()
 
-    better = run_with_last_psnr(c, tmp_path, "better", 99.0)
+    better = run_with_last_psnr(tmp_path, "better", 99.0)
     (tmp_path / "dependent.yaml").write_text(yaml.safe_dump({"frozen": {"rm": "embedded:rm.safetensors"}}))
     (tmp_path / "runs" / "dependent").mkdir()
     dependent = {"name": "dependent", "kind": "se", "config": str(tmp_path / "dependent.yaml"), "stage": "se",
@@ -87,3 +87,17 @@ def test_export_installs_only_a_run_that_beats_the_embedded_weights(tmp_path, em
     assert (embedded / "rm.safetensors").read_bytes() == (tmp_path / "runs" / "better" / "final.safetensors").read_bytes()
     entry = json.loads((embedded / "manifest.json").read_text())["files"]["rm"]
     assert entry["iters"] == 102 and entry["images"] == 804  # cumulative: 100 shipped + 2 run iterations of 2
+
+
+def test_export_does_not_pick_between_arms_better_on_different_metrics(tmp_path, embedded, monkeypatch, capsys):
+    c = campaign_module()
+    monkeypatch.setattr(c, "DOCS", tmp_path / "docs")
+    before = (embedded / "rm.safetensors").read_bytes()
+    sharp = {**run_with_last_psnr(tmp_path, "sharp", 99.0), "metric": "detail_ratio"}
+    d = tmp_path / "runs" / "sharp"
+    rows = read_curve(d / "curve.csv")
+    append_row(d / "curve.csv", {**rows[-1], "detail_ratio": rows[0]["detail_ratio"] + 1.0})
+    better = run_with_last_psnr(tmp_path, "better", 99.0)
+    c.export(tmp_path / "runs", [sharp, better], install=True)
+    assert (embedded / "rm.safetensors").read_bytes() == before
+    assert "on different metrics" in capsys.readouterr().out
