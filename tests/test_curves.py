@@ -110,3 +110,33 @@ def test_sigterm_checkpoints_and_stops(tmp_path, monkeypatch):
     ck = load_torch_file(tmp_path / "run" / "ckpt.pt")
     assert ck["step"] == 3  # that iteration finished and was saved, then the run stopped
     assert signal.getsignal(signal.SIGTERM) == before  # the caller's handler is back
+
+
+def test_dgsa_curve_is_the_default_restoration_with_the_candidate_map(tmp_path):
+    """The DGSA validator scores what `dynface restore` would return with the candidate DGSA; a
+    short re-fit run (frozen nets and DSST named from a model folder) writes those columns."""
+    from tiny_models import make_tiny_modelset
+    from dynface.modelset.folder import ModelSet
+    from dynface.pipeline import RestoreOptions, Restorer
+    from dynface.training.curves import Validator
+    from dynface.training.loop import build_trainable, load_frozen
+
+    root = make_tiny_modelset(tmp_path / "set")
+    cfg = {"kind": "dgsa", "data": str(faces_with_val_split(tmp_path / "faces")), "size": SIZE, "seed": 2,
+           "stage1_iters": 0, "iters": 2, "batch": 2, "lr": 1e-3, "warmup": 1, "precision": "fp32",
+           "ckpt_every": 2, "log_every": 1, "eval_every": 2, "val_faces": 3, "dgsa_val_faces": 2,
+           "cache_dir": str(tmp_path / "cache"), "sigma_grid": [0.1, 3.0, 30], "eps": 0.025, "zeta": 0.5,
+           "sampler_steps": 4, "degradation": {"sigma": [0.1, 2.0], "scale": [1.0, 2.0], "noise": [0, 10], "jpeg": [60, 95]},
+           "modelset": str(root), "init_from": {"path": str(root / "dgsa.safetensors")}, "dsst": str(root / "dsst.json"),
+           "frozen": {k: str(root / f"{k}.safetensors") for k in ("prior", "rm", "tm", "sde")}, "arch": ARCH["dgsa"]}
+    v = Validator("dgsa", cfg, load_frozen("dgsa", cfg))
+    scores = v(build_trainable("dgsa", cfg))
+    ms = ModelSet.load(root)
+    want = Restorer(ms).restore(v.y[:2], RestoreOptions(seed=0)).images.float().clamp(-1, 1)
+    assert scores["psnr"] == pytest.approx(psnr(want, v.x[:2]), abs=1e-4)
+    assert scores["detail_ratio"] == pytest.approx(detail_ratio(want, v.x[:2]), abs=1e-4)
+    assert "niqe" not in scores  # NIQE needs 96-pixel blocks; the tiny set is 32 px
+    train("dgsa", cfg, run_dir=tmp_path / "run", progress=False)
+    rows = read_curve(tmp_path / "run" / "curve.csv")
+    assert [r["step"] for r in rows] == [0, 2] and {"psnr", "detail_ratio"} <= set(rows[-1])
+    assert rows[0]["psnr"] == pytest.approx(scores["psnr"], abs=1e-4)  # the start is the shipped map

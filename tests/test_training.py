@@ -128,3 +128,17 @@ def test_packaged_configs_name_existing_embedded_weights():
                 assert embedded_or_path(r).is_file(), (f.name, r)
                 found += 1
     assert found >= 4  # idm (init_from) and se_finetune (init_tm, init_sde, frozen rm)
+
+
+def test_keep_sharpest_drops_the_blurred_faces_and_keeps_their_order():
+    from dynface.core.kernels import gaussian_blur
+
+    sharp = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    soft = gaussian_blur(sharp, torch.full((4,), 2.0))
+    mixed = torch.stack([sharp[0], soft[0], soft[1], sharp[1], sharp[2], soft[2], soft[3], sharp[3]])
+    images = mixed.add(1).mul(127.5).round().byte()
+    kept = data_mod.keep_sharpest(images, 0.5, chunk=3)  # chunks that straddle the halves
+    assert torch.equal(kept, images[[0, 3, 4, 7]])
+    assert len(data_mod.keep_sharpest(images, 0.3)) == 2 and torch.equal(data_mod.keep_sharpest(images, 1.0), images)
+    with pytest.raises(ValueError, match="sharpest"):
+        data_mod.keep_sharpest(images, 0.0)

@@ -9,6 +9,8 @@ measured per kind:
 - prior: x0_hat PSNR (Tweedie, Eq. 3) from x_t at t = 100, 300, 600 with fixed noise.
 - idm:   the same x0_hat PSNRs with the condition, and PSNR / detail ratio of a 10-step sample.
 - se:    mean |sigma_hat - sigma*| against sigma* labels (Eq. 19) from the run's frozen RM.
+- dgsa:  the whole default restoration (DBLM, DSST, guided sampling with the candidate M_t of
+         Eq. 12) of the first `dgsa_val_faces` faces, seed 0: PSNR, detail ratio and NIQE (from 96 px).
 
 Rows go to `curve.csv` in the run folder, and `plot_curve` draws them (one panel per metric).
 """
@@ -79,6 +81,23 @@ class Validator:
         steps = space_timesteps(self.schedule.num_steps, 10)
         out = sample(Denoiser(net, cond=self.y), x, steps, self.schedule, generator=gen)
         res.update(sample10_psnr=psnr(out, self.x), sample10_detail_ratio=detail_ratio(out, self.x))
+        return res
+
+    def _dgsa(self, net) -> dict:
+        from dynface.metrics.noref import niqe
+        from dynface.modelset.folder import ModelSet
+        from dynface.pipeline import RestoreOptions, Restorer
+
+        if getattr(self, "_models", None) is None:  # manifest + defaults of the set the DGSA is fitted into
+            self._models = ModelSet.load(self.cfg.get("modelset"))
+            self._models.nets.update(self.frozen)
+        self._models.nets["dgsa"] = net
+        n = int(self.cfg.get("dgsa_val_faces", 8))
+        out = Restorer(self._models).restore(self.y[:n], RestoreOptions(seed=0)).images.float().clamp(-1, 1)
+        res = {"psnr": psnr(out, self.x[:n]), "detail_ratio": detail_ratio(out, self.x[:n])}
+        if out.shape[-1] >= 96:  # NIQE's 96-pixel blocks
+            rgb = [out[i].add(1).mul(127.5).round().byte().permute(1, 2, 0).numpy() for i in range(n)]
+            res["niqe"] = sum(map(niqe, rgb)) / n
         return res
 
     def _se(self, net) -> dict:

@@ -132,7 +132,7 @@ def load_frozen(kind: str, cfg: dict) -> dict:
     if kind == "dgsa" and cfg.get("dsst"):
         from dynface.core.dsst import DSST
 
-        frozen["dsst"] = DSST.load(cfg["dsst"])
+        frozen["dsst"] = DSST.load(embedded_or_path(cfg["dsst"]))
     return frozen
 
 
@@ -184,6 +184,8 @@ def train(kind: str, cfg: dict, run_dir=None, resume: bool = False, data=None, i
     torch.manual_seed(rseed)
     images = data_mod.load_cache(cfg["data"], cfg["size"], cfg.get("split", "train"), cache_dir=cfg.get("cache_dir", "runs/cache"),
                                  limit=cfg.get("limit"), shard=(dd.rank, dd.world))
+    if cfg.get("sharpest"):  # train on the sharpest fraction of the faces only
+        images = data_mod.keep_sharpest(images, float(cfg["sharpest"]))
     if dd.main:
         data_mod.write_split(cfg["data"], run_dir / "split.json")
     batcher = data_mod.Batcher(images, rseed)
