@@ -4,6 +4,9 @@
     python scripts/campaign.py status           # running?, iterations, first and last curve rows
     python scripts/campaign.py stop             # SIGTERM: each run checkpoints and stops
     python scripts/campaign.py install NAME     # export and install one run, chosen on other evidence
+    python scripts/campaign.py bench [NAME ...] [--settings S] [--limit N] [-o DIR]
+        # `dynface bench` on ../shared/data/val/clean with the embedded set ("shipped") and, per
+        # NAME, the embedded set with that run's export in place of its stage (DIR/NAME/table.md)
     python scripts/campaign.py export [--install]
         # export each run (fp16 safetensors), copy its curve to docs/training/NAME.csv/.png; with
         # --install, replace an embedded stage by the best run for it, only where that run's last
@@ -226,18 +229,56 @@ def install_named(runs_dir: Path, runs, name: str) -> None:
     install_run(runs_dir, runs, name, r["stage"], export_run(r["kind"], load_config(ROOT / r["config"]), runs_dir / name))
 
 
+def bench(runs_dir: Path, runs, names, settings: str, limit, out_dir: Path, clean_dir: str) -> None:
+    """The end-to-end evidence the curves cannot give: each named run's export dropped into a copy
+    of the embedded model set, benched like the shipped set, tables side by side."""
+    import tempfile
+
+    from dynface.modelset.assemble import replace_stage
+    from dynface.modelset.manifest import EMBEDDED_DIR
+    from dynface.training.loop import export as export_run
+    from dynface.training.loop import load_config
+
+    by_name = {r["name"]: r for r in runs}
+    unknown = [n for n in names if n not in by_name or not (runs_dir / n / "ckpt.pt").exists()]
+    if unknown:
+        raise SystemExit(f"campaign: no run with a checkpoint named {', '.join(unknown)} in {runs_dir}")
+    with tempfile.TemporaryDirectory(prefix="campaign-bench-") as tmp:
+        sets = {"shipped": EMBEDDED_DIR}
+        for n in names:
+            r = by_name[n]
+            path = export_run(r["kind"], load_config(ROOT / r["config"]), runs_dir / n)
+            sets[n] = Path(tmp) / n
+            shutil.copytree(EMBEDDED_DIR, sets[n])
+            for part in STAGE_PARTS.get(r["stage"], (r["stage"],)):
+                replace_stage(sets[n], part, path if part == r["stage"] else path.parent / f"{part}.safetensors")
+        for n, folder in sets.items():
+            cmd = [sys.executable, "-m", "dynface.cli", "bench", clean_dir, "-o", str(out_dir / n), "--settings", settings,
+                   "--weights-dir", str(folder), "-q"] + (["--limit", str(limit)] if limit else [])
+            print(f"== {n}", flush=True)
+            if subprocess.run(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT / "src")}).returncode:
+                raise SystemExit(f"campaign: the bench of {n} failed")
+    print(f"tables in {', '.join(str(out_dir / n / 'table.md') for n in sets)}")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("command", choices=["start", "status", "stop", "export", "install"])
-    ap.add_argument("run", nargs="?", help="with install: the run to install")
+    ap.add_argument("command", choices=["start", "status", "stop", "export", "install", "bench"])
+    ap.add_argument("run", nargs="*", help="install: the run to install; bench: the runs to bench")
     ap.add_argument("--install", action="store_true", help="with export: replace embedded stages that got better")
+    ap.add_argument("--settings", default="input,RM only,+DGSA (full),IDM", help="with bench: its rows")
+    ap.add_argument("--limit", type=int, default=None, help="with bench: first N faces only")
+    ap.add_argument("-o", "--output", default="campaign-bench", help="with bench: output folder")
+    ap.add_argument("--clean-dir", default=str(ROOT.parent / "shared" / "data" / "val" / "clean"))
     a = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT / "src"))
     runs_dir, runs = load_runs()
     if a.command == "install":
-        if not a.run:
-            ap.error("install needs the name of a run")
-        install_named(runs_dir, runs, a.run)
+        if len(a.run) != 1:
+            ap.error("install needs the name of one run")
+        install_named(runs_dir, runs, a.run[0])
+    elif a.command == "bench":
+        bench(runs_dir, runs, a.run, a.settings, a.limit, Path(a.output), a.clean_dir)
     elif a.command == "export":
         export(runs_dir, runs, a.install)
     else:

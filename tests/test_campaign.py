@@ -101,3 +101,33 @@ def test_export_does_not_pick_between_arms_better_on_different_metrics(tmp_path,
     c.export(tmp_path / "runs", [sharp, better], install=True)
     assert (embedded / "rm.safetensors").read_bytes() == before
     assert "on different metrics" in capsys.readouterr().out
+
+
+def test_bench_puts_a_runs_export_into_a_copy_of_the_embedded_set(tmp_path, monkeypatch):
+    """`campaign.py bench NAME`: the shipped set and the set with NAME's RM are benched alike; the
+    RM-only rows differ (a different RM), the input rows do not, and the embedded set is untouched."""
+    from conftest import smooth_image
+    from tiny_models import make_tiny_modelset
+    from dynface.core.imageio import to_uint8, write_image
+
+    emb = make_tiny_modelset(tmp_path / "embedded")
+    before = (emb / "manifest.json").read_bytes()
+    monkeypatch.setattr(manifest_mod, "EMBEDDED_DIR", emb)
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    for i in range(2):
+        write_image(clean / f"c{i}.png", to_uint8(smooth_image(64, seed=10 + i)[0]))
+    cfg = {**rm_config(tmp_path, "embedded:rm.safetensors"), "iters": 2, "eval_every": 0, "lr": 1e-2,
+           "cache_dir": str(tmp_path / "runs" / "cache")}
+    (tmp_path / "rm_a.yaml").write_text(yaml.safe_dump(cfg))
+    train("rm", cfg, run_dir=tmp_path / "runs" / "rm_a", progress=False)
+    run = {"name": "rm_a", "kind": "rm", "config": str(tmp_path / "rm_a.yaml"), "stage": "rm", "metric": "psnr"}
+    c = campaign_module()
+    c.bench(tmp_path / "runs", [run], ["rm_a"], "input,RM only", None, tmp_path / "out", str(clean))
+    res = {n: json.loads((tmp_path / "out" / n / "results.json").read_text()) for n in ("shipped", "rm_a")}
+    rows = {n: {r["setting"]: r for r in v["rows"]} for n, v in res.items()}
+    assert rows["shipped"]["input"]["psnr"] == rows["rm_a"]["input"]["psnr"]
+    assert rows["shipped"]["RM only"]["psnr"] != rows["rm_a"]["RM only"]["psnr"]
+    assert (emb / "manifest.json").read_bytes() == before
+    with pytest.raises(SystemExit, match="no run with a checkpoint"):
+        c.bench(tmp_path / "runs", [run], ["nope"], "input", None, tmp_path / "out", str(clean))
