@@ -98,6 +98,19 @@ def curve_rows(d: Path):
     return read_curve(d / "curve.csv") if (d / "curve.csv").exists() else []
 
 
+def recent_slope(rows: list[dict], metric: str, window: int = 1000) -> float | None:
+    """Least-squares slope of `metric` per 1,000 iterations over the rows of the last `window`
+    iterations (None with fewer than 3 such rows): the number that shows a plateau, or not."""
+    last = rows[-1]["step"] if rows else 0
+    pts = [(r["step"], r[metric]) for r in rows if metric in r and r["step"] >= last - window]
+    if len(pts) < 3:
+        return None
+    n = len(pts)
+    mx, my = sum(p[0] for p in pts) / n, sum(p[1] for p in pts) / n
+    sxx = sum((p[0] - mx) ** 2 for p in pts)
+    return 1000 * sum((p[0] - mx) * (p[1] - my) for p in pts) / sxx if sxx else None
+
+
 def status(runs_dir: Path, runs) -> None:
     for r in runs:
         d = runs_dir / r["name"]
@@ -109,8 +122,10 @@ def status(runs_dir: Path, runs) -> None:
         m = r["metric"]
         first, last = rows[0], rows[-1]
         best = max(rows, key=lambda row: improvement(m, first[m], row[m]) if m in row else float("-inf"))
+        slope = recent_slope(rows, m)
         print(f"{r['name']}: {state}, it {int(first['step'])} -> {int(last['step'])} ({last.get('wall_h', 0):.2f} h), "
-              f"{m} {first[m]:.3f} -> {last[m]:.3f} (best {best[m]:.3f} at {int(best['step'])})"
+              f"{m} {first[m]:.3f} -> {last[m]:.3f} (best {best[m]:.3f} at {int(best['step'])}"
+              + (f"; last 1,000 it: {slope:+.3f} per 1,000 it)" if slope is not None else ")")
               + "".join(f", {k} {last[k]:.3f}" for k in last if k not in ("step", "images", "wall_h", m)))
 
 

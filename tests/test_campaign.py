@@ -131,3 +131,12 @@ def test_bench_puts_a_runs_export_into_a_copy_of_the_embedded_set(tmp_path, monk
     assert (emb / "manifest.json").read_bytes() == before
     with pytest.raises(SystemExit, match="no run with a checkpoint"):
         c.bench(tmp_path / "runs", [run], ["nope"], "input", None, tmp_path / "out", str(clean))
+
+
+def test_recent_slope_reads_a_rising_line_and_a_plateau():
+    c = campaign_module()
+    rising = [{"step": s, "psnr": 26.0 + 0.0003 * s} for s in range(0, 3001, 100)]
+    assert c.recent_slope(rising, "psnr") == pytest.approx(0.3)
+    flat = [{"step": s, "psnr": 27.0 + (0.01 if s % 200 else -0.01)} for s in range(0, 3001, 100)]
+    assert abs(c.recent_slope(flat, "psnr")) < 0.02
+    assert c.recent_slope(rising[:2], "psnr") is None
