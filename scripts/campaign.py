@@ -32,7 +32,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 RUNS_YAML = ROOT / "campaign" / "runs.yaml"
 DOCS = ROOT / "docs" / "training"
-MIN_GAIN = {"psnr": 0.02, "x0_psnr_t300": 0.02, "sample10_psnr": 0.02, "sigma_abs_err": 0.005}  # below: noise
+MIN_GAIN = {"psnr": 0.02, "detail_ratio": 0.005, "x0_psnr_t300": 0.02, "sample10_psnr": 0.02, "sigma_abs_err": 0.005}  # below: noise
 LOWER_IS_BETTER = {"sigma_abs_err", "niqe"}
 STAGE_PARTS = {"se": ("tm", "sde")}  # a run of kind se exports and installs two embedded files
 
