@@ -42,6 +42,7 @@ class Validator:
         self.y = torch.cat([degrade_random(self.x[i:i + 1], dcfg, VAL_SEED, i)[0] for i in range(len(self.x))])
         self.schedule = Schedule.linear()
         self._sigma_star = None
+        self._models = None  # dgsa: the model set the candidate map is scored in (loaded once)
 
     @torch.no_grad()
     def __call__(self, net) -> dict:
@@ -88,7 +89,7 @@ class Validator:
         from dynface.modelset.folder import ModelSet
         from dynface.pipeline import RestoreOptions, Restorer
 
-        if getattr(self, "_models", None) is None:  # manifest + defaults of the set the DGSA is fitted into
+        if self._models is None:  # manifest + defaults of the set the DGSA is fitted into
             self._models = ModelSet.load(self.cfg.get("modelset"))
             self._models.nets.update(self.frozen)
         self._models.nets["dgsa"] = net
