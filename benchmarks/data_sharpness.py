@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dynface.core.atomic import write_atomic
 from dynface.core.hardware import machine_header
 from dynface.core.imageio import list_images, to_tensor, write_bytes_atomic, write_image
 from dynface.core.imagemetrics import detail_energy
@@ -27,10 +28,6 @@ from dynface.jobs.ablation import aligned_ground_truth
 from dynface.training import data as data_mod
 
 BANDS = ((0.0, 0.05), (0.05, 0.25), (0.25, 0.5), (0.5, 0.75), (0.75, 1.0))  # by rank, sharpest first
-
-
-def energies(images: torch.Tensor, chunk: int = 512) -> torch.Tensor:
-    return torch.cat([detail_energy(images[i:i + chunk].float().div(127.5).sub(1)) for i in range(0, len(images), chunk)])
 
 
 def main(argv=None) -> int:
@@ -43,10 +40,10 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     out = Path(a.output)
     train = data_mod.load_cache(a.data, a.size, "train", cache_dir=a.cache_dir)
-    e_train = energies(train)
+    e_train = data_mod.detail_energies(train)
     tpl = template_for("utkface", a.size)
     gts = [aligned_ground_truth(f, tpl, a.size) for f in list_images([a.bench])]
-    e_bench = energies(torch.cat([to_tensor(g) for g in gts]).add(1).mul(127.5).round().byte())
+    e_bench = detail_energy(torch.cat([to_tensor(g) for g in gts]))
     half = e_train.sort(descending=True).values[: len(e_train) // 2]
     qs = (0.1, 0.25, 0.5, 0.75, 0.9)
     rows = [("UTKFace train, all", e_train), ("UTKFace train, sharpest half", half), ("bench ground truths", e_bench)]
@@ -77,9 +74,7 @@ def main(argv=None) -> int:
     ax.set_ylabel("density")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    tmp = out / ".data_sharpness.png.tmp.png"
-    fig.savefig(tmp, dpi=110)
-    tmp.replace(out / "data_sharpness.png")
+    write_atomic(out / "data_sharpness.png", lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
 
     order = torch.argsort(e_train, descending=True)

@@ -206,6 +206,12 @@ def export(runs_dir: Path, runs, install: bool) -> None:
             print(f"would install {name} as embedded {stage} (pass --install)")
 
 
+def stage_files(stage: str, path: Path) -> list[tuple[str, Path]]:
+    """(embedded part, exported file) for each file a run's export `path` replaces (SE: TM + SDE)."""
+    return [(part, path if part == stage else path.parent / f"{part}.safetensors")
+            for part in STAGE_PARTS.get(stage, (stage,))]
+
+
 def install_run(runs_dir: Path, runs, name: str, stage: str, path: Path) -> None:
     """Put a run's export into the embedded set, then retire (rename to NAME.stale-N) the folders of
     runs whose labels or inputs come from that embedded stage (`frozen:` in their config), so that
@@ -214,12 +220,11 @@ def install_run(runs_dir: Path, runs, name: str, stage: str, path: Path) -> None
     from dynface.modelset.manifest import EMBEDDED_DIR, STAGE_FILES
     from dynface.training.loop import load_config
 
-    parts = STAGE_PARTS.get(stage, (stage,))
-    for part in parts:
-        src = path if part == stage else path.parent / f"{part}.safetensors"
+    files = stage_files(stage, path)
+    for part, src in files:
         entry = replace_stage(EMBEDDED_DIR, part, src)
         print(f"installed {name} as embedded {part}: {entry['iters']} iterations, {entry.get('images', '?')} images")
-    used = {f"embedded:{STAGE_FILES[p]}" for p in parts}
+    used = {f"embedded:{STAGE_FILES[part]}" for part, _ in files}
     for r in runs:
         d = runs_dir / r["name"]
         frozen = (load_config(ROOT / r["config"]).get("frozen") or {}).values()
@@ -265,8 +270,8 @@ def bench(runs_dir: Path, runs, names, settings: str, limit, out_dir: Path, clea
             path = export_run(r["kind"], load_config(ROOT / r["config"]), runs_dir / n)
             sets[n] = Path(tmp) / n
             shutil.copytree(EMBEDDED_DIR, sets[n])
-            for part in STAGE_PARTS.get(r["stage"], (r["stage"],)):
-                replace_stage(sets[n], part, path if part == r["stage"] else path.parent / f"{part}.safetensors")
+            for part, src in stage_files(r["stage"], path):
+                replace_stage(sets[n], part, src)
         for n, folder in sets.items():
             cmd = [sys.executable, "-m", "dynface.cli", "bench", clean_dir, "-o", str(out_dir / n), "--settings", settings,
                    "--weights-dir", str(folder), "-q"] + (["--limit", str(limit)] if limit else [])

@@ -85,6 +85,7 @@ class Validator:
         return res
 
     def _dgsa(self, net) -> dict:
+        from dynface.core.imageio import to_uint8
         from dynface.metrics.noref import niqe
         from dynface.modelset.folder import ModelSet
         from dynface.pipeline import RestoreOptions, Restorer
@@ -97,8 +98,7 @@ class Validator:
         out = Restorer(self._models).restore(self.y[:n], RestoreOptions(seed=0)).images.float().clamp(-1, 1)
         res = {"psnr": psnr(out, self.x[:n]), "detail_ratio": detail_ratio(out, self.x[:n])}
         if out.shape[-1] >= 96:  # NIQE's 96-pixel blocks
-            rgb = [out[i].add(1).mul(127.5).round().byte().permute(1, 2, 0).numpy() for i in range(n)]
-            res["niqe"] = sum(map(niqe, rgb)) / n
+            res["niqe"] = sum(niqe(to_uint8(out[i])) for i in range(n)) / n
         return res
 
     def _se(self, net) -> dict:

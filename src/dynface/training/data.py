@@ -73,16 +73,22 @@ def write_split(folder, path) -> None:
     write_bytes(path, json.dumps(d, indent=1).encode())
 
 
-def keep_sharpest(images: torch.Tensor, fraction: float, chunk: int = 512) -> torch.Tensor:
-    """The `fraction` of a uint8 image cache (N, 3, H, W) with the most fine detail (detail_energy:
-    mean |Laplacian| of the grey image), in their original order. UTKFace's softest faces are
-    already blurred photographs; as targets they teach a restorer to output blur (docs/training.md)."""
+def detail_energies(images: torch.Tensor, chunk: int = 512) -> torch.Tensor:
+    """core.imagemetrics.detail_energy (mean |Laplacian| of the grey image) of each face of a uint8
+    cache (N, 3, H, W), `chunk` faces at a time."""
     from dynface.core.imagemetrics import detail_energy
 
+    return torch.cat([detail_energy(images[i:i + chunk].float().div(127.5).sub(1))
+                      for i in range(0, len(images), chunk)])
+
+
+def keep_sharpest(images: torch.Tensor, fraction: float, chunk: int = 512) -> torch.Tensor:
+    """The `fraction` of a uint8 image cache (N, 3, H, W) with the most fine detail (detail_energies),
+    in their original order. UTKFace's softest faces are already blurred photographs; as targets
+    they teach a restorer to output blur (docs/training.md)."""
     if not 0 < fraction <= 1:
         raise ValueError(f"sharpest must be in (0, 1], got {fraction}")
-    energy = torch.cat([detail_energy(images[i:i + chunk].float().div(127.5).sub(1))
-                        for i in range(0, len(images), chunk)])
+    energy = detail_energies(images, chunk)
     k = max(1, round(len(images) * fraction))
     keep = torch.sort(torch.argsort(energy, descending=True, stable=True)[:k]).values
     return images[keep]
