@@ -20,6 +20,7 @@ cores goes first.
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import shutil
 import signal
@@ -88,8 +89,43 @@ def start(runs_dir: Path, runs) -> None:
                              start_new_session=True)
         (d / "pid").write_text(str(p.pid))
         lower_autogroup(p.pid)
+        log_session(d)
         print(f"{r['name']}: {'resumed' if resume else 'started from the shipped weights'} (pid {p.pid}, "
               f"log {d / 'train.log'})")
+
+
+def log_session(d: Path) -> None:
+    """Append this start to RUN/sessions.csv (UTC time, the curve's last step, the CPU): the working
+    sessions whose gains `status` lists, for issue 13's plateau test ("three working days in a row")."""
+    from datetime import datetime, timezone
+
+    from dynface.core.hardware import cpu_model
+
+    rows = curve_rows(d)
+    path = d / "sessions.csv"
+    new = not path.exists()
+    with open(path, "a") as f:
+        if new:
+            f.write("started,step,cpu\n")
+        step = int(rows[-1]["step"]) if rows else 0
+        f.write(f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%M},{step},{cpu_model().replace(',', ' ')}\n")
+
+
+def session_gains(d: Path, rows: list[dict], metric: str) -> list[tuple[int, int, float]]:
+    """(first step, last step, gain in `metric`) of each logged session that has curve rows: the
+    curve's row at (or next after) the session's start to the last row before the next start."""
+    path = d / "sessions.csv"
+    if not path.exists() or not rows:
+        return []
+    with open(path, newline="") as f:
+        starts = sorted({int(r["step"]) for r in csv.DictReader(f)})
+    out = []
+    for i, s0 in enumerate(starts):
+        s1 = starts[i + 1] if i + 1 < len(starts) else float("inf")
+        seg = [r for r in rows if s0 <= r["step"] <= s1 and metric in r]
+        if len(seg) >= 2:
+            out.append((int(seg[0]["step"]), int(seg[-1]["step"]), improvement(metric, seg[0][metric], seg[-1][metric])))
+    return out
 
 
 def curve_rows(d: Path):
@@ -127,6 +163,10 @@ def status(runs_dir: Path, runs) -> None:
               f"{m} {first[m]:.3f} -> {last[m]:.3f} (best {best[m]:.3f} at {int(best['step'])}"
               + (f"; last 1,000 it: {slope:+.3f} per 1,000 it)" if slope is not None else ")")
               + "".join(f", {k} {last[k]:.3f}" for k in last if k not in ("step", "images", "wall_h", m)))
+        gains = session_gains(d, rows, m)
+        if gains:
+            print(f"    by session ({m} gain, + = better): "
+                  + "; ".join(f"{a} -> {b}: {g:+.3f}" for a, b, g in gains))
 
 
 def stop(runs_dir: Path, runs) -> None:

@@ -140,3 +140,17 @@ def test_recent_slope_reads_a_rising_line_and_a_plateau():
     flat = [{"step": s, "psnr": 27.0 + (0.01 if s % 200 else -0.01)} for s in range(0, 3001, 100)]
     assert abs(c.recent_slope(flat, "psnr")) < 0.02
     assert c.recent_slope(rising[:2], "psnr") is None
+
+
+def test_session_gains_split_the_curve_at_each_logged_start(tmp_path):
+    c = campaign_module()
+    rows = [{"step": s, "sigma_abs_err": 0.6 - 0.0001 * min(s, 2000)} for s in range(1000, 3001, 100)]
+    assert c.session_gains(tmp_path, rows, "sigma_abs_err") == []  # no sessions.csv yet
+    with open(tmp_path / "curve.csv", "w") as f:
+        f.write("step,sigma_abs_err\n" + "".join(f"{int(r['step'])},{r['sigma_abs_err']}\n" for r in rows[:11]))
+    c.log_session(tmp_path)                                         # starts at the curve's last row: 2000
+    (tmp_path / "sessions.csv").write_text((tmp_path / "sessions.csv").read_text()
+                                           .replace("started,step,cpu\n", "started,step,cpu\nbackfilled,1000,x\n"))
+    gains = c.session_gains(tmp_path, rows, "sigma_abs_err")
+    assert [(a, b) for a, b, _ in gains] == [(1000, 2000), (2000, 3000)]
+    assert gains[0][2] == pytest.approx(0.1) and gains[1][2] == pytest.approx(0.0)  # lower error = a gain; then a plateau
