@@ -6,7 +6,8 @@
     python scripts/campaign.py install NAME     # export and install one run, chosen on other evidence
     python scripts/campaign.py bench [NAME ...] [--settings S] [--limit N] [-o DIR]
         # `dynface bench` on ../shared/data/val/clean with the embedded set ("shipped") and, per
-        # NAME, the embedded set with that run's export in place of its stage (DIR/NAME/table.md)
+        # NAME, the embedded set with that run's export in place of its stage (DIR/NAME/table.md);
+        # NAME may join runs with "+" (rm_sharp+se_refit: both exports in one set)
     python scripts/campaign.py export [--install]
         # export each run (fp16 safetensors), copy its curve to docs/training/NAME.csv/.png; with
         # --install, replace an embedded stage by the best run for it, only where that run's last
@@ -300,18 +301,20 @@ def bench(runs_dir: Path, runs, names, settings: str, limit, out_dir: Path, clea
     from dynface.training.loop import load_config
 
     by_name = {r["name"]: r for r in runs}
-    unknown = [n for n in names if n not in by_name or not (runs_dir / n / "ckpt.pt").exists()]
+    wanted = dict.fromkeys(part for n in names for part in n.split("+"))
+    unknown = [n for n in wanted if n not in by_name or not (runs_dir / n / "ckpt.pt").exists()]
     if unknown:
         raise SystemExit(f"campaign: no run with a checkpoint named {', '.join(unknown)} in {runs_dir}")
     with tempfile.TemporaryDirectory(prefix="campaign-bench-") as tmp:
+        exports = {n: export_run(by_name[n]["kind"], load_config(ROOT / by_name[n]["config"]), runs_dir / n)
+                   for n in wanted}
         sets = {"shipped": EMBEDDED_DIR}
-        for n in names:
-            r = by_name[n]
-            path = export_run(r["kind"], load_config(ROOT / r["config"]), runs_dir / n)
+        for n in names:   # "a+b": the exports of runs a and b together in one copy (stages that depend on each other)
             sets[n] = Path(tmp) / n
             shutil.copytree(EMBEDDED_DIR, sets[n])
-            for part, src in stage_files(r["stage"], path):
-                replace_stage(sets[n], part, src)
+            for part_run in n.split("+"):
+                for part, src in stage_files(by_name[part_run]["stage"], exports[part_run]):
+                    replace_stage(sets[n], part, src)
         for n, folder in sets.items():
             cmd = [sys.executable, "-m", "dynface.cli", "bench", clean_dir, "-o", str(out_dir / n), "--settings", settings,
                    "--weights-dir", str(folder), "-q"] + (["--limit", str(limit)] if limit else [])

@@ -131,6 +131,8 @@ def test_bench_puts_a_runs_export_into_a_copy_of_the_embedded_set(tmp_path, monk
     assert (emb / "manifest.json").read_bytes() == before
     with pytest.raises(SystemExit, match="no run with a checkpoint"):
         c.bench(tmp_path / "runs", [run], ["nope"], "input", None, tmp_path / "out", str(clean))
+    with pytest.raises(SystemExit, match="named nope in"):   # every run of a "+" set must exist
+        c.bench(tmp_path / "runs", [run], ["rm_a+nope"], "input", None, tmp_path / "out", str(clean))
 
 
 def test_recent_slope_reads_a_rising_line_and_a_plateau():
