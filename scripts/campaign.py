@@ -34,8 +34,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 RUNS_YAML = ROOT / "campaign" / "runs.yaml"
 DOCS = ROOT / "docs" / "training"
-MIN_GAIN = {"psnr": 0.02, "detail_ratio": 0.005, "x0_psnr_t300": 0.02, "sample10_psnr": 0.02, "sigma_abs_err": 0.005}  # below: noise
-LOWER_IS_BETTER = {"sigma_abs_err", "niqe"}
+MIN_GAIN = {"psnr": 0.02, "detail_ratio": 0.005, "x0_psnr_t300": 0.02, "sample10_psnr": 0.02, "sigma_abs_err": 0.005,
+            "restored_detail_ratio": 0.005}  # below: noise
+LOWER_IS_BETTER = {"sigma_abs_err", "niqe", "restored_niqe"}
 STAGE_PARTS = {"se": ("tm", "sde")}  # a run of kind se exports and installs two embedded files
 
 
@@ -157,8 +158,13 @@ def status(runs_dir: Path, runs) -> None:
             print(f"{r['name']}: {state}, no curve yet")
             continue
         m = r["metric"]
-        first, last = rows[0], rows[-1]
-        best = max(rows, key=lambda row: improvement(m, first[m], row[m]) if m in row else float("-inf"))
+        last = rows[-1]
+        scored = [row for row in rows if m in row]   # a metric added mid-run has no value in older rows
+        if not scored:
+            print(f"{r['name']}: {state}, it {int(rows[0]['step'])} -> {int(last['step'])}, no {m} on the curve yet")
+            continue
+        first, last = scored[0], scored[-1]
+        best = max(scored, key=lambda row: improvement(m, first[m], row[m]))
         slope = recent_slope(rows, m)
         print(f"{r['name']}: {state}, it {int(first['step'])} -> {int(last['step'])} ({last.get('wall_h', 0):.2f} h), "
               f"{m} {first[m]:.3f} -> {last[m]:.3f} (best {best[m]:.3f} at {int(best['step'])}"
@@ -222,6 +228,9 @@ def export(runs_dir: Path, runs, install: bool) -> None:
         shutil.copyfile(d / "curve.csv", DOCS / f"{r['name']}.csv")
         plot_curve(d / "curve.csv", DOCS / f"{r['name']}.png", f"{r['name']} ({r['kind']}, {r['config']})")
         m = r["metric"]
+        if m not in rows[-1]:
+            print(f"{r['name']}: exported {out}; no {m} on its curve yet (a new metric): not installed")
+            continue
         shipped = shipped_scores(r, cfg, runs_dir)
         gain, better, why = verdict(r, shipped, rows[-1])
         print(f"{r['name']}: exported {out}; {m} {shipped[m]:.4f} (embedded now) -> {rows[-1][m]:.4f} "

@@ -140,3 +140,33 @@ def test_dgsa_curve_is_the_default_restoration_with_the_candidate_map(tmp_path):
     rows = read_curve(tmp_path / "run" / "curve.csv")
     assert [r["step"] for r in rows] == [0, 2] and {"psnr", "detail_ratio"} <= set(rows[-1])
     assert rows[0]["psnr"] == pytest.approx(scores["psnr"], abs=1e-4)  # the start is the shipped map
+
+
+def test_a_metric_added_to_a_running_curve_gets_its_column(tmp_path):
+    p = tmp_path / "curve.csv"
+    append_row(p, {"step": 10, "x0_psnr_t300": 25.0})
+    append_row(p, {"step": 20, "x0_psnr_t300": 25.5, "restored_psnr": 24.0})
+    rows = read_curve(p)
+    assert rows == [{"step": 10, "x0_psnr_t300": 25.0}, {"step": 20, "x0_psnr_t300": 25.5, "restored_psnr": 24.0}]
+    assert p.read_text().splitlines()[0] == "step,x0_psnr_t300,restored_psnr"
+
+
+def test_prior_curve_scores_the_default_restoration_with_the_candidate_prior(tmp_path):
+    """restore_val_faces > 0: the prior's curve also has what `dynface restore` returns with it."""
+    from tiny_models import make_tiny_modelset
+    from dynface.modelset.folder import ModelSet
+    from dynface.pipeline import RestoreOptions, Restorer
+    from dynface.training.curves import Validator
+
+    root = make_tiny_modelset(tmp_path / "set")
+    cfg = {"data": str(faces_with_val_split(tmp_path / "faces")), "size": SIZE, "val_faces": 3,
+           "restore_val_faces": 2, "cache_dir": str(tmp_path / "cache"), "modelset": str(root),
+           "degradation": {"sigma": [0.1, 2.0], "scale": [1.0, 2.0], "noise": [0, 10], "jpeg": [60, 95]}}
+    ms = ModelSet.load(root)
+    v = Validator("prior", cfg)
+    scores = v(ms.nets["prior"])
+    want = Restorer(ms).restore(v.y[:2], RestoreOptions(seed=0)).images.float().clamp(-1, 1)
+    assert scores["restored_psnr"] == pytest.approx(psnr(want, v.x[:2]), abs=1e-4)
+    assert scores["restored_detail_ratio"] == pytest.approx(detail_ratio(want, v.x[:2]), abs=1e-4)
+    assert {"x0_psnr_t100", "x0_psnr_t300", "x0_psnr_t600"} <= set(scores)
+    assert "restored_psnr" not in Validator("prior", {**cfg, "restore_val_faces": 0})(ms.nets["prior"])

@@ -6,7 +6,10 @@ measured per kind:
 
 - rm:    PSNR / SSIM of RM(y) to the clean face, and the detail ratio (mean |Laplacian| of the
          grey output / that of the ground truth; 1 = as much fine detail as the real face).
-- prior: x0_hat PSNR (Tweedie, Eq. 3) from x_t at t = 100, 300, 600 with fixed noise.
+- prior: x0_hat PSNR (Tweedie, Eq. 3) from x_t at t = 100, 300, 600 with fixed noise; with
+         `restore_val_faces` > 0 also the whole default restoration with the candidate prior (as
+         dgsa below; columns restored_psnr, restored_detail_ratio, restored_niqe): x0_hat PSNR
+         rewards the posterior mean, which is smoother, not the detail the prior should add.
 - idm:   the same x0_hat PSNRs with the condition, and PSNR / detail ratio of a 10-step sample.
 - se:    mean |sigma_hat - sigma*| against sigma* labels (Eq. 19) from the run's frozen RM.
 - dgsa:  the whole default restoration (DBLM, DSST, guided sampling with the candidate M_t of
@@ -17,6 +20,7 @@ Rows go to `curve.csv` in the run folder, and `plot_curve` draws them (one panel
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 import torch
@@ -70,7 +74,11 @@ class Validator:
         return res
 
     def _prior(self, net) -> dict:
-        return self._x0_psnrs(net)
+        res = self._x0_psnrs(net)
+        n = int(self.cfg.get("restore_val_faces", 0))
+        if n:
+            res.update({f"restored_{k}": v for k, v in self._restored("prior", net, n).items()})
+        return res
 
     def _idm(self, net) -> dict:
         from dynface.sampling.chain import sample
@@ -85,16 +93,20 @@ class Validator:
         return res
 
     def _dgsa(self, net) -> dict:
+        return self._restored("dgsa", net, int(self.cfg.get("dgsa_val_faces", 8)))
+
+    def _restored(self, stage: str, net, n: int) -> dict:
+        """The default restoration of the first n val faces (seed 0) by the model set (`modelset`,
+        default the embedded one; `frozen` nets in place) with `net` as its `stage`."""
         from dynface.core.imageio import to_uint8
         from dynface.metrics.noref import niqe
         from dynface.modelset.folder import ModelSet
         from dynface.pipeline import RestoreOptions, Restorer
 
-        if self._models is None:  # manifest + defaults of the set the DGSA is fitted into
+        if self._models is None:  # manifest + defaults of the set the candidate is scored in
             self._models = ModelSet.load(self.cfg.get("modelset"))
             self._models.nets.update(self.frozen)
-        self._models.nets["dgsa"] = net
-        n = int(self.cfg.get("dgsa_val_faces", 8))
+        self._models.nets[stage] = net
         out = Restorer(self._models).restore(self.y[:n], RestoreOptions(seed=0)).images.float().clamp(-1, 1)
         res = {"psnr": psnr(out, self.x[:n]), "detail_ratio": detail_ratio(out, self.x[:n])}
         if out.shape[-1] >= 96:  # NIQE's 96-pixel blocks
@@ -115,11 +127,25 @@ class Validator:
 
 
 def append_row(path: Path, row: dict) -> None:
-    """Append one row to a curve CSV (header written for a new file; columns of the first row)."""
+    """Append one row to a curve CSV (header written for a new file). A row with a column the file
+    lacks (a metric added to a running campaign) first rewrites the file with that column, empty in
+    the older rows."""
     new = not path.exists() or path.stat().st_size == 0
     if not new:
         with open(path, newline="") as f:
             fields = next(csv.reader(f))
+        added = [k for k in row if k not in fields]
+        if added:
+            from dynface.core.atomic import write_bytes
+
+            with open(path, newline="") as f:
+                old = list(csv.DictReader(f))
+            fields += added
+            buf = io.StringIO()
+            w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\r\n")
+            w.writeheader()
+            w.writerows(old)
+            write_bytes(path, buf.getvalue().encode())
     else:
         fields = list(row)
     with open(path, "a", newline="") as f:
