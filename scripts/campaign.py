@@ -106,11 +106,11 @@ def log_session(d: Path) -> None:
     rows = curve_rows(d)
     path = d / "sessions.csv"
     new = not path.exists()
-    with open(path, "a") as f:
+    with open(path, "a", newline="") as f:
+        w = csv.writer(f)
         if new:
-            f.write("started,step,cpu\n")
-        step = int(rows[-1]["step"]) if rows else 0
-        f.write(f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%M},{step},{cpu_model().replace(',', ' ')}\n")
+            w.writerow(["started", "step", "cpu"])
+        w.writerow([f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%M}", int(rows[-1]["step"]) if rows else 0, cpu_model()])
 
 
 def session_gains(d: Path, rows: list[dict], metric: str) -> list[tuple[int, int, float]]:

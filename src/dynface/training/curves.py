@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from dynface.core.atomic import write_bytes
 from dynface.core.degradation import DegradationConfig, degrade_random
 from dynface.core.imagemetrics import detail_ratio, psnr, ssim_pm1
 from dynface.core.schedule import Schedule, space_timesteps, tweedie_x0
@@ -136,8 +137,6 @@ def append_row(path: Path, row: dict) -> None:
             fields = next(csv.reader(f))
         added = [k for k in row if k not in fields]
         if added:
-            from dynface.core.atomic import write_bytes
-
             with open(path, newline="") as f:
                 old = list(csv.DictReader(f))
             fields += added
