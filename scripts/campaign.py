@@ -1,8 +1,10 @@
 """The training campaign: resume every run in the background, watch the curves, export the winners.
 
-    python scripts/campaign.py start            # resume (or start from the shipped weights) every active run
+    python scripts/campaign.py start [--device cuda] [--threads N]
+        # resume (or start from the shipped weights) every active run; --device: where its networks
+        # train (all runs share it); --threads: CPU threads per run (default: each run's `threads`)
     python scripts/campaign.py status           # running?, iterations, first and last curve rows
-    python scripts/campaign.py stop             # SIGTERM: each run checkpoints and stops
+    python scripts/campaign.py stop             # SIGTERM: each run checkpoints and stops; waits for them
     python scripts/campaign.py install NAME     # export and install one run, chosen on other evidence
     python scripts/campaign.py bench [NAME ...] [--settings S] [--limit N] [-o DIR]
         # `dynface bench` on ../shared/data/val/clean with the embedded set ("shipped") and, per
@@ -52,12 +54,18 @@ def load_runs():
 
 
 def pid_alive(run_dir: Path) -> int | None:
+    """The run's training process id while it runs (an exited child not yet reaped counts as gone)."""
     try:
         pid = int((run_dir / "pid").read_text())
         os.kill(pid, 0)
-        return pid
     except (OSError, ValueError):
         return None
+    try:
+        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            return None
+    except (OSError, IndexError):
+        pass  # no /proc: the signal test above is all there is
+    return pid
 
 
 def lower_autogroup(pid: int, nice: int = 19) -> None:
@@ -70,7 +78,7 @@ def lower_autogroup(pid: int, nice: int = 19) -> None:
         pass  # no autogroup support (or not permitted): plain nice still applies
 
 
-def start(runs_dir: Path, runs) -> None:
+def start(runs_dir: Path, runs, device: str = "cpu", threads: int | None = None) -> None:
     for r in runs:
         if not r.get("active", True):
             continue
@@ -80,8 +88,8 @@ def start(runs_dir: Path, runs) -> None:
             continue
         d.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "dynface.cli", "train", r["kind"], "--config", str(ROOT / r["config"]),
-               "--run-dir", str(d), "--cache-dir", str(runs_dir / "cache"), "--threads", str(r.get("threads", 1)),
-               "-q"]
+               "--run-dir", str(d), "--cache-dir", str(runs_dir / "cache"),
+               "--threads", str(threads or r.get("threads", 1)), "--device", device, "-q"]
         resume = (d / "ckpt.pt").exists()
         if resume:
             cmd.append("--resume")
@@ -92,8 +100,8 @@ def start(runs_dir: Path, runs) -> None:
         (d / "pid").write_text(str(p.pid))
         lower_autogroup(p.pid)
         log_session(d)
-        print(f"{r['name']}: {'resumed' if resume else 'started from the shipped weights'} (pid {p.pid}, "
-              f"log {d / 'train.log'})")
+        print(f"{r['name']}: {'resumed' if resume else 'started from the shipped weights'} on {device} "
+              f"(pid {p.pid}, log {d / 'train.log'})")
 
 
 def log_session(d: Path) -> None:
@@ -176,12 +184,26 @@ def status(runs_dir: Path, runs) -> None:
                   + "; ".join(f"{a} -> {b}: {g:+.3f}" for a, b, g in gains))
 
 
-def stop(runs_dir: Path, runs) -> None:
+def stop(runs_dir: Path, runs, timeout: float = 900.0) -> None:
+    """SIGTERM every running run (each finishes its iteration, and an evaluation under way, then
+    checkpoints), and wait until they have exited, so that `export` reads their last checkpoint."""
+    import time
+
+    asked = {}
     for r in runs:
         pid = pid_alive(runs_dir / r["name"])
         if pid:
             os.killpg(os.getpgid(pid), signal.SIGTERM)
-            print(f"{r['name']}: asked to checkpoint and stop (pid {pid})")
+            asked[r["name"]] = pid
+            print(f"{r['name']}: asked to checkpoint and stop (pid {pid})", flush=True)
+    end = time.time() + timeout
+    while asked and time.time() < end:
+        for name in [n for n in asked if not pid_alive(runs_dir / n)]:
+            print(f"{name}: stopped", flush=True)
+            del asked[name]
+        time.sleep(1)
+    if asked:
+        raise SystemExit(f"campaign: still running after {timeout:.0f} s: {', '.join(asked)}")
 
 
 def shipped_scores(r: dict, cfg: dict, runs_dir: Path) -> dict:
@@ -287,16 +309,27 @@ def install_run(runs_dir: Path, runs, name: str, stage: str, path: Path) -> None
                   f"{d.name}.stale-{n} (the next start begins it again)")
 
 
-def install_named(runs_dir: Path, runs, name: str) -> None:
-    """`install NAME`: export one run and install it whatever its curve metric says (a decision taken
-    on other evidence, e.g. the end-to-end bench; say so in docs/training.md)."""
+def run_export(runs_dir: Path, runs, name: str) -> Path:
+    """A run's fp16 export: written afresh from its checkpoint, else the one the run left (a run
+    trained elsewhere, e.g. on a lent GPU, and brought back without its checkpoint)."""
     from dynface.training.loop import export as export_run
     from dynface.training.loop import load_config
 
     r = next((r for r in runs if r["name"] == name), None)
-    if r is None or not (runs_dir / name / "ckpt.pt").exists():
-        raise SystemExit(f"campaign: no run {name!r} with a checkpoint in {runs_dir}")
-    install_run(runs_dir, runs, name, r["stage"], export_run(r["kind"], load_config(ROOT / r["config"]), runs_dir / name))
+    d = runs_dir / name
+    if r is not None and (d / "ckpt.pt").exists():
+        return export_run(r["kind"], load_config(ROOT / r["config"]), d)
+    left = d / ("sde.safetensors" if r is not None and r["kind"] == "se" else "final.safetensors")
+    if r is None or not left.exists():
+        raise SystemExit(f"campaign: no run {name!r} with a checkpoint or an export in {runs_dir}")
+    return left
+
+
+def install_named(runs_dir: Path, runs, name: str) -> None:
+    """`install NAME`: export one run and install it whatever its curve metric says (a decision taken
+    on other evidence, e.g. the end-to-end bench; say so in docs/training.md)."""
+    path = run_export(runs_dir, runs, name)
+    install_run(runs_dir, runs, name, next(r for r in runs if r["name"] == name)["stage"], path)
 
 
 def bench(runs_dir: Path, runs, names, settings: str, limit, out_dir: Path, clean_dir: str) -> None:
@@ -306,17 +339,11 @@ def bench(runs_dir: Path, runs, names, settings: str, limit, out_dir: Path, clea
 
     from dynface.modelset.assemble import replace_stage
     from dynface.modelset.manifest import EMBEDDED_DIR
-    from dynface.training.loop import export as export_run
-    from dynface.training.loop import load_config
 
     by_name = {r["name"]: r for r in runs}
     wanted = dict.fromkeys(part for n in names for part in n.split("+"))
-    unknown = [n for n in wanted if n not in by_name or not (runs_dir / n / "ckpt.pt").exists()]
-    if unknown:
-        raise SystemExit(f"campaign: no run with a checkpoint named {', '.join(unknown)} in {runs_dir}")
     with tempfile.TemporaryDirectory(prefix="campaign-bench-") as tmp:
-        exports = {n: export_run(by_name[n]["kind"], load_config(ROOT / by_name[n]["config"]), runs_dir / n)
-                   for n in wanted}
+        exports = {n: run_export(runs_dir, runs, n) for n in wanted}
         sets = {"shipped": EMBEDDED_DIR}
         for n in names:   # "a+b": the exports of runs a and b together in one copy (stages that depend on each other)
             sets[n] = Path(tmp) / n
@@ -342,6 +369,8 @@ def main(argv=None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="with bench: first N faces only")
     ap.add_argument("-o", "--output", default="campaign-bench", help="with bench: output folder")
     ap.add_argument("--clean-dir", default=str(ROOT.parent / "shared" / "data" / "val" / "clean"))
+    ap.add_argument("--device", default="cpu", help="with start: cpu (default), cuda or cuda:N, for every run")
+    ap.add_argument("--threads", type=int, default=None, help="with start: CPU threads per run (default: its own)")
     a = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT / "src"))
     runs_dir, runs = load_runs()
@@ -353,8 +382,10 @@ def main(argv=None) -> int:
         bench(runs_dir, runs, a.run, a.settings, a.limit, Path(a.output), a.clean_dir)
     elif a.command == "export":
         export(runs_dir, runs, a.install)
+    elif a.command == "start":
+        start(runs_dir, runs, a.device, a.threads)
     else:
-        {"start": start, "status": status, "stop": stop}[a.command](runs_dir, runs)
+        {"status": status, "stop": stop}[a.command](runs_dir, runs)
     return 0
 
 

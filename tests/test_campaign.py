@@ -129,9 +129,9 @@ def test_bench_puts_a_runs_export_into_a_copy_of_the_embedded_set(tmp_path, monk
     assert rows["shipped"]["input"]["psnr"] == rows["rm_a"]["input"]["psnr"]
     assert rows["shipped"]["RM only"]["psnr"] != rows["rm_a"]["RM only"]["psnr"]
     assert (emb / "manifest.json").read_bytes() == before
-    with pytest.raises(SystemExit, match="no run with a checkpoint"):
+    with pytest.raises(SystemExit, match="no run 'nope' with a checkpoint or an export"):
         c.bench(tmp_path / "runs", [run], ["nope"], "input", None, tmp_path / "out", str(clean))
-    with pytest.raises(SystemExit, match="named nope in"):   # every run of a "+" set must exist
+    with pytest.raises(SystemExit, match="no run 'nope'"):   # every run of a "+" set must exist
         c.bench(tmp_path / "runs", [run], ["rm_a+nope"], "input", None, tmp_path / "out", str(clean))
 
 
@@ -156,3 +156,46 @@ def test_session_gains_split_the_curve_at_each_logged_start(tmp_path):
     gains = c.session_gains(tmp_path, rows, "sigma_abs_err")
     assert [(a, b) for a, b, _ in gains] == [(1000, 2000), (2000, 3000)]
     assert gains[0][2] == pytest.approx(0.1) and gains[1][2] == pytest.approx(0.0)  # lower error = a gain; then a plateau
+
+
+def test_start_trains_in_the_background_and_stop_waits_for_its_checkpoint(tmp_path):
+    """`start` launches `dynface train` detached (on the device asked for); `stop` returns only once
+    the run has checkpointed and exited, so that `export` reads its last iteration."""
+    import time
+
+    from dynface.modelset.weights import load_torch_file
+
+    c = campaign_module()
+    cfg = {**rm_config(tmp_path, shipped_rm(tmp_path)), "iters": 1_000_000, "ckpt_every": 1_000_000,
+           "eval_every": 0, "cache_dir": str(tmp_path / "runs" / "cache")}
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(cfg))
+    runs = [{"name": "tiny", "kind": "rm", "config": str(tmp_path / "tiny.yaml"), "threads": 1}]
+    run = tmp_path / "runs" / "tiny"
+    c.start(tmp_path / "runs", runs, device="cpu")
+    try:
+        end = time.time() + 120
+        while time.time() < end and not ((run / "log.csv").exists() and len((run / "log.csv").read_text().splitlines()) > 3):
+            time.sleep(0.5)
+        assert c.pid_alive(run), (run / "train.log").read_text()
+        c.start(tmp_path / "runs", runs)  # already running: not started twice
+    finally:
+        c.stop(tmp_path / "runs", runs, timeout=120)
+    assert c.pid_alive(run) is None
+    ck = load_torch_file(run / "ckpt.pt")  # written on SIGTERM (ckpt_every is never reached)
+    assert ck["step"] >= 3 and len((run / "log.csv").read_text().splitlines()) == ck["step"] + 1
+
+
+def test_a_run_brought_back_without_its_checkpoint_is_benched_and_installed_from_its_export(tmp_path):
+    c = campaign_module()
+    runs = [{"name": "gpu_rm", "kind": "rm", "config": "campaign/rm_sharp.yaml", "stage": "rm"},
+            {"name": "gpu_se", "kind": "se", "config": "campaign/se_refit.yaml", "stage": "se"}]
+    with pytest.raises(SystemExit, match="no run 'gpu_rm' with a checkpoint or an export"):
+        c.run_export(tmp_path, runs, "gpu_rm")
+    (tmp_path / "gpu_rm").mkdir()
+    shutil.copyfile(shipped_rm(tmp_path), tmp_path / "gpu_rm" / "final.safetensors")
+    assert c.run_export(tmp_path, runs, "gpu_rm") == tmp_path / "gpu_rm" / "final.safetensors"
+    (tmp_path / "gpu_se").mkdir()
+    (tmp_path / "gpu_se" / "sde.safetensors").write_bytes(b"")  # SE exports TM + SDE; the SDE file names the pair
+    assert c.run_export(tmp_path, runs, "gpu_se") == tmp_path / "gpu_se" / "sde.safetensors"
+    with pytest.raises(SystemExit, match="no run 'nothing'"):
+        c.run_export(tmp_path, runs, "nothing")

@@ -18,6 +18,8 @@ def register(sub) -> None:
                help="CPU threads (default: the config's, else physical cores)")
     p.add_argument("--precision", choices=["auto", "fp32", "fp16", "bf16"], default=None,
                    help="override the config's `precision` (auto: bf16 only where the CPU runs it natively)")
+    p.add_argument("--device", default="cpu",
+                   help="cpu (default), cuda, cuda:N, mps or auto: where the networks train (batches are made on the CPU)")
     p.add_argument("--cache-dir", default=None)
     p.add_argument("--export-only", action="store_true", help="export the run's checkpoint to safetensors and stop")
     p.add_argument("-q", "--quiet", action="store_true")
@@ -38,6 +40,6 @@ def cmd_train(a) -> int:
     if a.precision:
         cfg["precision"] = a.precision
     out = train(a.kind, cfg, run_dir=run_dir, resume=a.resume, data=a.data, iters=a.iters, threads=a.threads,
-                progress=not a.quiet)
+                progress=not a.quiet, device=a.device)
     print(out)
     return 0

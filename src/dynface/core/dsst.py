@@ -63,7 +63,7 @@ class DSST:
 
     def lookup(self, sigma) -> torch.Tensor:
         """t* for sigma(s), sigma rounded to the nearest grid entry ("equalised")."""
-        s = torch.as_tensor(sigma, dtype=torch.float32).reshape(-1, 1)
+        s = torch.as_tensor(sigma, dtype=torch.float32).reshape(-1, 1).cpu()  # a CPU table
         idx = (s - self.grid.float()[None]).abs().argmin(dim=1)
         return self.tstar[idx].long()
 

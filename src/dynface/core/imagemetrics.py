@@ -10,7 +10,7 @@ import torch.nn.functional as F
 def ssim(a: torch.Tensor, b: torch.Tensor, win: int = 11, sigma: float = 1.5) -> torch.Tensor:
     """Mean SSIM of images in [0, 1] (Gaussian window), differentiable."""
     c1, c2 = 0.01**2, 0.03**2
-    k1 = torch.exp(-0.5 * ((torch.arange(win, dtype=a.dtype) - win // 2) / sigma) ** 2)
+    k1 = torch.exp(-0.5 * ((torch.arange(win, dtype=a.dtype, device=a.device) - win // 2) / sigma) ** 2)
     k1 = k1 / k1.sum()
     c = a.shape[1]
     kh, kv = k1.reshape(1, 1, 1, -1).repeat(c, 1, 1, 1), k1.reshape(1, 1, -1, 1).repeat(c, 1, 1, 1)

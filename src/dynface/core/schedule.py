@@ -32,9 +32,9 @@ class Schedule:
         return int(self.alphas_cumprod.numel())
 
     def abar(self, t) -> torch.Tensor:
-        """alpha_bar_t as float32, for integer t (tensor or int)."""
+        """alpha_bar_t as float32, for integer t (tensor or int), on t's device."""
         t = torch.as_tensor(t, dtype=torch.long)
-        return self.alphas_cumprod[t].float()
+        return self.alphas_cumprod[t.cpu()].float().to(t.device)
 
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """Forward diffusion x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps."""

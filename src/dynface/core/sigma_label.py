@@ -33,6 +33,7 @@ def blur_distances(x: torch.Tensor, r: torch.Tensor, grid: torch.Tensor, metric:
 
 def sigma_star(x: torch.Tensor, r: torch.Tensor, grid: torch.Tensor, eps: float, metric: str = "mae") -> torch.Tensor:
     """Eq. 19: smallest grid sigma whose blurred distance is within eps; (B,) sigmas."""
+    grid = grid.to(x.device)
     d = blur_distances(x, r, grid, metric)
     ok = d <= eps
     idx = torch.where(ok.any(dim=1), ok.float().argmax(dim=1), torch.full_like(ok[:, 0], len(grid) - 1, dtype=torch.long))

@@ -26,4 +26,5 @@ def manifest_entry(path: Path) -> dict:
     meta = read_metadata(path)
     return {"file": path.name, "sha256": sha256_file(path), "bytes": path.stat().st_size,
             "iters": meta.get("iters"), "images": meta.get("images"), "wall_time_s": meta.get("wall_time_s"),
-            "cpu": meta.get("cpu"), "data": meta.get("data"), "arch": meta.get("arch")}
+            "cpu": meta.get("cpu"), **({"gpu": meta["gpu"]} if meta.get("gpu") else {}),  # a GPU that trained it
+            "data": meta.get("data"), "arch": meta.get("arch")}

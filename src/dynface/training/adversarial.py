@@ -37,10 +37,10 @@ def patch_critic(channels: int = 32, layers: int = 3) -> nn.Module:
 class Adversary:
     """The critic, its AdamW (betas 0.5, 0.999) and its hinge losses; `weight` scales L_adv."""
 
-    def __init__(self, cfg: dict | None = None):
+    def __init__(self, cfg: dict | None = None, device="cpu"):
         cfg = {**GAN_DEFAULTS, **(cfg or {})}
         self.weight, self.start = float(cfg["weight"]), int(cfg["start"])
-        self.critic = patch_critic(int(cfg["channels"]), int(cfg["layers"]))
+        self.critic = patch_critic(int(cfg["channels"]), int(cfg["layers"])).to(device)
         self.opt = torch.optim.AdamW(self.critic.parameters(), lr=float(cfg["lr"]), betas=(0.5, 0.999),
                                      weight_decay=0.0)
         self.last = {"d_loss": float("nan"), "g_adv": float("nan")}

@@ -12,8 +12,12 @@ from dynface.training.data import Batcher
 
 @dataclass
 class Ctx:
-    """What a loss function sees: config, batcher, schedule, frozen helper networks, step, and the
-    critic of an adversarial loss (None without one)."""
+    """What a loss function sees: config, batcher, schedule, frozen helper networks, step, the
+    critic of an adversarial loss (None without one) and the device the networks live on.
+
+    Batches, degradations and every random draw are made on the CPU (the batcher's generator and
+    torch's CPU stream, both in the checkpoint), then moved with `on_device`: a run is the same on
+    every device up to arithmetic, and a checkpoint resumes on another device."""
 
     cfg: dict
     batcher: Batcher
@@ -21,6 +25,11 @@ class Ctx:
     frozen: dict = field(default_factory=dict)
     step: int = 0
     adversary: object = None       # training/adversarial.Adversary when the config has `gan:`
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    def on_device(self, *tensors):
+        """The tensors moved to the networks' device (None stays None); a no-op on the CPU."""
+        return tuple(None if t is None else t.to(self.device) for t in tensors)
 
 
 def degrade_batch(x: torch.Tensor, cfg: dict, step: int) -> torch.Tensor:

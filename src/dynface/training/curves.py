@@ -16,6 +16,7 @@ measured per kind:
          Eq. 12) of the first `dgsa_val_faces` faces, seed 0: PSNR, detail ratio and NIQE (from 96 px).
 
 Rows go to `curve.csv` in the run folder, and `plot_curve` draws them (one panel per metric).
+The networks run on their own device; the validation faces and every score stay on the CPU.
 """
 from __future__ import annotations
 
@@ -48,10 +49,12 @@ class Validator:
         self.schedule = Schedule.linear()
         self._sigma_star = None
         self._models = None  # dgsa: the model set the candidate map is scored in (loaded once)
+        self.device = torch.device("cpu")  # the scored network's (set per call)
 
     @torch.no_grad()
     def __call__(self, net) -> dict:
         was = net.training
+        self.device = next(net.parameters()).device
         net.eval()
         try:
             return getattr(self, f"_{self.kind}")(net)
@@ -59,7 +62,8 @@ class Validator:
             net.train(was)
 
     def _rm(self, net) -> dict:
-        out = torch.cat([net(self.y[i:i + 4]).float() for i in range(0, len(self.y), 4)]).clamp(-1, 1)
+        out = torch.cat([net(self.y[i:i + 4].to(self.device)).float().cpu()
+                         for i in range(0, len(self.y), 4)]).clamp(-1, 1)
         return {"psnr": psnr(out, self.x), "ssim": ssim_pm1(out, self.x), "detail_ratio": detail_ratio(out, self.x),
                 "input_psnr": psnr(self.y, self.x)}
 
@@ -70,8 +74,9 @@ class Validator:
         for t in X0_STEPS:
             tt = torch.full((len(self.x),), t, dtype=torch.long)
             xt = self.schedule.q_sample(self.x, tt, noise)
-            eps, _ = net(xt, tt, cond=cond) if cond is not None else net(xt, tt)
-            res[f"x0_psnr_t{t}"] = psnr(tweedie_x0(xt, eps.float(), self.schedule.abar(t)), self.x)
+            xt_d, tt_d = xt.to(self.device), tt.to(self.device)
+            eps, _ = net(xt_d, tt_d, cond=cond.to(self.device)) if cond is not None else net(xt_d, tt_d)
+            res[f"x0_psnr_t{t}"] = psnr(tweedie_x0(xt, eps.float().cpu(), self.schedule.abar(t)), self.x)
         return res
 
     def _prior(self, net) -> dict:
@@ -89,7 +94,8 @@ class Validator:
         gen = torch.Generator().manual_seed(VAL_SEED)
         x = torch.randn(self.y.shape, generator=gen)
         steps = space_timesteps(self.schedule.num_steps, 10)
-        out = sample(Denoiser(net, cond=self.y), x, steps, self.schedule, generator=gen)
+        out = sample(Denoiser(net, cond=self.y.to(self.device)), x.to(self.device), steps, self.schedule,
+                     generator=gen).cpu()
         res.update(sample10_psnr=psnr(out, self.x), sample10_detail_ratio=detail_ratio(out, self.x))
         return res
 
@@ -108,6 +114,7 @@ class Validator:
             self._models = ModelSet.load(self.cfg.get("modelset"))
             self._models.nets.update(self.frozen)
         self._models.nets[stage] = net
+        self._models.to(self.device)
         out = Restorer(self._models).restore(self.y[:n], RestoreOptions(seed=0)).images.float().clamp(-1, 1)
         res = {"psnr": psnr(out, self.x[:n]), "detail_ratio": detail_ratio(out, self.x[:n])}
         if out.shape[-1] >= 96:  # NIQE's 96-pixel blocks
@@ -120,9 +127,9 @@ class Validator:
 
         smin, smax, n = self.cfg["sigma_grid"]
         if self._sigma_star is None:
-            r = self.frozen["rm"](self.y).float()
-            self._sigma_star = sigma_star(self.x, r, sigma_grid(smin, smax, n), self.cfg["eps"])
-        s_hat = estimate_sigma(net["tm"], net["sde"], self.y).float().clamp(smin, smax)
+            r = self.frozen["rm"](self.y.to(self.device)).float()
+            self._sigma_star = sigma_star(self.x.to(self.device), r, sigma_grid(smin, smax, n), self.cfg["eps"]).cpu()
+        s_hat = estimate_sigma(net["tm"], net["sde"], self.y.to(self.device)).float().cpu().clamp(smin, smax)
         err = (s_hat - self._sigma_star).abs()
         return {"sigma_abs_err": float(err.mean()), "sigma_bias": float((s_hat - self._sigma_star).mean())}
 

@@ -34,13 +34,13 @@ def swt_haar(x: torch.Tensor) -> torch.Tensor:
 
 def dgsa_objective(x0_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Computed in float32 even under autocast (SSIM's variance terms underflow in bf16)."""
-    with torch.autocast("cpu", enabled=False):
+    with torch.autocast(x.device.type, enabled=False):
         return _objective(x0_hat.float(), x.float())
 
 
 def _objective(x0_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     d = (swt_haar(x0_hat) - swt_haar(x)).abs().mean(dim=(0, 2, 3, 4))
-    lam = torch.tensor(SWT_WEIGHTS, dtype=d.dtype)
+    lam = torch.tensor(SWT_WEIGHTS, dtype=d.dtype, device=d.device)
     return (lam * d).sum() + (1 - ssim((x0_hat.clamp(-1, 1) + 1) / 2, (x + 1) / 2))
 
 
@@ -52,8 +52,9 @@ def dgsa_loss(model, ctx) -> torch.Tensor:
     smin, smax, n = cfg["sigma_grid"]
     x = ctx.batcher(cfg["batch"])
     b = x.shape[0]
-    with torch.no_grad(), torch.autocast("cpu", enabled=False):
+    with torch.no_grad(), torch.autocast(ctx.device.type, enabled=False):
         y = degrade_batch(x, cfg, ctx.step)
+        x, y = ctx.on_device(x, y)
         r = rm(y).clamp(-1, 1).float()
         if ctx.step < cfg["stage1_iters"]:
             sig = sigma_star(x, r, sigma_grid(smin, smax, int(n)), cfg["eps"])
@@ -71,7 +72,9 @@ def dgsa_loss(model, ctx) -> torch.Tensor:
         t, t_prev = torch.tensor(t), torch.tensor(t_prev)
         abar_t = sched.abar(t)
         abar_p = torch.where(t_prev >= 0, sched.abar(t_prev.clamp_min(0)), torch.ones(b))
-        x_t = sched.q_sample(y_g, t, torch.randn_like(y_g))
+        noise = torch.randn(y_g.shape, dtype=y_g.dtype)  # CPU draws (Ctx): the same on every device
+        t, t_prev, abar_t, abar_p, noise = ctx.on_device(t, t_prev, abar_t, abar_p, noise)
+        x_t = sched.q_sample(y_g, t, noise)
     # guidance gradient through the frozen prior (Eq. 5)
     with torch.enable_grad():
         xin = x_t.detach().requires_grad_(True)
@@ -79,7 +82,8 @@ def dgsa_loss(model, ctx) -> torch.Tensor:
         x0 = tweedie_x0(xin, eps.float(), abar_t)
         step = GuidanceStep(float(cfg["zeta"]))
         g_x, _ = step.gradients(x0, xin, Guidance(y_g[None], sig[None], torch.tensor([1.0]), (smin, smax)), sig[None])
-    x_prime = ddpm_step(x_t, eps.detach().float(), abar_t, abar_p, torch.randn_like(x_t))
+    (noise,) = ctx.on_device(torch.randn(x_t.shape, dtype=x_t.dtype))
+    x_prime = ddpm_step(x_t, eps.detach().float(), abar_t, abar_p, noise)
     m = model(y_g, x0.detach().clamp(-1, 1), t)
     x_prev = step.apply(x_prime, g_x, m)  # Eq. 12: the sampler's guided step
     eps2, _ = prior(x_prev, t_prev.clamp_min(0))

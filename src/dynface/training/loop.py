@@ -1,9 +1,12 @@
-"""Resumable CPU training of every network: `dynface train prior|rm|se|dgsa|idm CONFIG`.
+"""Resumable training of every network: `dynface train prior|rm|se|dgsa|idm CONFIG [--device cuda]`.
 
 One loop for all: each kind supplies a builder and a loss for one batch. Checkpoints
 (`ckpt.pt`, atomic, weights_only-loadable) hold the model, its EMA, the optimiser and every RNG
 state, so `--resume` continues the same run. `log.csv` records the loss; `final.safetensors` is
 the fp16 export with its architecture and training record.
+
+The networks run on `device` (the CPU by default, or a GPU); batches, degradations and random
+draws are made on the CPU (training/batches.Ctx), so a checkpoint resumes on either.
 """
 from __future__ import annotations
 
@@ -108,7 +111,7 @@ def init_record(kind: str, cfg: dict) -> dict:
     return {"iters": 0, "images": 0, "wall_time_s": 0.0}
 
 
-def build_adversary(kind: str, cfg: dict, world: int = 1):
+def build_adversary(kind: str, cfg: dict, world: int = 1, device="cpu"):
     """The PatchGAN critic of an RM config with `gan:` (a dict of GAN_DEFAULTS overrides, or true;
     training/adversarial.py), else None."""
     if cfg.get("gan") in (None, False):
@@ -119,13 +122,14 @@ def build_adversary(kind: str, cfg: dict, world: int = 1):
         raise ValueError("`gan:` is not supported under torchrun (the critic is not synchronised across ranks)")
     from dynface.training.adversarial import Adversary
 
-    return Adversary(cfg["gan"] if isinstance(cfg["gan"], dict) else {})
+    return Adversary(cfg["gan"] if isinstance(cfg["gan"], dict) else {}, device=device)
 
 
-def load_frozen(kind: str, cfg: dict) -> dict:
+def load_frozen(kind: str, cfg: dict, device="cpu") -> dict:
+    """The config's `frozen` helper networks (on `device`, no gradients) and, for DGSA, its DSST table."""
     frozen = {}
     for name, path in (cfg.get("frozen") or {}).items():
-        net = load_network(embedded_or_path(path))
+        net = load_network(embedded_or_path(path)).to(device)
         for p in net.parameters():
             p.requires_grad_(False)
         frozen[name] = net
@@ -163,15 +167,21 @@ class _StopOnSignal:
 
 
 def train(kind: str, cfg: dict, run_dir=None, resume: bool = False, data=None, iters: int | None = None,
-          threads: int | None = None, progress: bool = True) -> Path:
-    """Train `kind` per `cfg`; returns the path of the exported final.safetensors."""
+          threads: int | None = None, progress: bool = True, device="cpu") -> Path:
+    """Train `kind` per `cfg` on `device` (cpu | cuda | cuda:N | mps | auto); returns the path of
+    the exported final.safetensors."""
+    from dynface.modelset.folder import resolve_device
+
     if kind not in LOSSES:
         raise ValueError(f"unknown kind {kind!r}; choose from {sorted(LOSSES)}")
+    dev = resolve_device(device)
     cfg = dict(cfg)
     if data:
         cfg["data"] = str(data)
     if iters:
         cfg["iters"] = int(iters)
+    if dev.type != "cpu" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ValueError("torchrun runs train on the CPU only; train on one GPU with a single process")
     dd = distributed.setup()  # torchrun: join the process group; one process: rank 0 of 1
     set_threads(threads or cfg.get("threads") or distributed.default_threads(dd))
     run_dir = Path(run_dir or cfg.get("run_dir", f"runs/{kind}"))
@@ -190,7 +200,7 @@ def train(kind: str, cfg: dict, run_dir=None, resume: bool = False, data=None, i
         data_mod.write_split(cfg["data"], run_dir / "split.json")
     batcher = data_mod.Batcher(images, rseed)
     ck = distributed.load_checkpoint(dd, ckpt_path, load_torch_file) if resume else None
-    model = build_trainable(kind, cfg, init=ck is None)
+    model = build_trainable(kind, cfg, init=ck is None).to(dev)
     ema = copy.deepcopy(model).eval() if cfg.get("ema") else None
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=float(cfg["lr"]), weight_decay=float(cfg.get("weight_decay", 0.0)))
@@ -205,8 +215,8 @@ def train(kind: str, cfg: dict, run_dir=None, resume: bool = False, data=None, i
         base = ck.get("base") or base
     if dd.main:
         write_bytes_atomic(run_dir / "config.yaml", yaml.safe_dump(cfg, sort_keys=False).encode())
-    ctx = Ctx(cfg={**cfg, "seed": rseed}, batcher=batcher, schedule=Schedule.linear(), frozen=load_frozen(kind, cfg),
-              adversary=build_adversary(kind, cfg, dd.world))
+    ctx = Ctx(cfg={**cfg, "seed": rseed}, batcher=batcher, schedule=Schedule.linear(),
+              frozen=load_frozen(kind, cfg, dev), adversary=build_adversary(kind, cfg, dd.world, dev), device=dev)
     if ck is not None and ctx.adversary is not None and ck.get("adversary") is not None:
         ctx.adversary.load_state_dict(ck["adversary"])
     loss_fn = LOSSES[kind]
@@ -214,7 +224,7 @@ def train(kind: str, cfg: dict, run_dir=None, resume: bool = False, data=None, i
     images_seen = distributed.step_stats(dd, torch.zeros(()), batcher.drawn)[1]  # all ranks' draws
     total = int(cfg["iters"])
     log_every, ckpt_every = int(cfg.get("log_every", 25)), int(cfg.get("ckpt_every", 200))
-    precision = config_precision(cfg)
+    precision = config_precision(cfg, dev)
     warmup = int(cfg.get("warmup", 200))
     log_f = open(run_dir / "log.csv" if dd.main else os.devnull, "a", newline="")  # rank 0 logs
     log = csv.writer(log_f)
@@ -258,7 +268,7 @@ def train(kind: str, cfg: dict, run_dir=None, resume: bool = False, data=None, i
             g["lr"] = lr
         ctx.step = step
         model.train()
-        with autocast("cpu", precision):
+        with autocast(dev.type, precision):
             loss = step_loss()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -293,13 +303,14 @@ def train(kind: str, cfg: dict, run_dir=None, resume: bool = False, data=None, i
     stop.restore()
     bar.close()
     log_f.close()
-    out = export(kind, cfg, run_dir) if dd.main else run_dir / "final.safetensors"
+    out = export(kind, cfg, run_dir, device=dev) if dd.main else run_dir / "final.safetensors"
     distributed.teardown(dd)
     return out
 
 
-def export(kind: str, cfg: dict, run_dir) -> Path:
-    """Export the EMA (else the model) of a run's checkpoint as fp16 safetensors."""
+def export(kind: str, cfg: dict, run_dir, device=None) -> Path:
+    """Export the EMA (else the model) of a run's checkpoint as fp16 safetensors (built on the CPU
+    whatever the run trained on; a GPU that trained it is named in the record)."""
     run_dir = Path(run_dir)
     ck = load_torch_file(run_dir / "ckpt.pt")
     model = build_trainable(kind, cfg, init=False)
@@ -308,6 +319,8 @@ def export(kind: str, cfg: dict, run_dir) -> Path:
     record = {"iters": base["iters"] + int(ck["step"]), "images": base["images"] + int(ck.get("images", 0)),
               "wall_time_s": round(base["wall_time_s"] + float(ck.get("wall", 0.0))), "cpu": cpu_model(),
               "run_iters": int(ck["step"]), "data": str(cfg["data"]), "config": cfg}
+    if device is not None and torch.device(device).type == "cuda":
+        record["gpu"] = torch.cuda.get_device_name(torch.device(device))
     if kind == "se":
         export_safetensors(model["tm"], run_dir / "tm.safetensors", "tm", cfg["arch"]["tm"], record)
         return export_safetensors(model["sde"], run_dir / "sde.safetensors", "sde", cfg["arch"]["sde"], record)

@@ -13,7 +13,8 @@ def loss_prior(model, ctx: Ctx) -> torch.Tensor:
     (x,), coords = crop_patch(ctx, p, ctx.batcher(b))
     t = torch.randint(0, ctx.schedule.num_steps, (b,))
     noise = torch.randn_like(x)
-    eps, _ = model(ctx.schedule.q_sample(x, t, noise), t, coords=coords)
+    x_t, t, noise, coords = ctx.on_device(ctx.schedule.q_sample(x, t, noise), t, noise, coords)
+    eps, _ = model(x_t, t, coords=coords)
     return F.mse_loss(eps.float(), noise)
 
 
@@ -27,6 +28,7 @@ def loss_idm(model, ctx: Ctx) -> torch.Tensor:
     t = torch.randint(0, ctx.schedule.num_steps, (b,))
     noise = torch.randn_like(x)
     x_t = ctx.schedule.q_sample(x, t, noise)
+    x, y, x_t, t, noise, coords = ctx.on_device(x, y, x_t, t, noise, coords)
     if model.prediction == "x0_residual":
         return F.mse_loss(model.predict_x0(x_t, t, cond=y, coords=coords), x)
     eps, _ = model(x_t, t, cond=y, coords=coords)
@@ -51,6 +53,7 @@ def loss_rm(model, ctx: Ctx) -> torch.Tensor:
     y = degrade_batch(x, cfg, ctx.step)
     if cfg.get("crop"):
         (x, y), _ = crop_patch(ctx, int(cfg["crop"]), x, y)
+    x, y = ctx.on_device(x, y)
     out = model(y).float()
     loss = F.l1_loss(out, x)
     if w := float(cfg.get("fft_weight", 0.0)):
@@ -78,8 +81,10 @@ def loss_se(model, ctx: Ctx) -> torch.Tensor:
     sde, tm = model["sde"], model["tm"]
     if ctx.step < cfg["stage1_iters"]:
         sig = smin + (smax - smin) * torch.rand(x.shape[0])
+        x, sig = ctx.on_device(x, sig)
         return F.l1_loss(sde.normalized(gaussian_blur(x, sig)).float(), sig / smax)
     y = degrade_batch(x, cfg, ctx.step)
+    x, y = ctx.on_device(x, y)
     with torch.no_grad():
         r = ctx.frozen["rm"](y).float()
         s_star = sigma_star(x, r, sigma_grid(smin, smax, n), cfg["eps"])

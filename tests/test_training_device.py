@@ -1,0 +1,80 @@
+"""Training on another device (`dynface train --device cuda`): batches and random draws stay on the
+CPU, the networks move; a run started on a GPU resumes on the CPU. The GPU tests run where CUDA is."""
+from pathlib import Path
+
+import pytest
+import torch
+
+from test_curves import faces_with_val_split, shipped_rm
+from tiny_models import ARCH, SIZE, make_tiny_modelset
+from dynface.core.schedule import Schedule
+from dynface.modelset.checkpoint import read_metadata
+from dynface.modelset.folder import ModelError
+from dynface.modelset.weights import load_torch_file
+from dynface.training import data as data_mod
+from dynface.training.batches import Ctx
+from dynface.training.curves import read_curve
+from dynface.training.loop import train
+
+CUDA = torch.cuda.is_available()
+DEGRADATION = {"sigma": [0.1, 2.0], "scale": [1.0, 2.0], "noise": [0, 10], "jpeg": [60, 95]}
+
+
+def tiny_runs(tmp: Path) -> dict:
+    """A 4-iteration config of every kind, each with its learning curve (every 2 iterations)."""
+    root = make_tiny_modelset(tmp / "set")
+    common = {"data": str(faces_with_val_split(tmp / "faces")), "size": SIZE, "iters": 4, "lr": 1e-3, "warmup": 1,
+              "ema": 0.9, "precision": "fp32", "ckpt_every": 2, "log_every": 1, "eval_every": 2, "val_faces": 3,
+              "cache_dir": str(tmp / "cache"), "degradation": DEGRADATION}
+    frozen = {k: str(root / f"{k}.safetensors") for k in ("prior", "rm", "tm", "sde")}
+    patch = {"sizes": [16, 32], "probs": [0.5, 0.5]}
+    return {
+        "rm": {**common, "seed": 1, "batch": 2, "fft_weight": 0.5, "feature_weight": 0.05, "crop": SIZE - 4,
+               "gan": {"weight": 0.01, "channels": 8}, "init_from": {"path": str(shipped_rm(tmp))}, "arch": ARCH["rm"]},
+        "prior": {**common, "seed": 4, "batch": 4, "patch": patch, "restore_val_faces": 2, "modelset": str(root),
+                  "init_from": {"path": frozen["prior"]}, "arch": ARCH["prior"]},
+        "idm": {**common, "seed": 3, "batch": 4, "patch": patch, "arch": ARCH["idm"]},
+        "se": {**common, "seed": 5, "batch": 2, "stage1_iters": 2, "sigma_grid": [0.1, 3.0, 30], "eps": 0.025,
+               "init_tm": frozen["tm"], "init_sde": frozen["sde"], "frozen": {"rm": frozen["rm"]},
+               "arch": {"tm": ARCH["tm"], "sde": ARCH["sde"]}},
+        "dgsa": {**common, "seed": 2, "stage1_iters": 2, "batch": 2, "dgsa_val_faces": 2, "sigma_grid": [0.1, 3.0, 30],
+                 "eps": 0.025, "zeta": 0.5, "sampler_steps": 4, "modelset": str(root), "dsst": str(root / "dsst.json"),
+                 "init_from": {"path": str(root / "dgsa.safetensors")}, "frozen": frozen, "arch": ARCH["dgsa"]},
+    }
+
+
+def test_on_device_is_the_identity_on_the_cpu():
+    """CPU runs stay what they were before devices existed: nothing is copied."""
+    imgs = torch.zeros(4, 3, SIZE, SIZE, dtype=torch.uint8)
+    ctx = Ctx(cfg={"size": SIZE}, batcher=data_mod.Batcher(imgs, 0), schedule=Schedule.linear())
+    a = torch.randn(2, 3)
+    out = ctx.on_device(a, None)
+    assert out[0] is a and out[1] is None and ctx.device == torch.device("cpu")
+
+
+@pytest.mark.skipif(CUDA, reason="checks the error where CUDA is missing")
+def test_an_unavailable_device_is_one_clear_error_before_anything_is_written(tmp_path):
+    cfg = tiny_runs(tmp_path)["rm"]
+    with pytest.raises(ModelError, match="CUDA is not available"):
+        train("rm", cfg, run_dir=tmp_path / "run", progress=False, device="cuda")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
+@pytest.mark.parametrize("kind", ["rm", "prior", "idm", "se", "dgsa"])
+def test_a_gpu_run_resumes_on_the_cpu_and_follows_the_cpu_run(tmp_path, kind):
+    cfg = tiny_runs(tmp_path)[kind]
+    train(kind, cfg, run_dir=tmp_path / "cpu", progress=False)
+    train(kind, cfg, run_dir=tmp_path / "mixed", progress=False, iters=2, device="cuda")
+    half = load_torch_file(tmp_path / "mixed" / "ckpt.pt")  # written on the GPU, read on the CPU
+    assert all(v.device.type == "cpu" for v in half["model"].values())
+    out = train(kind, cfg, run_dir=tmp_path / "mixed", progress=False, resume=True)
+    a, b = read_curve(tmp_path / "cpu" / "curve.csv"), read_curve(tmp_path / "mixed" / "curve.csv")
+    assert [r["step"] for r in a] == [r["step"] for r in b] and [r["images"] for r in a] == [r["images"] for r in b]
+    for ra, rb in zip(a, b):  # the same batches and noise: only arithmetic differs (TF32, kernels)
+        for k, v in ra.items():
+            if k not in ("step", "images", "wall_h"):
+                assert rb[k] == pytest.approx(v, rel=0.05, abs=0.05), (kind, ra["step"], k)
+    assert read_metadata(out)["run_iters"] == 4
+    gpu_only = train(kind, cfg, run_dir=tmp_path / "gpu", progress=False, device="cuda")
+    assert read_metadata(gpu_only)["gpu"] == torch.cuda.get_device_name()
