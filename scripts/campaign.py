@@ -121,14 +121,21 @@ def log_session(d: Path) -> None:
         w.writerow([f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%M}", int(rows[-1]["step"]) if rows else 0, cpu_model()])
 
 
+def session_starts(d: Path) -> list[int]:
+    """The curve steps at which logged working sessions began (RUN/sessions.csv), in order."""
+    path = d / "sessions.csv"
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return sorted({int(r["step"]) for r in csv.DictReader(f)})
+
+
 def session_gains(d: Path, rows: list[dict], metric: str) -> list[tuple[int, int, float]]:
     """(first step, last step, gain in `metric`) of each logged session that has curve rows: the
     curve's row at (or next after) the session's start to the last row before the next start."""
-    path = d / "sessions.csv"
-    if not path.exists() or not rows:
+    starts = session_starts(d)
+    if not starts or not rows:
         return []
-    with open(path, newline="") as f:
-        starts = sorted({int(r["step"]) for r in csv.DictReader(f)})
     out = []
     for i, s0 in enumerate(starts):
         s1 = starts[i + 1] if i + 1 < len(starts) else float("inf")
@@ -248,7 +255,8 @@ def export(runs_dir: Path, runs, install: bool) -> None:
         cfg = load_config(ROOT / r["config"])
         out = export_run(r["kind"], cfg, d)
         shutil.copyfile(d / "curve.csv", DOCS / f"{r['name']}.csv")
-        plot_curve(d / "curve.csv", DOCS / f"{r['name']}.png", f"{r['name']} ({r['kind']}, {r['config']})")
+        plot_curve(d / "curve.csv", DOCS / f"{r['name']}.png", f"{r['name']} ({r['kind']}, {r['config']})",
+                   session_starts(d))
         m = r["metric"]
         if m not in rows[-1]:
             print(f"{r['name']}: exported {out}; no {m} on its curve yet (a new metric): not installed")

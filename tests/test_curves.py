@@ -149,6 +149,10 @@ def test_a_metric_added_to_a_running_curve_gets_its_column(tmp_path):
     rows = read_curve(p)
     assert rows == [{"step": 10, "x0_psnr_t300": 25.0}, {"step": 20, "x0_psnr_t300": 25.5, "restored_psnr": 24.0}]
     assert p.read_text().splitlines()[0] == "step,x0_psnr_t300,restored_psnr"
+    from PIL import Image
+
+    png = plot_curve(p, tmp_path / "curve.png", "prior", sessions=[10, 20])
+    assert Image.open(png).size[0] == 2 * 360  # a panel each (3.6 in at 100 dpi): the new metric is drawn too
 
 
 def test_prior_curve_scores_the_default_restoration_with_the_candidate_prior(tmp_path):

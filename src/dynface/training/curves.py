@@ -166,29 +166,35 @@ def read_curve(path) -> list[dict]:
         return [{k: float(v) for k, v in r.items() if v not in ("", None)} for r in csv.DictReader(f)]
 
 
-def plot_curve(csv_path, png_path, title: str = "") -> Path:
-    """One panel per metric of a curve CSV against cumulative iterations (PSNR with the input's level)."""
-    return plot_compare({"": csv_path}, png_path, title)
+def plot_curve(csv_path, png_path, title: str = "", sessions=()) -> Path:
+    """One panel per metric of a curve CSV against cumulative iterations (PSNR with the input's
+    level); `sessions`: the iterations at which working sessions began, drawn as dotted lines."""
+    return plot_compare({"": csv_path}, png_path, title, sessions)
 
 
-def plot_compare(curves: dict, png_path, title: str = "") -> Path:
-    """Several runs' curves (name -> curve CSV) on shared panels, one per metric they all have; the
-    input's PSNR (the same for every run: the fixed validation set) is drawn as a dashed line."""
+def plot_compare(curves: dict, png_path, title: str = "", sessions=()) -> Path:
+    """Several runs' curves (name -> curve CSV) on shared panels, one per metric they all have (a
+    metric added mid-run too, from its first row); the input's PSNR (the same for every run: the
+    fixed validation set) is drawn as a dashed line, and each of `sessions` as a dotted one."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     data = {name: read_curve(path) for name, path in curves.items()}
-    keys = [k for k in next(iter(data.values()))[0] if k not in ("step", "images", "wall_h", "input_psnr")
-            and all(rows and k in rows[0] for rows in data.values())]
+    seen = {name: dict.fromkeys(k for r in rows for k in r) for name, rows in data.items()}
+    keys = [k for k in next(iter(seen.values())) if k not in ("step", "images", "wall_h", "input_psnr")
+            and all(k in have for have in seen.values())]
     fig, axes = plt.subplots(1, max(1, len(keys)), figsize=(3.6 * max(1, len(keys)), 2.9), squeeze=False)
     for ax, k in zip(axes[0], keys):
         for name, rows in data.items():
+            rows = [r for r in rows if k in r]
             ax.plot([r["step"] for r in rows], [r[k] for r in rows], marker=".", lw=1, label=name or None)
         first = next(iter(data.values()))[0]
         if k == "psnr" and "input_psnr" in first:
             ax.axhline(first["input_psnr"], color="grey", ls="--", lw=0.8, label="input")
+        for i, step in enumerate(sessions):
+            ax.axvline(step, color="tab:red", ls=":", lw=0.8, label="session start" if i == 0 else None)
         ax.set_title(k, fontsize=9)
         ax.set_xlabel("iteration", fontsize=8)
         ax.tick_params(labelsize=7)
