@@ -174,3 +174,22 @@ def test_prior_curve_scores_the_default_restoration_with_the_candidate_prior(tmp
     assert scores["restored_detail_ratio"] == pytest.approx(detail_ratio(want, v.x[:2]), abs=1e-4)
     assert {"x0_psnr_t100", "x0_psnr_t300", "x0_psnr_t600"} <= set(scores)
     assert "restored_psnr" not in Validator("prior", {**cfg, "restore_val_faces": 0})(ms.nets["prior"])
+
+
+def test_a_config_without_degradation_scores_restorations_on_its_model_sets_degradation(tmp_path):
+    """The prior's config degrades nothing, so its restored columns use the model set's manifest
+    ranges (as the bench does), not the paper's 512-pixel defaults."""
+    import json
+
+    from tiny_models import make_tiny_modelset
+    from dynface.training.curves import Validator
+
+    root = make_tiny_modelset(tmp_path / "set")
+    mild = {"sigma": [0.1, 0.5], "scale": [1.0, 1.5], "noise": [0.0, 2.0], "jpeg": [90, 100]}
+    manifest = json.loads((root / "manifest.json").read_text())
+    (root / "manifest.json").write_text(json.dumps({**manifest, "degradation": mild}))
+    cfg = {"data": str(faces_with_val_split(tmp_path / "faces")), "size": SIZE, "val_faces": 3,
+           "restore_val_faces": 2, "cache_dir": str(tmp_path / "cache"), "modelset": str(root)}
+    assert torch.equal(Validator("prior", cfg).y, Validator("prior", {**cfg, "degradation": mild}).y)
+    paper = Validator("prior", {**cfg, "restore_val_faces": 0}).y  # nothing restored: the defaults stay
+    assert not torch.equal(paper, Validator("prior", cfg).y)
