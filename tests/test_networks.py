@@ -62,3 +62,20 @@ def test_swt_and_dgsa_objective_known_answers():
     assert abs(float(ssim((x + 1) / 2, (x + 1) / 2)) - 1) < 1e-6
     assert float(dgsa_objective(x, x)) < 1e-6
     assert float(dgsa_objective(x + 0.1 * torch.randn_like(x), x)) > 0.01
+
+
+def test_dgsa_objective_with_the_inception_perceptual_term_sees_lost_detail():
+    """perceptual: inception (the DISTS substitute of session 7): zero on the face itself, larger for
+    a blurred face than for the same face with mild noise of equal pixel error; an unknown name fails."""
+    import pytest
+
+    from dynface.core.kernels import gaussian_blur
+
+    x = smooth_image(64) + 0.2 * torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    x = x.clamp(-1, 1)
+    assert float(dgsa_objective(x, x, "inception")) < 1e-5
+    blurred = gaussian_blur(x, 1.5)
+    noisy = x + (blurred - x).abs().mean() * torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
+    assert float(dgsa_objective(blurred, x, "inception")) > float(dgsa_objective(noisy, x, "inception"))
+    with pytest.raises(ValueError, match="perceptual"):
+        dgsa_objective(x, x, "dists")

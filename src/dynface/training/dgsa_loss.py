@@ -4,8 +4,11 @@ Tweedie estimate of x_{t-1} with the clean face.
     L = sum_b lambda_b || SWT_b(x0_hat) - SWT_b(x) ||_1 + L_perc(x0_hat, x)
 
 SWT: one-level stationary Haar transform, lambda = (0, 0.01, 0.01, 0.05) for (LL, LH, HL, HH).
-L_perc: the paper uses DISTS, whose VGG backbone ships nowhere offline; the substitute here is
-1 - SSIM (structural similarity, Wang et al. 2004), computed in [0, 1].
+L_perc: the paper uses DISTS, whose VGG backbone ships nowhere offline. Substitutes (config
+`perceptual:`): "ssim" (default), 1 - SSIM (Wang et al. 2004) in [0, 1], a structural term that
+rewards fidelity and smoothness; "inception", the deep-feature distance of the FID Inception
+network (training/feature_loss.py; not DISTS, not LPIPS), which like DISTS compares deep features
+and so also sees texture (session 7: the SSIM-trained map lowered detail and raised NIQE).
 Stage 1 (first `stage1_iters`) guides with the true k_sigma* x; stage 2 with y_g from DBLM.
 """
 from __future__ import annotations
@@ -32,15 +35,24 @@ def swt_haar(x: torch.Tensor) -> torch.Tensor:
     return out.reshape(b, c, 4, h, w).transpose(1, 2)
 
 
-def dgsa_objective(x0_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+PERCEPTUAL = ("ssim", "inception")  # L_perc substitutes for DISTS; the first is the default
+
+
+def dgsa_objective(x0_hat: torch.Tensor, x: torch.Tensor, perceptual: str = PERCEPTUAL[0]) -> torch.Tensor:
     """Computed in float32 even under autocast (SSIM's variance terms underflow in bf16)."""
+    if perceptual not in PERCEPTUAL:
+        raise ValueError(f"dgsa `perceptual: {perceptual}`: choose from {', '.join(PERCEPTUAL)}")
     with torch.autocast(x.device.type, enabled=False):
-        return _objective(x0_hat.float(), x.float())
+        return _objective(x0_hat.float(), x.float(), perceptual)
 
 
-def _objective(x0_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+def _objective(x0_hat: torch.Tensor, x: torch.Tensor, perceptual: str) -> torch.Tensor:
     d = (swt_haar(x0_hat) - swt_haar(x)).abs().mean(dim=(0, 2, 3, 4))
     lam = torch.tensor(SWT_WEIGHTS, dtype=d.dtype, device=d.device)
+    if perceptual == "inception":
+        from dynface.training.feature_loss import inception_feature_loss
+
+        return (lam * d).sum() + inception_feature_loss(x0_hat.clamp(-1, 1), x)
     return (lam * d).sum() + (1 - ssim((x0_hat.clamp(-1, 1) + 1) / 2, (x + 1) / 2))
 
 
@@ -88,4 +100,4 @@ def dgsa_loss(model, ctx) -> torch.Tensor:
     x_prev = step.apply(x_prime, g_x, m)  # Eq. 12: the sampler's guided step
     eps2, _ = prior(x_prev, t_prev.clamp_min(0))
     x0_prev = torch.where((t_prev >= 0).reshape(-1, 1, 1, 1), tweedie_x0(x_prev, eps2.float(), abar_p), x_prev)
-    return dgsa_objective(x0_prev.float(), x)
+    return dgsa_objective(x0_prev.float(), x, cfg.get("perceptual", PERCEPTUAL[0]))
