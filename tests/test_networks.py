@@ -79,3 +79,23 @@ def test_dgsa_objective_with_the_inception_perceptual_term_sees_lost_detail():
     assert float(dgsa_objective(blurred, x, "inception")) > float(dgsa_objective(noisy, x, "inception"))
     with pytest.raises(ValueError, match="perceptual"):
         dgsa_objective(x, x, "dists")
+
+
+def test_dgsa_clamp_passes_gradients_in_training_and_is_the_same_map():
+    """M is clamped to [0, 1] in both modes; in training a clipped pixel still gets a gradient
+    (straight-through), so a saturated map can learn its way back."""
+    from dynface.networks.dgsa import DGSA
+
+    torch.manual_seed(0)
+    net = DGSA(width=8, temb=16)
+    with torch.no_grad():
+        net.conv3.bias.fill_(3.0)   # every pixel far above 1: a hard clamp would give no gradient
+    y, x0, t = torch.randn(1, 3, 8, 8), torch.randn(1, 3, 8, 8), torch.tensor([500])
+    net.eval()
+    with torch.no_grad():
+        m_eval = net(y, x0, t)
+    net.train()
+    m = net(y, x0, t)
+    assert torch.equal(m.detach(), m_eval) and float(m_eval.min()) == 1.0
+    m.sum().backward()
+    assert float(net.conv3.bias.grad.abs().sum()) > 0
