@@ -29,6 +29,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -194,8 +195,6 @@ def status(runs_dir: Path, runs) -> None:
 def stop(runs_dir: Path, runs, timeout: float = 900.0) -> None:
     """SIGTERM every running run (each finishes its iteration, and an evaluation under way, then
     checkpoints), and wait until they have exited, so that `export` reads their last checkpoint."""
-    import time
-
     asked = {}
     for r in runs:
         pid = pid_alive(runs_dir / r["name"])

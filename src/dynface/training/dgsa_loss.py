@@ -48,12 +48,12 @@ def dgsa_objective(x0_hat: torch.Tensor, x: torch.Tensor, perceptual: str = PERC
 
 def _objective(x0_hat: torch.Tensor, x: torch.Tensor, perceptual: str) -> torch.Tensor:
     d = (swt_haar(x0_hat) - swt_haar(x)).abs().mean(dim=(0, 2, 3, 4))
-    lam = torch.tensor(SWT_WEIGHTS, dtype=d.dtype, device=d.device)
+    swt = (torch.tensor(SWT_WEIGHTS, dtype=d.dtype, device=d.device) * d).sum()
     if perceptual == "inception":
         from dynface.training.feature_loss import inception_feature_loss
 
-        return (lam * d).sum() + inception_feature_loss(x0_hat.clamp(-1, 1), x)
-    return (lam * d).sum() + (1 - ssim((x0_hat.clamp(-1, 1) + 1) / 2, (x + 1) / 2))
+        return swt + inception_feature_loss(x0_hat.clamp(-1, 1), x)
+    return swt + (1 - ssim((x0_hat.clamp(-1, 1) + 1) / 2, (x + 1) / 2))
 
 
 def dgsa_loss(model, ctx) -> torch.Tensor:

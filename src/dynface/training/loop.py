@@ -180,9 +180,9 @@ def train(kind: str, cfg: dict, run_dir=None, resume: bool = False, data=None, i
         cfg["data"] = str(data)
     if iters:
         cfg["iters"] = int(iters)
-    if dev.type != "cpu" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise ValueError("torchrun runs train on the CPU only; train on one GPU with a single process")
     dd = distributed.setup()  # torchrun: join the process group; one process: rank 0 of 1
+    if dev.type != "cpu" and dd.world > 1:
+        raise ValueError("torchrun runs train on the CPU only; train on one GPU with a single process")
     set_threads(threads or cfg.get("threads") or distributed.default_threads(dd))
     run_dir = Path(run_dir or cfg.get("run_dir", f"runs/{kind}"))
     run_dir.mkdir(parents=True, exist_ok=True)
