@@ -60,6 +60,28 @@ def test_an_unavailable_device_is_one_clear_error_before_anything_is_written(tmp
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("kind", ["rm", "prior", "idm", "se", "dgsa"])
+def test_every_kind_resumes_bit_for_bit_with_its_curve(tmp_path, kind):
+    """Building the frozen networks, and the model set the prior's and DGSA's validators load at
+    their first evaluation in a process, must draw nothing from the run's random streams after they
+    are restored, or a resumed run leaves the straight one there."""
+    cfg = {**tiny_runs(tmp_path)[kind], "iters": 6, "ckpt_every": 1}
+    train(kind, cfg, run_dir=tmp_path / "straight", progress=False)
+    train(kind, cfg, run_dir=tmp_path / "resumed", progress=False, iters=3)
+    train(kind, cfg, run_dir=tmp_path / "resumed", progress=False, resume=True)  # loads the set at step 4
+    a, b = load_torch_file(tmp_path / "straight" / "ckpt.pt"), load_torch_file(tmp_path / "resumed" / "ckpt.pt")
+    assert a["step"] == b["step"] == 6
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+        assert torch.equal(a["ema"][k], b["ema"][k]), k
+    assert torch.equal(a["torch_rng"], b["torch_rng"])
+    curves = [read_curve(tmp_path / d / "curve.csv") for d in ("straight", "resumed")]
+    start = curves[0][0]["step"]  # the weights the run starts from (their iterations count)
+    scores = [[{k: v for k, v in r.items() if k != "wall_h"} for r in rows if r["step"] != start + 3]
+              for rows in curves]  # start + 3: the row where the first part of the resumed run ended
+    assert len(scores[0]) == 4 and scores[0] == scores[1]
+
+
 @pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
 @pytest.mark.parametrize("kind", ["rm", "prior", "idm", "se", "dgsa"])
 def test_a_gpu_run_resumes_on_the_cpu_and_follows_the_cpu_run(tmp_path, kind):

@@ -70,8 +70,12 @@ class Validator:
         was = net.training
         self.device = next(net.parameters()).device
         net.eval()
+        # scoring draws nothing from the training run's random streams (loading the model set the
+        # first time builds networks with the global RNG), so a resumed run follows the straight one
+        cuda = [self.device.index or 0] if self.device.type == "cuda" else []
         try:
-            return getattr(self, f"_{self.kind}")(net)
+            with torch.random.fork_rng(devices=cuda):
+                return getattr(self, f"_{self.kind}")(net)
         finally:
             net.train(was)
 

@@ -210,7 +210,6 @@ def train(kind: str, cfg: dict, run_dir=None, resume: bool = False, data=None, i
         if ema is not None and ck.get("ema") is not None:
             ema.load_state_dict(ck["ema"])
         opt.load_state_dict(ck["opt"])
-        distributed.restore_rng(dd, ck, batcher, seed)
         step, wall = int(ck["step"]), float(ck.get("wall", 0.0))
         base = ck.get("base") or base
     if dd.main:
@@ -221,6 +220,8 @@ def train(kind: str, cfg: dict, run_dir=None, resume: bool = False, data=None, i
         ctx.adversary.load_state_dict(ck["adversary"])
     loss_fn = LOSSES[kind]
     step_loss = distributed.loss_step(dd, model, loss_fn, ctx, find_unused=kind == "se")
+    if ck is not None:  # after every network is built: building draws from the global RNG
+        distributed.restore_rng(dd, ck, batcher, seed)
     images_seen = distributed.step_stats(dd, torch.zeros(()), batcher.drawn)[1]  # all ranks' draws
     total = int(cfg["iters"])
     log_every, ckpt_every = int(cfg.get("log_every", 25)), int(cfg.get("ckpt_every", 200))
