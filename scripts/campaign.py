@@ -239,7 +239,7 @@ def verdict(r: dict, shipped: dict, last: dict) -> tuple[float, bool, str]:
 
 
 def export(runs_dir: Path, runs, install: bool) -> None:
-    from dynface.training.curves import plot_compare, plot_curve
+    from dynface.training.curves import plot_compare
     from dynface.training.loop import export as export_run
     from dynface.training.loop import load_config
 
@@ -253,9 +253,13 @@ def export(runs_dir: Path, runs, install: bool) -> None:
             continue
         cfg = load_config(ROOT / r["config"])
         out = export_run(r["kind"], cfg, d)
-        shutil.copyfile(d / "curve.csv", DOCS / f"{r['name']}.csv")
-        plot_curve(d / "curve.csv", DOCS / f"{r['name']}.png", f"{r['name']} ({r['kind']}, {r['config']})",
-                   session_starts(d))
+        lost = document_curve(d / "curve.csv", DOCS / f"{r['name']}.csv")
+        if lost:
+            print(f"{r['name']}: {lost.name}: the documented rows this run does not continue (a branch whose "
+                  f"checkpoint was lost with its machine)")
+        branches = {f"lost branch ({p.stem})": p for p in sorted(DOCS.glob(f"{r['name']}.lost-*.csv"))}
+        plot_compare({"": DOCS / f"{r['name']}.csv", **branches}, DOCS / f"{r['name']}.png",
+                     f"{r['name']} ({r['kind']}, {r['config']})", session_starts(d))
         m = r["metric"]
         if m not in rows[-1]:
             print(f"{r['name']}: exported {out}; no {m} on its curve yet (a new metric): not installed")
@@ -283,6 +287,40 @@ def export(runs_dir: Path, runs, install: bool) -> None:
             install_run(runs_dir, runs, name, stage, path)
         else:
             print(f"would install {name} as embedded {stage} (pass --install)")
+
+
+def document_curve(run_csv: Path, doc_csv: Path) -> Path | None:
+    """Write the run's curve to docs (`doc_csv`) after the documented rows that precede its first
+    step: those of earlier machines, whose checkpoints are gone, so the docs keep the whole history
+    when a new machine starts the run again from the shipped weights. Documented rows from that
+    step on that the run does not continue (a sibling branch, lost with its machine) move to
+    NAME.lost-K.csv, whose path is returned."""
+    from dynface.training.curves import write_rows
+
+    def rows(path: Path) -> tuple[list[str], list[dict]]:
+        if not path.exists():
+            return [], []
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            return list(reader.fieldnames or []), list(reader)
+
+    (run_cols, run), (doc_cols, doc) = rows(run_csv), rows(doc_csv)
+    if not run:
+        return None
+    first = float(run[0]["step"])
+    before = [r for r in doc if float(r["step"]) < first]
+    after = [r for r in doc if float(r["step"]) >= first]
+    same = [{k: v for k, v in r.items() if v} for r in run[:len(after)]] == [{k: v for k, v in r.items() if v}
+                                                                            for r in after]
+    lost = None
+    if after and not same:
+        k = 1
+        while doc_csv.with_name(f"{doc_csv.stem}.lost-{k}.csv").exists():
+            k += 1
+        lost = doc_csv.with_name(f"{doc_csv.stem}.lost-{k}.csv")
+        write_rows(lost, doc_cols, after)
+    write_rows(doc_csv, doc_cols + [c for c in run_cols if c not in doc_cols], before + run)
+    return lost
 
 
 def stage_files(stage: str, path: Path) -> list[tuple[str, Path]]:

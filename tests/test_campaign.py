@@ -199,3 +199,28 @@ def test_a_run_brought_back_without_its_checkpoint_is_benched_and_installed_from
     assert c.run_export(tmp_path, runs, "gpu_se") == tmp_path / "gpu_se" / "sde.safetensors"
     with pytest.raises(SystemExit, match="no run 'nothing'"):
         c.run_export(tmp_path, runs, "nothing")
+
+
+def test_documented_curve_keeps_earlier_machines_rows_and_sets_a_lost_branch_apart(tmp_path):
+    """A new machine starts a run again from the shipped weights (iteration 300 here): the docs keep
+    the rows before it, the rows of the branch lost with the old machine go to NAME.lost-1.csv,
+    and later exports of the same run add nothing more there."""
+    c = campaign_module()
+    doc, run = tmp_path / "docs" / "rm.csv", tmp_path / "run" / "curve.csv"
+    doc.parent.mkdir()
+    run.parent.mkdir()
+    for step in (100, 200, 300, 400, 500):  # the old machine's curve: 400 and 500 came after 300
+        append_row(doc, {"step": step, "psnr": 25.0 + step / 1000})
+    append_row(run, {"step": 300, "psnr": 25.3})
+    append_row(run, {"step": 350, "psnr": 25.31, "niqe": 9.0})  # a metric the old curve lacked
+    lost = c.document_curve(run, doc)
+    assert lost == doc.with_name("rm.lost-1.csv")
+    assert [r["step"] for r in read_curve(lost)] == [300, 400, 500]
+    rows = read_curve(doc)
+    assert [r["step"] for r in rows] == [100, 200, 300, 350] and rows[-1]["niqe"] == 9.0 and "niqe" not in rows[0]
+    append_row(run, {"step": 400, "psnr": 25.32, "niqe": 8.9})
+    assert c.document_curve(run, doc) is None  # the docs now hold this run: nothing is lost
+    assert [r["step"] for r in read_curve(doc)] == [100, 200, 300, 350, 400]
+    assert not doc.with_name("rm.lost-2.csv").exists()
+    fresh = tmp_path / "fresh.csv"
+    assert c.document_curve(run, fresh) is None and read_curve(fresh) == read_curve(run)

@@ -165,11 +165,7 @@ def append_row(path: Path, row: dict) -> None:
             with open(path, newline="") as f:
                 old = list(csv.DictReader(f))
             fields += added
-            buf = io.StringIO()
-            w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\r\n")
-            w.writeheader()
-            w.writerows(old)
-            write_bytes(path, buf.getvalue().encode())
+            write_rows(path, fields, old)
     else:
         fields = list(row)
     with open(path, "a", newline="") as f:
@@ -177,6 +173,15 @@ def append_row(path: Path, row: dict) -> None:
         if new:
             w.writeheader()
         w.writerow({k: (f"{v:.5f}" if isinstance(v, float) else v) for k, v in row.items()})
+
+
+def write_rows(path: Path, fields: list[str], rows: list[dict]) -> None:
+    """Write a curve CSV whole, atomically (a column a row lacks stays empty)."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fields, restval="", lineterminator="\r\n")
+    w.writeheader()
+    w.writerows(rows)
+    write_bytes(path, buf.getvalue().encode())
 
 
 def read_curve(path) -> list[dict]:
