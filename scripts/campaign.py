@@ -100,19 +100,21 @@ def start(runs_dir: Path, runs, device: str = "cpu", threads: int | None = None)
                              start_new_session=True)
         (d / "pid").write_text(str(p.pid))
         lower_autogroup(p.pid)
-        log_session(d)
+        log_session(d, r)
         print(f"{r['name']}: {'resumed' if resume else 'started from the shipped weights'} on {device} "
               f"(pid {p.pid}, log {d / 'train.log'})")
 
 
-def log_session(d: Path) -> None:
-    """Append this start to RUN/sessions.csv (UTC time, the curve's last step, the CPU): the working
-    sessions whose gains `status` lists, for issue 13's plateau test ("three working days in a row")."""
+def log_session(d: Path, r: dict) -> None:
+    """Append this start to RUN/sessions.csv (UTC time, the curve's last step, else the iterations
+    of the weights a fresh run starts from, and the CPU): the working sessions whose gains `status`
+    lists, for issue 13's plateau test ("three working days in a row")."""
     from datetime import datetime, timezone
 
     from dynface.core.hardware import cpu_model
+    from dynface.training.loop import init_record, load_config
 
-    rows = curve_rows(d)
+    rows = curve_rows(d) or [{"step": init_record(r["kind"], load_config(ROOT / r["config"]))["iters"]}]
     path = d / "sessions.csv"
     new = not path.exists()
     with open(path, "a", newline="") as f:

@@ -150,12 +150,22 @@ def test_session_gains_split_the_curve_at_each_logged_start(tmp_path):
     assert c.session_gains(tmp_path, rows, "sigma_abs_err") == []  # no sessions.csv yet
     with open(tmp_path / "curve.csv", "w") as f:
         f.write("step,sigma_abs_err\n" + "".join(f"{int(r['step'])},{r['sigma_abs_err']}\n" for r in rows[:11]))
-    c.log_session(tmp_path)                                         # starts at the curve's last row: 2000
+    c.log_session(tmp_path, {})                                     # starts at the curve's last row: 2000
     (tmp_path / "sessions.csv").write_text((tmp_path / "sessions.csv").read_text()
                                            .replace("started,step,cpu\n", "started,step,cpu\nbackfilled,1000,x\n"))
     gains = c.session_gains(tmp_path, rows, "sigma_abs_err")
     assert [(a, b) for a, b, _ in gains] == [(1000, 2000), (2000, 3000)]
     assert gains[0][2] == pytest.approx(0.1) and gains[1][2] == pytest.approx(0.0)  # lower error = a gain; then a plateau
+
+
+def test_a_fresh_run_logs_its_session_at_the_iterations_it_starts_from(tmp_path):
+    c = campaign_module()
+    cfg_path = tmp_path / "rm.yaml"
+    cfg_path.write_text(yaml.safe_dump({**rm_config(tmp_path, shipped_rm(tmp_path)),
+                                        "init_from": {"path": str(shipped_rm(tmp_path))}}))
+    (tmp_path / "run").mkdir()
+    c.log_session(tmp_path / "run", {"kind": "rm", "config": str(cfg_path)})  # no curve yet
+    assert c.session_starts(tmp_path / "run") == [100]  # the shipped RM's 100 iterations
 
 
 def test_start_trains_in_the_background_and_stop_waits_for_its_checkpoint(tmp_path):
