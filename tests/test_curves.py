@@ -193,3 +193,5 @@ def test_a_config_without_degradation_scores_restorations_on_its_model_sets_degr
     assert torch.equal(Validator("prior", cfg).y, Validator("prior", {**cfg, "degradation": mild}).y)
     paper = Validator("prior", {**cfg, "restore_val_faces": 0}).y  # nothing restored: the defaults stay
     assert not torch.equal(paper, Validator("prior", cfg).y)
+    dgsa = {k: v for k, v in cfg.items() if k != "restore_val_faces"}  # DGSA always restores (8 faces by default)
+    assert torch.equal(Validator("dgsa", dgsa).y, Validator("prior", cfg).y)

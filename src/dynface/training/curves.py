@@ -44,7 +44,7 @@ class Validator:
         n = int(cfg.get("val_faces", 16))
         x = data_mod.load_cache(cfg["data"], cfg["size"], "val", cache_dir=cfg.get("cache_dir", "runs/cache"), limit=n)
         self.x = x.float().div(127.5).sub(1)
-        dcfg = DegradationConfig.from_dict(cfg.get("degradation") or self._modelset_degradation(cfg))
+        dcfg = DegradationConfig.from_dict(cfg.get("degradation") or self._modelset_degradation(kind, cfg))
         self.y = torch.cat([degrade_random(self.x[i:i + 1], dcfg, VAL_SEED, i)[0] for i in range(len(self.x))])
         self.schedule = Schedule.linear()
         self._sigma_star = None
@@ -52,11 +52,12 @@ class Validator:
         self.device = torch.device("cpu")  # the scored network's (set per call)
 
     @staticmethod
-    def _modelset_degradation(cfg: dict) -> dict | None:
+    def _modelset_degradation(kind: str, cfg: dict) -> dict | None:
         """A config without `degradation:` (the prior's: its loss degrades nothing) scores restorations
-        on faces degraded as the model set it restores with was trained for (its manifest), as the
-        bench does, not with the paper's 512-pixel ranges, which at 128 px leave faces without detail."""
-        if not (cfg.get("restore_val_faces") or cfg.get("dgsa_val_faces")):
+        (DGSA's always, the prior's with `restore_val_faces`) on faces degraded as the model set it
+        restores with was trained for (its manifest), as the bench does, not with the paper's
+        512-pixel ranges, which at 128 px leave faces without detail."""
+        if not (kind == "dgsa" or cfg.get("restore_val_faces")):
             return None
         import json
 
