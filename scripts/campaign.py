@@ -111,7 +111,7 @@ def log_session(d: Path, r: dict) -> None:
     lists, for issue 13's plateau test ("three working days in a row")."""
     from datetime import datetime, timezone
 
-    from dynface.core.hardware import cpu_model
+    from dynface.core.hardware import cpu_summary
     from dynface.training.loop import init_record, load_config
 
     rows = curve_rows(d) or [{"step": init_record(r["kind"], load_config(ROOT / r["config"]))["iters"]}]
@@ -121,7 +121,7 @@ def log_session(d: Path, r: dict) -> None:
         w = csv.writer(f)
         if new:
             w.writerow(["started", "step", "cpu"])
-        w.writerow([f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%M}", int(rows[-1]["step"]) if rows else 0, cpu_model()])
+        w.writerow([f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%M}", int(rows[-1]["step"]) if rows else 0, cpu_summary()])
 
 
 def session_starts(d: Path) -> list[int]:

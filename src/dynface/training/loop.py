@@ -23,7 +23,7 @@ import torch.nn as nn
 import yaml
 from tqdm import tqdm
 
-from dynface.core.hardware import autocast, cpu_model, resolve_precision, set_threads
+from dynface.core.hardware import autocast, cpu_summary, resolve_precision, set_threads
 from dynface.core.imageio import write_bytes_atomic
 from dynface.core.schedule import Schedule
 from dynface.modelset.checkpoint import export_safetensors, load_network
@@ -318,7 +318,7 @@ def export(kind: str, cfg: dict, run_dir, device=None) -> Path:
     model.load_state_dict(ck["ema"] if ck.get("ema") is not None else ck["model"])
     base = ck.get("base") or {"iters": 0, "images": 0, "wall_time_s": 0}
     record = {"iters": base["iters"] + int(ck["step"]), "images": base["images"] + int(ck.get("images", 0)),
-              "wall_time_s": round(base["wall_time_s"] + float(ck.get("wall", 0.0))), "cpu": cpu_model(),
+              "wall_time_s": round(base["wall_time_s"] + float(ck.get("wall", 0.0))), "cpu": cpu_summary(),
               "run_iters": int(ck["step"]), "data": str(cfg["data"]), "config": cfg}
     if device is not None and torch.device(device).type == "cuda":
         record["gpu"] = torch.cuda.get_device_name(torch.device(device))
