@@ -121,7 +121,7 @@ def log_session(d: Path, r: dict) -> None:
         w = csv.writer(f)
         if new:
             w.writerow(["started", "step", "cpu"])
-        w.writerow([f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%M}", int(rows[-1]["step"]) if rows else 0, cpu_summary()])
+        w.writerow([f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%M}", int(rows[-1]["step"]), cpu_summary()])
 
 
 def session_starts(d: Path) -> list[int]:
@@ -257,9 +257,9 @@ def export(runs_dir: Path, runs, install: bool) -> None:
         out = export_run(r["kind"], cfg, d)
         lost = document_curve(d / "curve.csv", DOCS / f"{r['name']}.csv")
         if lost:
-            print(f"{r['name']}: {lost.name}: the documented rows this run does not continue (a branch whose "
-                  f"checkpoint was lost with its machine)")
-        branches = {f"lost branch ({p.stem})": p for p in sorted(DOCS.glob(f"{r['name']}.lost-*.csv"))}
+            print(f"{r['name']}: {lost.name}: the documented rows this run does not continue (an earlier branch, "
+                  f"lost with its machine or retired by an install)")
+        branches = {f"earlier branch ({p.stem})": p for p in sorted(DOCS.glob(f"{r['name']}.lost-*.csv"))}
         plot_compare({"": DOCS / f"{r['name']}.csv", **branches}, DOCS / f"{r['name']}.png",
                      f"{r['name']} ({r['kind']}, {r['config']})", session_starts(d))
         m = r["metric"]
@@ -295,8 +295,8 @@ def document_curve(run_csv: Path, doc_csv: Path) -> Path | None:
     """Write the run's curve to docs (`doc_csv`) after the documented rows that precede its first
     step: those of earlier machines, whose checkpoints are gone, so the docs keep the whole history
     when a new machine starts the run again from the shipped weights. Documented rows from that
-    step on that the run does not continue (a sibling branch, lost with its machine) move to
-    NAME.lost-K.csv, whose path is returned."""
+    step on that the run does not continue (an earlier branch: lost with its machine, or retired to
+    NAME.stale-N by an install) move to NAME.lost-K.csv, whose path is returned."""
     from dynface.training.curves import write_rows
 
     def rows(path: Path) -> tuple[list[str], list[dict]]:
