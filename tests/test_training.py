@@ -94,6 +94,26 @@ def test_init_from_prior_widens_the_input_and_ignores_the_condition_at_first(tmp
     assert idm2.unet.out[2].weight.abs().sum() == 0
 
 
+def test_a_deeper_resunet_grown_from_a_shipped_one_starts_as_it(tmp_path):
+    """init_from with zero: [conv2]: the residual blocks the source lacks start as the identity."""
+    torch.manual_seed(0)
+    small = build_network("rm", {"type": "resunet", "channels": [8, 16], "blocks": 1})
+    with torch.no_grad():
+        small.tail.weight.normal_(std=0.05)  # a trained RM does something: not the zero-init identity
+    path = export_safetensors(small, tmp_path / "rm.safetensors", "rm", {"type": "resunet", "channels": [8, 16],
+                                                                         "blocks": 1}, {"iters": 0}, dtype=torch.float32)
+    deep = build_network("rm", {"type": "resunet", "channels": [8, 16], "blocks": 3})
+    counts = init_from(deep, str(path), zero=("conv2",))
+    assert counts["zeroed"] == 3 * 2 * 2 and counts["kept"] == 3 * 2 * 2  # 2 new blocks x 3 stages: conv1 kept
+    y = smooth_image(SIZE, seed=6)
+    with torch.no_grad():
+        assert torch.equal(deep(y), small(y)) and not torch.equal(small(y), y)
+    fresh = build_network("rm", {"type": "resunet", "channels": [8, 16], "blocks": 3})
+    init_from(fresh, str(path))  # without `zero` the new blocks keep their random init
+    with torch.no_grad():
+        assert not torch.allclose(fresh(y), small(y), atol=1e-3)
+
+
 def test_crop_patch_takes_the_same_window_of_each_image():
     imgs = torch.rand(20, 3, SIZE, SIZE).mul(255).byte()
     ctx = Ctx(cfg={"size": SIZE}, batcher=data_mod.Batcher(imgs, 0), schedule=Schedule.linear())

@@ -68,17 +68,23 @@ def build_trainable(kind: str, cfg: dict, init: bool = True) -> nn.Module:
     return net
 
 
-def init_from(net: nn.Module, path: str, skip: tuple[str, ...] = ()) -> dict:
-    """Start a network from another one's weights (IDM from the face prior). Tensors of equal
-    shape are copied; an input conv with more input channels gets the old ones copied and the new
-    ones zeroed (so it starts by ignoring them); names starting with a `skip` prefix keep their
-    fresh init. `embedded:NAME` names a file of the embedded model set. Returns counts of
-    copied / widened / kept tensors."""
+def init_from(net: nn.Module, path: str, skip: tuple[str, ...] = (), zero: tuple[str, ...] = ()) -> dict:
+    """Start a network from another one's weights (IDM from the face prior; a deeper RM from the
+    shipped one). Tensors of equal shape are copied; an input conv with more input channels gets
+    the old ones copied and the new ones zeroed (so it starts by ignoring them); names starting
+    with a `skip` prefix keep their fresh init; tensors the source lacks whose name contains one of
+    `zero` start at zero (`zero: [conv2]` makes the residual blocks a deeper ResUNet adds start as
+    the identity, so it starts as the network it grew from). `embedded:NAME` names a file of the
+    embedded model set. Returns counts of copied / widened / zeroed / kept tensors."""
     src = load_network(embedded_or_path(path)).state_dict()
     own = net.state_dict()
-    counts = {"copied": 0, "widened": 0, "kept": 0}
+    counts = {"copied": 0, "widened": 0, "zeroed": 0, "kept": 0}
     for k, v in own.items():
         w = src.get(k)
+        if w is None and any(z in k for z in zero):
+            own[k] = torch.zeros_like(v)
+            counts["zeroed"] += 1
+            continue
         if w is None or any(k.startswith(pre) for pre in skip):
             counts["kept"] += 1
             continue
