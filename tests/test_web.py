@@ -245,6 +245,7 @@ def server(tmp_path):
 def test_browser_upload_restore_compare_download_and_error(server, data_dir, tmp_path):
     webdriver = pytest.importorskip("selenium.webdriver", reason='selenium is in the "web" extra')
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
 
     url, _ = server
     downloads = tmp_path / "downloads"
@@ -266,6 +267,12 @@ def test_browser_upload_restore_compare_download_and_error(server, data_dir, tmp
         css("#dynface-upload input[type=file]")[0].send_keys(str(face))
         wait_for("the upload to show", lambda: face.stem in css("#dynface-upload")[0].text, timeout=120)
         next(e for e in css("#dynface-kind label") if e.text.startswith("Aligned")).click()
+        # 100 steps rather than the default 25: on a fast CPU (AVX-512 BF16) the default job ends
+        # within ~5 s, and the progress text, redrawn at each step, was on screen too briefly to be caught
+        box = css("#dynface-steps input[type=number]")[0]
+        box.send_keys(Keys.CONTROL, "a")
+        box.send_keys("100", Keys.TAB)
+        wait_for("the steps to read 100", lambda: box.get_attribute("value") == "100", timeout=30)
         t0 = time.monotonic()
         css("#dynface-run")[0].click()
 
@@ -279,7 +286,7 @@ def test_browser_upload_restore_compare_download_and_error(server, data_dir, tmp
                                                               "arguments[0].naturalWidth > 0", i)]
             return loaded if len(loaded) >= 2 else None
 
-        imgs = wait_for("the before/after slider", slider_images)
+        imgs = wait_for("the before/after slider", slider_images, every=0.2)
         seconds = time.monotonic() - t0
         status = css("#dynface-status")[0].text
         assert status.startswith("Restored 1 of 1 photo(s)"), status
@@ -287,7 +294,7 @@ def test_browser_upload_restore_compare_download_and_error(server, data_dir, tmp
         assert len({i.get_attribute("src") for i in imgs}) >= 2  # two different images: before and after
         assert face.name in css("#dynface-slider-0")[0].text
         wait_for("the face gallery", lambda: css("#dynface-faces img"), timeout=60)
-        print(f"\nupload to result: {seconds:.1f} s for one aligned face ({face.name}), default settings")
+        print(f"\nupload to result: {seconds:.1f} s for one aligned face ({face.name}), 100 steps")
         shot = tmp_path / "web-app.png"
         driver.save_screenshot(str(shot))
         if os.environ.get("DYNFACE_WEB_SCREENSHOT"):
