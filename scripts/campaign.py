@@ -273,9 +273,9 @@ def export(runs_dir: Path, runs, install: bool) -> None:
         if better:  # all arms are scored against the same embedded weights
             winners.setdefault(r["stage"], []).append((gain, m, out, r["name"]))
     by_stage: dict[str, dict] = {}
-    for r in runs:
-        if (runs_dir / r["name"] / "curve.csv").exists():
-            by_stage.setdefault(r["stage"], {})[r["name"]] = runs_dir / r["name"] / "curve.csv"
+    for r in runs:  # the documented curves: arms whose runs this machine never held are drawn too
+        if (DOCS / f"{r['name']}.csv").exists():
+            by_stage.setdefault(r["stage"], {})[r["name"]] = DOCS / f"{r['name']}.csv"
     for stage, curves in by_stage.items():
         if len(curves) > 1:  # the arms of an ablation on shared axes
             print(f"wrote {plot_compare(curves, DOCS / f'{stage}_compare.png', f'{stage}: ' + ' vs '.join(curves))}")

@@ -234,3 +234,24 @@ def test_documented_curve_keeps_earlier_machines_rows_and_sets_a_lost_branch_apa
     assert not doc.with_name("rm.lost-2.csv").exists()
     fresh = tmp_path / "fresh.csv"
     assert c.document_curve(run, fresh) is None and read_curve(fresh) == read_curve(run)
+
+
+def test_export_draws_every_documented_arm_of_a_stage(tmp_path, embedded, monkeypatch):
+    """The comparison plot takes the documented curves, so an arm whose run folder another machine
+    held (only docs/training/NAME.csv left) stays on it beside the runs of this machine."""
+    from dynface.training import curves as curves_mod
+
+    c = campaign_module()
+    monkeypatch.setattr(c, "DOCS", tmp_path / "docs")
+    drawn = {}
+    real = curves_mod.plot_compare
+    monkeypatch.setattr(curves_mod, "plot_compare", lambda cs, png, *a, **k: drawn.update({Path(png).name: cs})
+                        or real(cs, png, *a, **k))
+    (tmp_path / "docs").mkdir()
+    append_row(tmp_path / "docs" / "old.csv", {"step": 50, "psnr": 20.0})
+    append_row(tmp_path / "docs" / "old.csv", {"step": 90, "psnr": 21.0})
+    run = run_with_last_psnr(tmp_path, "new", None)
+    old = {"name": "old", "kind": "rm", "config": run["config"], "stage": "rm", "metric": "psnr"}
+    c.export(tmp_path / "runs", [old, run], install=False)
+    assert list(drawn["rm_compare.png"]) == ["old", "new"]
+    assert (tmp_path / "docs" / "rm_compare.png").exists()
