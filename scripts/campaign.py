@@ -114,14 +114,15 @@ def log_session(d: Path, r: dict) -> None:
     from dynface.core.hardware import cpu_summary
     from dynface.training.loop import init_record, load_config
 
-    rows = curve_rows(d) or [{"step": init_record(r["kind"], load_config(ROOT / r["config"]))["iters"]}]
+    rows = curve_rows(d)
+    step = int(rows[-1]["step"]) if rows else init_record(r["kind"], load_config(ROOT / r["config"]))["iters"]
     path = d / "sessions.csv"
     new = not path.exists()
     with open(path, "a", newline="") as f:
         w = csv.writer(f)
         if new:
             w.writerow(["started", "step", "cpu"])
-        w.writerow([f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%M}", int(rows[-1]["step"]), cpu_summary()])
+        w.writerow([f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%M}", step, cpu_summary()])
 
 
 def session_starts(d: Path) -> list[int]:
@@ -316,13 +317,18 @@ def document_curve(run_csv: Path, doc_csv: Path) -> Path | None:
                                                                             for r in after]
     lost = None
     if after and not same:
-        k = 1
-        while doc_csv.with_name(f"{doc_csv.stem}.lost-{k}.csv").exists():
-            k += 1
-        lost = doc_csv.with_name(f"{doc_csv.stem}.lost-{k}.csv")
+        lost = first_free(doc_csv.with_suffix(""), "{}.lost-{}.csv")
         write_rows(lost, doc_cols, after)
     write_rows(doc_csv, doc_cols + [c for c in run_cols if c not in doc_cols], before + run)
     return lost
+
+
+def first_free(path: Path, pattern: str) -> Path:
+    """The first of pattern.format(path.name, 1), (…, 2), … beside `path` that does not exist yet."""
+    n = 1
+    while path.with_name(pattern.format(path.name, n)).exists():
+        n += 1
+    return path.with_name(pattern.format(path.name, n))
 
 
 def stage_files(stage: str, path: Path) -> list[tuple[str, Path]]:
@@ -348,12 +354,10 @@ def install_run(runs_dir: Path, runs, name: str, stage: str, path: Path) -> None
         d = runs_dir / r["name"]
         frozen = (load_config(ROOT / r["config"]).get("frozen") or {}).values()
         if r["name"] != name and d.exists() and used & set(map(str, frozen)):
-            n = 1
-            while d.with_name(f"{d.name}.stale-{n}").exists():
-                n += 1
-            d.rename(d.with_name(f"{d.name}.stale-{n}"))
+            stale = first_free(d, "{}.stale-{}")
+            d.rename(stale)
             print(f"{r['name']}: its frozen {', '.join(sorted(used))} changed; moved its folder to "
-                  f"{d.name}.stale-{n} (the next start begins it again)")
+                  f"{stale.name} (the next start begins it again)")
 
 
 def run_export(runs_dir: Path, runs, name: str) -> Path:
