@@ -26,7 +26,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", required=True)
     ap.add_argument("-o", "--output", default=str(EMBEDDED_DIR))
-    ap.add_argument("--defaults", default=None, help="JSON of sampler defaults (zeta, sigma_lr, steps, ...)")
+    ap.add_argument("--defaults", default=None, help="JSON of sampler defaults (zeta, sigma_lr, steps, idm_steps, ...) over the embedded set's")
     ap.add_argument("--status", default="")
     ap.add_argument("--note", default="")
     a = ap.parse_args(argv)
@@ -35,8 +35,7 @@ def main(argv=None):
              "sde": r / "se/sde.safetensors", "dgsa": r / "dgsa/final.safetensors", "idm": r / "idm/final.safetensors",
              "dsst": r / "embedded/dsst.json"}
     sources = {k: v for k, v in cands.items() if v.exists()}
-    defaults = {"zeta": 1.0, "sigma_lr": 0.002, "steps": 25, "n_guidance": 3, "guidance_spacing": 0.25,
-                "dm_sigma": 1.0}
+    defaults = json.loads((EMBEDDED_DIR / "manifest.json").read_text())["defaults"]  # the tuned set's, kept
     if a.defaults:
         defaults.update(json.loads(a.defaults))
     print(assemble(sources, a.output, SIZE, "utkface", SIGMA_GRID, DEGRADATION, defaults, a.note, a.status))

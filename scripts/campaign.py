@@ -79,7 +79,9 @@ def lower_autogroup(pid: int, nice: int = 19) -> None:
         pass  # no autogroup support (or not permitted): plain nice still applies
 
 
-def start(runs_dir: Path, runs, device: str = "cpu", threads: int | None = None) -> None:
+def start(runs_dir: Path, runs, device: str = "cpu", threads: int | None = None, same_session: bool = False) -> None:
+    """Resume (or start) every active run in the background; each start is logged as a working
+    session (`log_session`) unless `same_session` says it restarts runs within one."""
     for r in runs:
         if not r.get("active", True):
             continue
@@ -100,7 +102,8 @@ def start(runs_dir: Path, runs, device: str = "cpu", threads: int | None = None)
                              start_new_session=True)
         (d / "pid").write_text(str(p.pid))
         lower_autogroup(p.pid)
-        log_session(d, r)
+        if not same_session:
+            log_session(d, r)
         print(f"{r['name']}: {'resumed' if resume else 'started from the shipped weights'} on {device} "
               f"(pid {p.pid}, log {d / 'train.log'})")
 
@@ -422,6 +425,8 @@ def main(argv=None) -> int:
     ap.add_argument("--clean-dir", default=str(ROOT.parent / "shared" / "data" / "val" / "clean"))
     ap.add_argument("--device", default="cpu", help="with start: cpu (default), cuda or cuda:N, for every run")
     ap.add_argument("--threads", type=int, default=None, help="with start: CPU threads per run (default: its own)")
+    ap.add_argument("--same-session", action="store_true",
+                    help="with start: a restart within this working session (e.g. with other threads): log no new session")
     a = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT / "src"))
     runs_dir, runs = load_runs()
@@ -434,7 +439,7 @@ def main(argv=None) -> int:
     elif a.command == "export":
         export(runs_dir, runs, a.install)
     elif a.command == "start":
-        start(runs_dir, runs, a.device, a.threads)
+        start(runs_dir, runs, a.device, a.threads, a.same_session)
     else:
         {"status": status, "stop": stop}[a.command](runs_dir, runs)
     return 0

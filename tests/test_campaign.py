@@ -169,8 +169,9 @@ def test_a_fresh_run_logs_its_session_at_the_iterations_it_starts_from(tmp_path)
 
 
 def test_start_trains_in_the_background_and_stop_waits_for_its_checkpoint(tmp_path):
-    """`start` launches `dynface train` detached (on the device asked for); `stop` returns only once
-    the run has checkpointed and exited, so that `export` reads its last iteration."""
+    """`start` launches `dynface train` detached (on the device asked for) and logs a working session;
+    `stop` returns only once the run has checkpointed and exited, so that `export` reads its last
+    iteration; `start --same-session` resumes it without logging another session."""
     import time
 
     from dynface.modelset.weights import load_torch_file
@@ -193,6 +194,13 @@ def test_start_trains_in_the_background_and_stop_waits_for_its_checkpoint(tmp_pa
     assert c.pid_alive(run) is None
     ck = load_torch_file(run / "ckpt.pt")  # written on SIGTERM (ckpt_every is never reached)
     assert ck["step"] >= 3 and len((run / "log.csv").read_text().splitlines()) == ck["step"] + 1
+    assert len((run / "sessions.csv").read_text().splitlines()) == 2  # header + this session
+    c.start(tmp_path / "runs", runs, same_session=True)  # a restart within the session: resumed, no new row
+    try:
+        assert "--resume" in Path(f"/proc/{c.pid_alive(run)}/cmdline").read_text().split("\0")
+    finally:
+        c.stop(tmp_path / "runs", runs, timeout=120)
+    assert len((run / "sessions.csv").read_text().splitlines()) == 2
 
 
 def test_a_run_brought_back_without_its_checkpoint_is_benched_and_installed_from_its_export(tmp_path):

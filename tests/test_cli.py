@@ -93,7 +93,7 @@ def test_restore_flags_are_made_from_restore_options():
     from dynface.cli import restore as restore_command
     from dynface.cli.flags import OneLineParser, options_from_args
     from dynface.modelset.folder import ModelSet
-    from dynface.pipeline import MODEL_SET_DEFAULTS, RestoreOptions
+    from dynface.pipeline import MODEL_SET_DEFAULTS, STEPS_DEFAULT, RestoreOptions, method_steps
 
     ap = OneLineParser(prog="dynface")
     sub = ap.add_subparsers(dest="cmd")
@@ -110,7 +110,14 @@ def test_restore_flags_are_made_from_restore_options():
         assert getattr(a, f.name) == (None if f.name in MODEL_SET_DEFAULTS else f.default), f.name
     models = ModelSet(Path("."), {"defaults": {"steps": 7, "n_guidance": 2}}, {})
     assert options_from_args(a, models) == RestoreOptions.for_models(models)
-    assert (options_from_args(a, models).steps, options_from_args(a, models).n_guidance) == (7, 2)
+    assert (options_from_args(a, models).steps, options_from_args(a, models).n_guidance) == (None, 2)
+    # steps: None until the restorer resolves it per method (the manifest's idm_steps for IDM)
+    assert (method_steps(models, "dynface"), method_steps(models, "idm")) == (7, 7)
+    with_idm = ModelSet(Path("."), {"defaults": {"steps": 7, "idm_steps": 40}}, {})
+    assert (method_steps(with_idm, "dynface"), method_steps(with_idm, "idm")) == (7, 40)
+    assert method_steps(ModelSet(Path("."), {}, {}), "idm") == STEPS_DEFAULT
+    a = ap.parse_args(["restore", "x.png", "-o", "out", "--steps", "9"])
+    assert options_from_args(a, with_idm).steps == 9
     a = ap.parse_args(["restore", "x.png", "-o", "o", "--zeta", "2", "--no-dblm", "--n-guidance", "4", "--fidelity", "1"])
     assert options_from_args(a, models) == RestoreOptions.for_models(models, zeta=2.0, dblm=False, n_guidance=4,
                                                                      fidelity=1.0)

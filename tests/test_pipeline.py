@@ -86,6 +86,35 @@ def test_steps_count_network_evaluations(restorer, y):
     assert res.nfe == 3
 
 
+def test_default_steps_depend_on_the_method(tmp_path, y):
+    """steps=None: the manifest's `steps` for the guided chain, its `idm_steps` for IDM; a given
+    count wins for both."""
+    import json
+
+    root = make_tiny_modelset(tmp_path / "ms")
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest["defaults"] = {**manifest.get("defaults", {}), "steps": 2, "idm_steps": 3}
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    r = Restorer(ModelSet.load(root))
+    assert (run(r, y[:1]).nfe, run(r, y[:1], method="idm").nfe) == (2, 3)
+    assert run(r, y[:1], method="idm", steps=4).nfe == 4
+
+
+def test_bench_steps_group_runs_the_full_method_at_each_count(restorer, y):
+    """`dynface bench --settings steps`: one full-method row per step count, in order, and the row's
+    options give that many network evaluations; an unknown name is refused with the group list."""
+    from dataclasses import replace
+    from dynface.jobs.ablation import setting_names
+
+    rows = setting_names(restorer, ["steps"])
+    assert [n for n, _ in rows] == ["steps=25", "steps=50", "steps=100"]
+    res = restorer.restore(y[:1], replace(RestoreOptions(precision="fp32"), **rows[0][1]))
+    assert res.nfe == 25
+    assert [n for n, _ in setting_names(restorer, ["RM only", "steps=50"])] == ["RM only", "steps=50"]
+    with pytest.raises(ValueError, match="groups: ablation, fidelity, steps"):
+        setting_names(restorer, ["steps=30"])
+
+
 def test_untrained_x0_residual_idm_returns_its_condition(restorer, y):
     """Known answer: an IDM whose output layer is zero predicts x0 = y at every step, so the whole
     ancestral chain (shared sampler, respaced) must end exactly at the degraded input."""

@@ -145,6 +145,25 @@ def test_internal_error_is_one_line_and_the_handler_keeps_working(page, face_fil
     assert status_of(run(page, [str(face_file)])).startswith("Restored 1 of 1")
 
 
+def test_steps_default_to_the_chosen_methods(tmp_path, face_file):
+    """The Steps slider follows the method (the manifest's `steps`, `idm_steps` for IDM, within the
+    slider's range); a job that names no steps runs, and reports, the method's default."""
+    root = make_tiny_modelset(tmp_path / "ms")
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest["defaults"] = {**manifest.get("defaults", {}), "steps": 2, "idm_steps": 3}
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    (tmp_path / "work").mkdir()
+    page = RestorePage(Restorer(ModelSet.load(root)), RestoreOptions(precision="fp32"),
+                       ServerConfig(max_steps=2), work_root=tmp_path / "work")
+    assert [page.default_steps(m) for m in ("DynFaceRestore", "RM only", "IDM")] == [2, 2, 2]  # capped at 2
+    page.cfg = ServerConfig()
+    assert [page.default_steps(m) for m in ("DynFaceRestore", "RM only", "IDM")] == [2, 2, 3]
+    res = run_job([str(face_file)], JobSettings(method="idm", aligned=True), page.restorer, page.base, page.cfg,
+                  tmp_path / "job")
+    with zipfile.ZipFile(res.zip_path) as z:
+        assert json.loads(z.read("report.json"))["options"]["steps"] == 3
+
+
 def test_methods_and_fidelity_pass_through_only_where_supported(page, face_file):
     for method in ("RM only", "IDM"):
         assert status_of(run(page, [str(face_file)], method=method)).startswith("Restored 1 of 1")

@@ -58,8 +58,8 @@ class RestoreOptions:
     method: str = field(default="dynface", metadata=_flag(
         "dynface: full DynFaceRestore; rm: restoration network only; idm: IDM conditional diffusion",
         choices=("dynface", "rm", "bicubic", "idm")))
-    steps: int = field(default=25, metadata=_flag(  # network evaluations after the start step (respacing)
-        "network evaluations from the start step (default: model set's)", 1, STEPS_MAX))
+    steps: int | None = field(default=None, metadata=_flag(  # network evaluations after the start step (respacing)
+        "network evaluations from the start step (default: the model set's for the method)", 1, STEPS_MAX))
     n_guidance: int = field(default=3, metadata=_flag(  # Eq. 15: N guidance images
         "number of guidance images (Eq. 15)", choices=(1, 2, 3, 4)))
     guidance_spacing: float | None = None  # sigma_i = sigma_hat - (i-1) * spacing; default from the model set
@@ -89,15 +89,25 @@ class RestoreOptions:
 
     @classmethod
     def for_models(cls, models: ModelSet, **given) -> "RestoreOptions":
-        """Options whose `steps` and `n_guidance`, where `given` leaves them None or out, are the model
-        set's defaults (manifest `defaults`), else the defaults above (the one place they are written)."""
+        """Options whose `n_guidance`, where `given` leaves it None or out, is the model set's default
+        (manifest `defaults`), else the default above (the one place it is written). `steps` stays
+        None until `Restorer.resolve`, because its default depends on the method (`method_steps`)."""
         for key in MODEL_SET_DEFAULTS:
             if given.get(key) is None:
                 given[key] = int(models.default(key, getattr(cls, key)))
         return cls(**given)
 
 
-MODEL_SET_DEFAULTS = ("steps", "n_guidance")  # RestoreOptions fields a model set's manifest may preset
+MODEL_SET_DEFAULTS = ("n_guidance",)  # RestoreOptions fields a model set's manifest presets in for_models
+STEPS_DEFAULT = 25  # network evaluations when the manifest names none (docs/training/bench-29faces-session9.md)
+
+
+def method_steps(models: ModelSet, method: str) -> int:
+    """Default network evaluations of `method`: the manifest's `idm_steps` for IDM (it samples from pure
+    noise over the whole schedule, and gains from more steps than the guided chain, which starts at
+    t*), its `steps` otherwise, else STEPS_DEFAULT."""
+    steps = models.default("steps", STEPS_DEFAULT)
+    return int(models.default("idm_steps", steps) if method == "idm" else steps)
 
 
 @dataclass
@@ -124,6 +134,7 @@ class Restorer:
         opt = replace(opt, samples=check_samples(opt.samples),
                       fidelity=None if opt.fidelity is None else check_fidelity(opt.fidelity))
         return replace(opt, precision=resolve_precision(opt.precision, ms.device),
+                       steps=method_steps(ms, opt.method) if opt.steps is None else opt.steps,
                        zeta=ms.default("zeta", 0.3) if opt.zeta is None else opt.zeta,
                        sigma_lr=ms.default("sigma_lr", 0.0) if opt.sigma_lr is None else opt.sigma_lr,
                        guidance_spacing=ms.default("guidance_spacing", (hi - lo) / 15.0)

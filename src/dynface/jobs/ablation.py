@@ -4,8 +4,9 @@ Protocol: each clean face is aligned to the model set's template at its size (5-
 similarity warp; the FFHQ template if no face is found) and that crop is the ground truth. It is
 degraded with the model set's degradation ranges (seed S, stream = file name) and restored
 under each setting; metrics come from `dynface.metrics.evaluate` against the ground truth.
-Row groups: `ablation` (the default) and `fidelity` (the sweep of `--fidelity` w over
-0, 0.25, 0.5, 0.75, 1; docs/fidelity.md); `--settings` takes row or group names.
+Row groups: `ablation` (the default), `fidelity` (the sweep of `--fidelity` w over
+0, 0.25, 0.5, 0.75, 1; docs/fidelity.md) and `steps` (the full method at 25, 50 and 100 network
+evaluations: detail against time); `--settings` takes row or group names.
 Outputs: `table.md`, `table.csv`, `results.json`, `grid.png`, `tradeoff.png`, and with the fidelity
 group `fidelity.png` (each metric against w). The detail ratio is high-frequency energy of the
 output over that of the ground truth (`detail_ratio`): < 1 smoother than the truth, > 1 more
@@ -43,7 +44,8 @@ ABLATION = [
     ("IDM", dict(method="idm")),
 ]
 FIDELITY_SWEEP = [(f"w={w:g}", dict(fidelity=w)) for w in (0.0, 0.25, 0.5, 0.75, 1.0)]
-GROUPS = {"ablation": ABLATION, "fidelity": FIDELITY_SWEEP}
+STEPS_SWEEP = [(f"steps={n}", dict(steps=n)) for n in (25, 50, 100)]
+GROUPS = {"ablation": ABLATION, "fidelity": FIDELITY_SWEEP, "steps": STEPS_SWEEP}
 
 
 def aligned_ground_truth(path, template, size: int) -> np.ndarray:
@@ -74,7 +76,7 @@ def setting_names(restorer: Restorer, include=None) -> list[tuple[str, dict]]:
         raise ValueError(f"unknown bench setting(s) {', '.join(unknown)}; rows: "
                          f"{', '.join(n for rows in GROUPS.values() for n, _ in rows)}; groups: {', '.join(GROUPS)}")
     rows = []
-    for name, kw in ABLATION + FIDELITY_SWEEP:
+    for name, kw in (row for group in GROUPS.values() for row in group):
         if name not in wanted:
             continue
         m = kw.get("method", "dynface")

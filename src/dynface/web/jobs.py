@@ -24,7 +24,7 @@ from PIL import Image
 from dynface.core.imageio import ImageError, read_rgb, to_tensor, to_uint8
 from dynface.errors import DynfaceError
 from dynface.modelset.folder import ModelError
-from dynface.pipeline import Restorer, RestoreOptions, restore_crops
+from dynface.pipeline import Restorer, RestoreOptions, method_steps, restore_crops
 
 log = logging.getLogger("dynface.web")
 
@@ -71,14 +71,14 @@ class JobSettings:
 
     method: str = "dynface"          # RestoreOptions.method
     aligned: bool = False            # inputs are aligned face crops (FFHQ framing)
-    steps: int = RestoreOptions.steps
+    steps: int | None = None         # None: the method's default (pipeline.method_steps)
     seed: int = 0
     fidelity: float | None = None    # None: the method's default
 
     def check(self, cfg: ServerConfig) -> None:
         if self.method not in METHODS.values():
             raise JobError(f"unknown method {self.method!r}: use one of {', '.join(METHODS)}")
-        if not 1 <= self.steps <= cfg.max_steps:
+        if self.steps is not None and not 1 <= self.steps <= cfg.max_steps:
             raise JobError(f"steps must be between 1 and {cfg.max_steps}, got {self.steps}")
         if self.seed < 0:
             raise JobError(f"seed must be 0 or more, got {self.seed}")
@@ -88,7 +88,8 @@ class JobSettings:
     def options(self, base: RestoreOptions) -> RestoreOptions:
         """`base` (the server's precision, guidance defaults ...) with this job's choices."""
         extra = {"fidelity": self.fidelity} if FIDELITY_SUPPORTED else {}
-        return replace(base, method=self.method, steps=int(self.steps), seed=int(self.seed), **extra)
+        steps = base.steps if self.steps is None else int(self.steps)
+        return replace(base, method=self.method, steps=steps, seed=int(self.seed), **extra)
 
 
 @dataclass
@@ -188,6 +189,8 @@ def run_job(uploads: list, settings: JobSettings, restorer: Restorer, base: Rest
     size = models.size
     template = template_for(models.manifest.get("template", "utkface"), size)
     hook = StepHook(t0 + cfg.job_timeout_s, cfg.job_timeout_s)
+    if opt.steps is None:  # the method's default, named in report.json
+        opt = replace(opt, steps=method_steps(models, opt.method))
     expected = max(1, opt.steps) if opt.method in ("dynface", "idm") else 1
     job_dir = Path(job_dir)
     in_dir, out_dir = job_dir / "in", job_dir / "out"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from dynface.pipeline import Restorer, RestoreOptions
+from dynface.pipeline import Restorer, RestoreOptions, method_steps
 from dynface.web.jobs import (FIDELITY_SUPPORTED, INPUT_KINDS, METHODS, JobError, JobResult, JobSettings, ServerConfig,
                    run_job)
 
@@ -55,7 +55,10 @@ class RestorePage:
                  work_root: str | os.PathLike | None = None):
         self.restorer, self.base, self.cfg = restorer, base, cfg
         self.work_root = Path(work_root) if work_root else None
-        self.default_steps = RestoreOptions.for_models(restorer.models).steps
+
+    def default_steps(self, method: str) -> int:
+        """The Steps slider's value for a page method label: that method's default, within the slider."""
+        return min(method_steps(self.restorer.models, METHODS.get(method, "dynface")), self.cfg.max_steps)
 
     # ------------------------------------------------------------------ handler
     def settings_from_page(self, input_kind, method, default_fidelity, fidelity, steps, seed) -> JobSettings:
@@ -124,8 +127,10 @@ class RestorePage:
                                              interactive=FIDELITY_SUPPORTED, elem_id="dynface-fidelity",
                                              info=None if FIDELITY_SUPPORTED else
                                              "not available: this dynface has no RestoreOptions.fidelity")
-                    steps = gr.Slider(1, cfg.max_steps, value=min(self.default_steps, cfg.max_steps), step=1,
-                                      label="Steps", elem_id="dynface-steps")
+                    steps = gr.Slider(1, cfg.max_steps, value=self.default_steps(next(iter(METHODS))), step=1,
+                                      label="Steps", info="set to the method's default when the method changes",
+                                      elem_id="dynface-steps")
+                    method.change(self.default_steps, method, steps)
                     seed = gr.Number(value=0, precision=0, minimum=0, label="Seed", elem_id="dynface-seed")
                     run = gr.Button("Restore", variant="primary", elem_id="dynface-run")
                 with gr.Column(scale=2):
