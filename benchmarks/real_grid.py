@@ -45,7 +45,7 @@ def main(argv=None):
     ms = ModelSet.load(a.weights_dir)
     restorer = Restorer(ms)
     tmpl = template_for(ms.manifest.get("template", "utkface"), ms.size)
-    base = RestoreOptions(steps=int(ms.default("steps", 25)), n_guidance=int(ms.default("n_guidance", 3)), seed=a.seed)
+    base = RestoreOptions.for_models(ms, seed=a.seed)  # each method at its default steps
     methods = [("input", None, restorer), ("RM only", replace(base, method="rm"), restorer),
                ("DynFaceRestore", base, restorer)]
     if "idm" in ms.nets:

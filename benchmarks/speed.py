@@ -33,7 +33,7 @@ from dynface.metrics.fid import inception_features, kid_from_features
 from dynface.metrics.fidelity import psnr
 from dynface.metrics.identity import identity
 from dynface.modelset.folder import ModelSet
-from dynface.pipeline import Restorer, RestoreOptions
+from dynface.pipeline import Restorer, RestoreOptions, method_steps
 
 
 def prepare(clean_dir, ms: ModelSet, n: int, seed: int):
@@ -89,8 +89,7 @@ def main(argv=None):
     ms = ModelSet.load(a.weights_dir)
     restorer = Restorer(ms)
     gts, ys = prepare(a.clean_dir, ms, a.faces, a.seed)
-    base = RestoreOptions(steps=int(ms.default("steps", 25)), n_guidance=int(ms.default("n_guidance", 3)),
-                          seed=a.seed)
+    base = RestoreOptions.for_models(ms, steps=method_steps(ms, "dynface"), seed=a.seed)
     settings = []
     if not a.skip_full:
         settings.append(("full chain (every step from t*)", replace(base, steps=1000), a.full_faces))

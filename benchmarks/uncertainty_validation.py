@@ -85,8 +85,7 @@ def main() -> None:
         masks.append(m[0, 0])
     gt, y = torch.cat(gts), torch.cat(ys)
     t0 = time.perf_counter()
-    res = r.restore(y, RestoreOptions(steps=a.steps or int(ms.default("steps", 25)), n_guidance=int(ms.default("n_guidance", 3)),
-                                      seed=a.seed, samples=a.samples, precision="auto"))
+    res = r.restore(y, RestoreOptions.for_models(ms, steps=a.steps, seed=a.seed, samples=a.samples, precision="auto"))
     secs = time.perf_counter() - t0
     std = pixel_std(res.samples).numpy()                                   # (B, S, S)
     err = ((res.images - gt) / 2).abs().mean(1).numpy()                    # (B, S, S), [0, 1] units
