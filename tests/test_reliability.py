@@ -224,7 +224,7 @@ def test_3_ranges_are_in_the_help(capsys):
     with pytest.raises(SystemExit):
         main(["restore", "--help"])
     out = " ".join(capsys.readouterr().out.split())
-    for text in ("DDIM [0..1]", "(default: model set's) [1..1000]", "--no-dsst [0..999]", "[1..1024]"):
+    for text in ("DDIM [0..1]", "(default: the model set's for the method) [1..1000]", "--no-dsst [0..999]", "[1..1024]"):
         assert text in out
 
 
