@@ -89,13 +89,7 @@ def test_steps_count_network_evaluations(restorer, y):
 def test_default_steps_depend_on_the_method(tmp_path, y):
     """steps=None: the manifest's `steps` for the guided chain, its `idm_steps` for IDM; a given
     count wins for both."""
-    import json
-
-    root = make_tiny_modelset(tmp_path / "ms")
-    manifest = json.loads((root / "manifest.json").read_text())
-    manifest["defaults"] = {**manifest.get("defaults", {}), "steps": 2, "idm_steps": 3}
-    (root / "manifest.json").write_text(json.dumps(manifest))
-    r = Restorer(ModelSet.load(root))
+    r = Restorer(ModelSet.load(make_tiny_modelset(tmp_path / "ms", defaults={"steps": 2, "idm_steps": 3})))
     assert (run(r, y[:1]).nfe, run(r, y[:1], method="idm").nfe) == (2, 3)
     assert run(r, y[:1], method="idm", steps=4).nfe == 4
 

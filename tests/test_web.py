@@ -148,10 +148,7 @@ def test_internal_error_is_one_line_and_the_handler_keeps_working(page, face_fil
 def test_steps_default_to_the_chosen_methods(tmp_path, face_file):
     """The Steps slider follows the method (the manifest's `steps`, `idm_steps` for IDM, within the
     slider's range); a job that names no steps runs, and reports, the method's default."""
-    root = make_tiny_modelset(tmp_path / "ms")
-    manifest = json.loads((root / "manifest.json").read_text())
-    manifest["defaults"] = {**manifest.get("defaults", {}), "steps": 2, "idm_steps": 3}
-    (root / "manifest.json").write_text(json.dumps(manifest))
+    root = make_tiny_modelset(tmp_path / "ms", defaults={"steps": 2, "idm_steps": 3})
     (tmp_path / "work").mkdir()
     page = RestorePage(Restorer(ModelSet.load(root)), RestoreOptions(precision="fp32"),
                        ServerConfig(max_steps=2), work_root=tmp_path / "work")

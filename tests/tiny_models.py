@@ -27,7 +27,8 @@ ARCH = {
 }
 
 
-def make_tiny_modelset(root: Path, seed: int = 0, dgsa_identity: bool = False) -> Path:
+def make_tiny_modelset(root: Path, seed: int = 0, dgsa_identity: bool = False, defaults: dict | None = None) -> Path:
+    """A random tiny model set in `root`; `defaults` overrides entries of its manifest's sampler defaults."""
     torch.manual_seed(seed)
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -57,7 +58,8 @@ def make_tiny_modelset(root: Path, seed: int = 0, dgsa_identity: bool = False) -
     sources["dsst"] = d.save(root / "src_dsst.json")
     assemble(sources, root, SIZE, "utkface", [0.1, 3.0, 30], {}, {"zeta": 0.5, "sigma_lr": 0.01, "steps": 4,
                                                                   "n_guidance": 3, "guidance_spacing": 0.3,
-                                                                  "dm_sigma": 1.0}, note="tiny random test set")
+                                                                  "dm_sigma": 1.0, **(defaults or {})},
+             note="tiny random test set")
     for p in root.glob("src_*"):
         p.unlink()
     return root

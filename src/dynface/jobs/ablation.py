@@ -46,6 +46,7 @@ ABLATION = [
 FIDELITY_SWEEP = [(f"w={w:g}", dict(fidelity=w)) for w in (0.0, 0.25, 0.5, 0.75, 1.0)]
 STEPS_SWEEP = [(f"steps={n}", dict(steps=n)) for n in (25, 50, 100)]
 GROUPS = {"ablation": ABLATION, "fidelity": FIDELITY_SWEEP, "steps": STEPS_SWEEP}
+ROWS = [row for group in GROUPS.values() for row in group]  # every row, in table order
 
 
 def aligned_ground_truth(path, template, size: int) -> np.ndarray:
@@ -70,13 +71,13 @@ def setting_names(restorer: Restorer, include=None) -> list[tuple[str, dict]]:
     have = restorer.models.nets
     include = list(include or ["ablation"])
     wanted = {name for g in include for name, _ in GROUPS.get(g, [])} | set(include)
-    known = {name for rows in GROUPS.values() for name, _ in rows} | set(GROUPS)
+    known = {name for name, _ in ROWS} | set(GROUPS)
     unknown = [n for n in include if n not in known]
     if unknown:
         raise ValueError(f"unknown bench setting(s) {', '.join(unknown)}; rows: "
-                         f"{', '.join(n for rows in GROUPS.values() for n, _ in rows)}; groups: {', '.join(GROUPS)}")
+                         f"{', '.join(n for n, _ in ROWS)}; groups: {', '.join(GROUPS)}")
     rows = []
-    for name, kw in (row for group in GROUPS.values() for row in group):
+    for name, kw in ROWS:
         if name not in wanted:
             continue
         m = kw.get("method", "dynface")
