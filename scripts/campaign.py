@@ -90,6 +90,12 @@ def start(runs_dir: Path, runs, device: str = "cpu", threads: int | None = None,
             print(f"{r['name']}: already running")
             continue
         d.mkdir(parents=True, exist_ok=True)
+        if r.get("fork") and not (d / "ckpt.pt").exists():
+            try:
+                fork(runs_dir / r["fork"], d)
+            except RuntimeError as e:
+                print(e)
+                continue
         cmd = [sys.executable, "-m", "dynface.cli", "train", r["kind"], "--config", str(ROOT / r["config"]),
                "--run-dir", str(d), "--cache-dir", str(runs_dir / "cache"),
                "--threads", str(threads or r.get("threads", 1)), "--device", device, "-q"]
@@ -106,6 +112,22 @@ def start(runs_dir: Path, runs, device: str = "cpu", threads: int | None = None,
             log_session(d, r)
         print(f"{r['name']}: {'resumed' if resume else 'started from the shipped weights'} on {device} "
               f"(pid {p.pid}, log {d / 'train.log'})")
+
+
+def fork(src: Path, dst: Path) -> None:
+    """Start run `dst` as a branch of run `src` (runs.yaml `fork: NAME`, e.g. an anneal of a long run):
+    a copy of its checkpoint (model, EMA, optimiser, critic, RNG states: the branch draws the batches
+    `src` would have drawn) and of its curve, so the branch's curve continues `src`'s. Refused
+    (RuntimeError) while `src` trains, since its checkpoint may be mid-write. The checkpoint is
+    copied last: its presence marks a finished fork."""
+    if pid_alive(src):
+        raise RuntimeError(f"{dst.name}: forks {src.name}, which is still training: stop it first")
+    if not (src / "ckpt.pt").exists():
+        raise RuntimeError(f"{dst.name}: forks {src.name}, which has no checkpoint in {src}")
+    for name in ("curve.csv", "ckpt.pt"):
+        if (src / name).exists():
+            shutil.copy2(src / name, dst / f".{name}.part")
+            os.replace(dst / f".{name}.part", dst / name)
 
 
 def log_session(d: Path, r: dict) -> None:

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from test_curves import rm_config, shipped_rm
@@ -263,3 +264,28 @@ def test_export_draws_every_documented_arm_of_a_stage(tmp_path, embedded, monkey
     c.export(tmp_path / "runs", [old, run], install=False)
     assert list(drawn["rm_compare.png"]) == ["old", "new"]
     assert (tmp_path / "docs" / "rm_compare.png").exists()
+
+
+def test_a_fork_continues_its_source_bit_for_bit(tmp_path):
+    """runs.yaml `fork: NAME`: the branch starts from a copy of NAME's checkpoint and curve, so with
+    the same config it trains exactly what NAME would have (weights, EMA, batches); a source without
+    a checkpoint is refused."""
+    from dynface.modelset.weights import load_torch_file
+
+    c = campaign_module()
+    cfg = {**rm_config(tmp_path, shipped_rm(tmp_path)), "eval_every": 2}
+    src, dst = tmp_path / "runs" / "src", tmp_path / "runs" / "branch"
+    dst.mkdir(parents=True)
+    with pytest.raises(RuntimeError, match="no checkpoint"):
+        c.fork(src, dst)
+    train("rm", cfg, run_dir=src, iters=2, progress=False)
+    c.fork(src, dst)
+    assert read_curve(dst / "curve.csv") == read_curve(src / "curve.csv")
+    train("rm", cfg, run_dir=src, resume=True, progress=False)
+    train("rm", cfg, run_dir=dst, resume=True, progress=False)
+    a, b = load_torch_file(src / "ckpt.pt"), load_torch_file(dst / "ckpt.pt")
+    assert a["step"] == b["step"] == 4
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+        assert torch.equal(a["ema"][k], b["ema"][k]), k
+    assert [r["step"] for r in read_curve(dst / "curve.csv")] == [100, 102, 104]

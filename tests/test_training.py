@@ -1,9 +1,12 @@
 """Training: resume is bit-exact, IDM's x0-residual parameterisation and its start from the prior."""
+import csv
+
 import numpy as np
 import pytest
 import torch
 
 from conftest import smooth_image
+from test_curves import rm_config, shipped_rm
 from tiny_models import ARCH, SIZE
 from dynface.core.imageio import to_uint8, write_image
 from dynface.core.schedule import Schedule, tweedie_x0
@@ -14,6 +17,7 @@ from dynface.networks.factory import build_network
 from dynface.training import data as data_mod
 from dynface.training.batches import Ctx, crop_patch
 from dynface.training.loop import init_from, train
+from dynface.training.lr_schedule import learning_rate
 
 
 def idm_config(tmp_path, init=None) -> dict:
@@ -162,3 +166,29 @@ def test_keep_sharpest_drops_the_blurred_faces_and_keeps_their_order():
     assert len(data_mod.keep_sharpest(images, 0.3)) == 2 and torch.equal(data_mod.keep_sharpest(images, 1.0), images)
     with pytest.raises(ValueError, match="sharpest"):
         data_mod.keep_sharpest(images, 0.0)
+
+
+def test_learning_rate_warms_up_then_decays_by_cosine_or_anneal():
+    """lr_schedule.learning_rate: known values at the ends and the middle of each phase."""
+    base = {"lr": 1e-3, "warmup": 4, "iters": 100}
+    assert learning_rate(base, 0, 0) == pytest.approx(2.5e-4)  # 1/4 of the way up
+    assert learning_rate(base, 3, 3) == pytest.approx(1e-3) == learning_rate(base, 50, 50)
+    assert learning_rate({**base, "cosine": True}, 50, 50) == pytest.approx(5e-4)
+    ann = {**base, "anneal": {"start": 1000, "steps": 200, "final": 0.1}}  # cumulative iterations
+    assert learning_rate(ann, 50, 999) == pytest.approx(1e-3)  # before its start: untouched
+    assert learning_rate(ann, 51, 1000) == pytest.approx(1e-3)
+    assert learning_rate(ann, 151, 1100) == pytest.approx(1e-3 * (0.1 + 0.9 * 0.5))
+    assert learning_rate(ann, 251, 1200) == pytest.approx(1e-4) == learning_rate(ann, 900, 5000)
+    with pytest.raises(ValueError, match="anneal"):
+        learning_rate({**base, "anneal": {"start": 0, "steps": 10, "final": 2.0}}, 0, 0)
+
+
+def test_anneal_counts_from_the_shipped_weights_iterations(tmp_path):
+    """The loop passes the cumulative iterations (the shipped RM has 100): an anneal starting at 102
+    leaves run steps 0-2 at the peak rate and halves the way to `final` at step 3 (log.csv's lr)."""
+    cfg = {**rm_config(tmp_path, shipped_rm(tmp_path)), "eval_every": 0,
+           "anneal": {"start": 102, "steps": 2, "final": 0.1}}
+    train("rm", cfg, run_dir=tmp_path / "run", progress=False)
+    with open(tmp_path / "run" / "log.csv") as f:
+        lrs = [float(r["lr"]) for r in csv.DictReader(f)]
+    assert lrs == pytest.approx([1e-3, 1e-3, 1e-3, 1e-3 * 0.55])

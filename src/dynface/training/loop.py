@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import csv
-import math
 import os
 import time
 from pathlib import Path
@@ -35,6 +34,7 @@ from dynface.training import distributed
 from dynface.training.batches import Ctx
 from dynface.training.curves import Validator, append_row, plot_curve
 from dynface.training.losses import LOSSES
+from dynface.training.lr_schedule import learning_rate
 
 
 def load_config(path) -> dict:
@@ -232,7 +232,6 @@ def train(kind: str, cfg: dict, run_dir=None, resume: bool = False, data=None, i
     total = int(cfg["iters"])
     log_every, ckpt_every = int(cfg.get("log_every", 25)), int(cfg.get("ckpt_every", 200))
     precision = config_precision(cfg, dev)
-    warmup = int(cfg.get("warmup", 200))
     log_f = open(run_dir / "log.csv" if dd.main else os.devnull, "a", newline="")  # rank 0 logs
     log = csv.writer(log_f)
     if log_f.tell() == 0:
@@ -268,9 +267,7 @@ def train(kind: str, cfg: dict, run_dir=None, resume: bool = False, data=None, i
     stop, stopping = _StopOnSignal(), False
     while step < total and not (stopping := distributed.any_rank(dd, stop.requested)):
         t0 = time.time()
-        lr = float(cfg["lr"]) * min(1.0, (step + 1) / warmup)
-        if cfg.get("cosine"):
-            lr *= 0.5 * (1 + math.cos(math.pi * step / total))
+        lr = learning_rate(cfg, step, base["iters"] + step)
         for g in opt.param_groups:
             g["lr"] = lr
         ctx.step = step
