@@ -356,3 +356,23 @@ def test_evaluate_faces_all_metrics(tmp_path, dlib_ok, inception_ok):
     assert res.set_metrics["fid"] > 0 and res.set_metrics["kid"] > 0
     assert any("gt resized" in r["note"] for r in res.rows)
     json.loads(write_report(res, tmp_path / "out")["json"].read_text())
+
+
+def test_paired_psnr_reports_the_per_face_gain_of_a_candidate(tmp_path, capsys):
+    """benchmarks/paired_psnr.py: halving a uniform error gains 20·log10(2) = 6.02 dB on every face."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("paired_psnr", Path(__file__).resolve().parents[1] / "benchmarks" / "paired_psnr.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    gt = np.full((16, 16, 3), 100, np.uint8)
+    for name, err in (("base", 10), ("cand", 5)):
+        for i in range(3):
+            write_image(tmp_path / name / "gt" / f"f{i}.png", gt)
+            write_image(tmp_path / name / "RM_only" / f"f{i}.png", gt + err)
+    d = mod.paired(tmp_path / "base", tmp_path / "cand", "RM_only")
+    assert d == pytest.approx([20 * np.log10(2)] * 3)
+    assert mod.main([str(tmp_path / "base"), str(tmp_path / "cand"), "-o", str(tmp_path / "t.md")]) == 0
+    assert "| RM_only | 3 | +6.021 | 0.000 | 3/3 |" in (tmp_path / "t.md").read_text()
+    assert mod.main([str(tmp_path), str(tmp_path / "cand")]) == 2  # not a bench folder: one line, exit 2
+    assert "not a bench output folder" in capsys.readouterr().err
