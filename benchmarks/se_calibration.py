@@ -35,10 +35,12 @@ def main(argv=None):
     ap.add_argument("--faces", type=int, default=64)
     ap.add_argument("--eps", type=float, default=0.025, help="Eq. 19 tolerance (the SE configs' eps)")
     ap.add_argument("--threads", type=int, default=None, help="default: the physical cores available")
+    ap.add_argument("--weights-dir", default=None,
+                    help="the model set whose RM labels sigma* (default: the embedded one), e.g. a candidate RM's")
     ap.add_argument("-o", "--output", default="docs/se_calibration.md")
     a = ap.parse_args(argv)
     a.threads = set_threads(a.threads)
-    ms = ModelSet.load()
+    ms = ModelSet.load(a.weights_dir)
     g = ms.manifest["sigma_grid"]
     grid = sigma_grid(g[0], g[1], int(g[2]))
     files = split_files(a.data, "val")[: a.faces]
@@ -58,7 +60,8 @@ def main(argv=None):
         corr = float(np.corrcoef(est.numpy(), label.numpy())[0, 1]) if label.std() > 0 else float("nan")
         rows.append((str(d), float(np.abs(err).mean()), float(err.mean()), corr, float(est.mean())))
     md = [f"SE calibration: {len(files)} UTKFace validation faces, degradation seed 0, σ* (Eq. 19, ε = {a.eps}) "
-          f"from the shipped RM; mean σ* = {float(label.mean()):.3f}.", "",
+          f"from the RM of {a.weights_dir or 'the embedded set'} ({ms.manifest['files']['rm'].get('iters', '?')} it); "
+          f"mean σ* = {float(label.mean()):.3f}.", "",
           "| SE | MAE(σ̂, σ*) | mean σ̂ − σ* | corr | mean σ̂ |", "|---|---|---|---|---|"]
     md += [f"| {n} | {m:.3f} | {b:+.3f} | {c:.3f} | {s:.3f} |" for n, m, b, c, s in rows]
     text = "\n".join(md) + "\n"
