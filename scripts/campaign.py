@@ -124,10 +124,11 @@ def fork(src: Path, dst: Path) -> None:
         raise RuntimeError(f"{dst.name}: forks {src.name}, which is still training: stop it first")
     if not (src / "ckpt.pt").exists():
         raise RuntimeError(f"{dst.name}: forks {src.name}, which has no checkpoint in {src}")
+    from dynface.core.atomic import write_atomic
+
     for name in ("curve.csv", "ckpt.pt"):
         if (src / name).exists():
-            shutil.copy2(src / name, dst / f".{name}.part")
-            os.replace(dst / f".{name}.part", dst / name)
+            write_atomic(dst / name, lambda tmp, f=src / name: shutil.copyfile(f, tmp))
 
 
 def log_session(d: Path, r: dict) -> None:

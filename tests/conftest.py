@@ -1,3 +1,4 @@
+import importlib.util
 import os
 from pathlib import Path
 
@@ -33,3 +34,12 @@ def smooth_image(size=64, seed=0) -> torch.Tensor:
     yy, xx = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
     disk = ((xx**2 + yy**2) < 0.4).float()
     return (0.5 * x.tanh() + 0.4 * disk - 0.2).clamp(-1, 1)
+
+
+def load_script(relpath: str):
+    """Import a script of the repository that is not part of the package (scripts/, benchmarks/)."""
+    path = Path(__file__).resolve().parents[1] / relpath
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

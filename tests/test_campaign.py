@@ -1,7 +1,6 @@
 """scripts/campaign.py export: a run is installed only where it beats the weights embedded now."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -10,20 +9,17 @@ import pytest
 import torch
 import yaml
 
+from conftest import load_script
 from test_curves import rm_config, shipped_rm
 from dynface.modelset import manifest as manifest_mod
 from dynface.modelset.manifest import manifest_entry
 from dynface.training.curves import append_row, read_curve
 from dynface.training.loop import train
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def campaign_module():
-    spec = importlib.util.spec_from_file_location("campaign", ROOT / "scripts" / "campaign.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("scripts/campaign.py")
 
 
 def test_improvement_knows_which_way_each_metric_runs():

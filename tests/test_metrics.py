@@ -360,11 +360,9 @@ def test_evaluate_faces_all_metrics(tmp_path, dlib_ok, inception_ok):
 
 def test_paired_psnr_reports_the_per_face_gain_of_a_candidate(tmp_path, capsys):
     """benchmarks/paired_psnr.py: halving a uniform error gains 20·log10(2) = 6.02 dB on every face."""
-    import importlib.util
+    from conftest import load_script
 
-    spec = importlib.util.spec_from_file_location("paired_psnr", Path(__file__).resolve().parents[1] / "benchmarks" / "paired_psnr.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script("benchmarks/paired_psnr.py")
     gt = np.full((16, 16, 3), 100, np.uint8)
     for name, err in (("base", 10), ("cand", 5)):
         for i in range(3):
