@@ -1,12 +1,13 @@
 """Training throughput per model on this machine (issue 13): seconds per iteration and images/s.
 
-    python benchmarks/train_throughput.py --iters 4 -o docs/training
+    python benchmarks/train_throughput.py --iters 4 -o docs/training [--kinds rm]
 
 For each kind (RM, prior, IDM, SE; DGSA needs a full run folder and is left out) it times
 `--iters` iterations (after one warm-up) of the real loss, backward and AdamW step from the
 packaged config, on the cached UTKFace faces, under each variant: fp32 vs bf16 (bf16 only where
 the CPU runs it natively: elsewhere it is 70-90x slower, see CPU-BUDGET.md), 1 vs 2 threads, RM on
-64^2 crops of the degraded faces (batch x4), channels_last, and the RM's detail losses. Weights are random (speed does not depend on them).
+64^2 crops of the degraded faces (batch x4), channels_last batches (config `channels_last`, as the
+training loop does it), and the RM's detail losses. Weights are random (speed does not depend on them).
 Writes `throughput.md` with the CPU model beside the numbers.
 """
 from __future__ import annotations
@@ -33,12 +34,10 @@ CONFIGS = Path(__file__).resolve().parents[1] / "src" / "dynface" / "configs"
 
 def time_kind(kind: str, cfg: dict, images, iters: int, precision: str, channels_last: bool = False) -> dict:
     model = build_trainable(kind, cfg, init=False)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
     batcher = data_mod.Batcher(images, 0)
     ctx = Ctx(cfg=cfg, batcher=batcher, schedule=Schedule.linear(), frozen=load_frozen(kind, cfg),
-              adversary=build_adversary(kind, cfg))
+              adversary=build_adversary(kind, cfg), channels_last=channels_last)
     secs = []
     for i in range(iters + 1):
         ctx.step = 10_000 + i  # past any stage-1 phase
@@ -61,11 +60,16 @@ def main(argv=None) -> int:
     ap.add_argument("--iters", type=int, default=4)
     ap.add_argument("--cache-dir", default="/work/runs/cache")
     ap.add_argument("--data", default="../shared/data/utkface")
+    ap.add_argument("--kinds", default="rm,prior,idm,se", help="comma-separated subset of rm,prior,idm,se")
     ap.add_argument("-o", "--output", default="docs/training")
     a = ap.parse_args(argv)
     precisions = ["fp32"] + (["bf16"] if native_bf16("cpu") else [])
     rows = []
-    for kind, cfg_name in (("rm", "rm.yaml"), ("prior", "prior.yaml"), ("idm", "idm.yaml"), ("se", "se_finetune.yaml")):
+    kinds = (("rm", "rm.yaml"), ("prior", "prior.yaml"), ("idm", "idm.yaml"), ("se", "se_finetune.yaml"))
+    wanted = a.kinds.split(",")
+    if unknown := set(wanted) - {k for k, _ in kinds}:
+        ap.error(f"--kinds: unknown {', '.join(sorted(unknown))}")
+    for kind, cfg_name in (k for k in kinds if k[0] in wanted):
         cfg = {**load_config(CONFIGS / cfg_name), "data": a.data}
         images = data_mod.load_cache(cfg["data"], cfg["size"], "train", cache_dir=a.cache_dir)
         variants = [(f"{p}, {t} thread(s)", p, t, cfg, False) for p in precisions for t in (1, 2)]
@@ -76,6 +80,11 @@ def main(argv=None) -> int:
             detail = {**cfg, "feature_weight": 0.05, "gan": {"weight": 0.01}}
             variants.append(("fp32, 2 threads, L1 + Inception feature + PatchGAN", "fp32", 2, detail, False))
             variants.append(("fp32, 1 thread, L1 + Inception feature + PatchGAN", "fp32", 1, detail, False))
+            deep = {**detail, "arch": {**cfg["arch"], "blocks": 4}}  # the campaign's rm_deep recipe
+            for p in precisions:
+                for cl in (False, True):
+                    variants.append((f"{p}, 2 threads, rm_deep (4 blocks, feature + PatchGAN)"
+                                     + (", channels_last" if cl else ""), p, 2, deep, cl))
         for name, prec, threads, c, cl in variants:
             set_threads(threads)
             r = time_kind(kind, c, images, a.iters, prec, cl)

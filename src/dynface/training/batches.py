@@ -26,10 +26,17 @@ class Ctx:
     step: int = 0
     adversary: object = None       # training/adversarial.Adversary when the config has `gan:`
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    channels_last: bool = False    # config `channels_last`: 4-D inputs in NHWC (the layout oneDNN convolves fastest)
 
     def on_device(self, *tensors):
-        """The tensors moved to the networks' device (None stays None); a no-op on the CPU."""
-        return tuple(None if t is None else t.to(self.device) for t in tensors)
+        """The tensors moved to the networks' device (None stays None; a no-op on the CPU), 4-D
+        ones in channels_last when the run trains in that layout (values unchanged)."""
+        return tuple(None if t is None else self._to(t) for t in tensors)
+
+    def _to(self, t: torch.Tensor) -> torch.Tensor:
+        if self.channels_last and t.dim() == 4:
+            return t.to(self.device, memory_format=torch.channels_last)
+        return t.to(self.device)
 
 
 def degrade_batch(x: torch.Tensor, cfg: dict, step: int) -> torch.Tensor:

@@ -221,7 +221,8 @@ def train(kind: str, cfg: dict, run_dir=None, resume: bool = False, data=None, i
     if dd.main:
         write_bytes_atomic(run_dir / "config.yaml", yaml.safe_dump(cfg, sort_keys=False).encode())
     ctx = Ctx(cfg={**cfg, "seed": rseed}, batcher=batcher, schedule=Schedule.linear(),
-              frozen=load_frozen(kind, cfg, dev), adversary=build_adversary(kind, cfg, dd.world, dev), device=dev)
+              frozen=load_frozen(kind, cfg, dev), adversary=build_adversary(kind, cfg, dd.world, dev), device=dev,
+              channels_last=bool(cfg.get("channels_last")))
     if ck is not None and ctx.adversary is not None and ck.get("adversary") is not None:
         ctx.adversary.load_state_dict(ck["adversary"])
     loss_fn = LOSSES[kind]
