@@ -73,10 +73,12 @@ def main(argv=None) -> int:
         cfg = {**load_config(CONFIGS / cfg_name), "data": a.data}
         images = data_mod.load_cache(cfg["data"], cfg["size"], "train", cache_dir=a.cache_dir)
         variants = [(f"{p}, {t} thread(s)", p, t, cfg, False) for p in precisions for t in (1, 2)]
+        variants.append((f"{precisions[-1]}, 2 threads, channels_last", precisions[-1], 2, cfg, True))
         if kind == "rm":  # a random 64² window of each degraded 128² face, 4x the faces per batch
             crop = {**cfg, "batch": cfg["batch"] * 4, "crop": 64}
             variants.append(("fp32, 2 threads, 64² crops (batch x4)", "fp32", 2, crop, False))
-            variants.append(("fp32, 2 threads, channels_last", "fp32", 2, cfg, True))
+            if precisions[-1] != "fp32":
+                variants.append(("fp32, 2 threads, channels_last", "fp32", 2, cfg, True))
             detail = {**cfg, "feature_weight": 0.05, "gan": {"weight": 0.01}}
             variants.append(("fp32, 2 threads, L1 + Inception feature + PatchGAN", "fp32", 2, detail, False))
             variants.append(("fp32, 1 thread, L1 + Inception feature + PatchGAN", "fp32", 1, detail, False))
