@@ -10,6 +10,7 @@
         # `dynface bench` on ../shared/data/val/clean with the embedded set ("shipped") and, per
         # NAME, the embedded set with that run's export in place of its stage (DIR/NAME/table.md);
         # NAME may join runs with "+" (rm_sharp+se_refit: both exports in one set)
+    python scripts/campaign.py warm NAME        # keep run NAME's critic as the campaign's warm critic
     python scripts/campaign.py export [--install]
         # export each run (fp16 safetensors), copy its curve to docs/training/NAME.csv/.png; with
         # --install, replace an embedded stage by the best run for it, only where that run's last
@@ -41,6 +42,7 @@ MIN_GAIN = {"psnr": 0.02, "detail_ratio": 0.005, "x0_psnr_t300": 0.02, "sample10
             "restored_detail_ratio": 0.005}  # below: noise
 LOWER_IS_BETTER = {"sigma_abs_err", "niqe", "restored_niqe"}
 STAGE_PARTS = {"se": ("tm", "sde")}  # a run of kind se exports and installs two embedded files
+WARM_CRITIC = ROOT / "campaign" / "warm" / "rm_critic.safetensors"  # RM configs' `gan: {init: ...}`
 
 
 def improvement(metric: str, first: float, last: float) -> float:
@@ -375,6 +377,8 @@ def install_run(runs_dir: Path, runs, name: str, stage: str, path: Path) -> None
     for part, src in files:
         entry = replace_stage(EMBEDDED_DIR, part, src)
         print(f"installed {name} as embedded {part}: {entry['iters']} iterations, {entry.get('images', '?')} images")
+    if (path.parent / "critic.safetensors").exists():
+        keep_critic(name, path.parent / "critic.safetensors")
     used = {f"embedded:{STAGE_FILES[part]}" for part, _ in files}
     for r in runs:
         d = runs_dir / r["name"]
@@ -384,6 +388,18 @@ def install_run(runs_dir: Path, runs, name: str, stage: str, path: Path) -> None
             d.rename(stale)
             print(f"{r['name']}: its frozen {', '.join(sorted(used))} changed; moved its folder to "
                   f"{stale.name} (the next start begins it again)")
+
+
+def keep_critic(name: str, src: Path) -> None:
+    """Make a run's critic (its export's critic.safetensors) the warm critic that the RM configs
+    start from (`gan: {init: campaign/warm/rm_critic.safetensors}`): on a new machine a run then
+    restarts from the shipped RM beside a critic that has learnt against it, not from scratch.
+    Taken at every RM install, or by `warm NAME` for a run that trained near the shipped weights."""
+    from dynface.core.atomic import write_atomic
+
+    WARM_CRITIC.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(WARM_CRITIC, lambda tmp: shutil.copyfile(src, tmp))
+    print(f"kept {name}'s critic as {WARM_CRITIC}")
 
 
 def run_export(runs_dir: Path, runs, name: str) -> Path:
@@ -439,8 +455,8 @@ def bench(runs_dir: Path, runs, names, settings: str, limit, out_dir: Path, clea
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("command", choices=["start", "status", "stop", "export", "install", "bench"])
-    ap.add_argument("run", nargs="*", help="install: the run to install; bench: the runs to bench")
+    ap.add_argument("command", choices=["start", "status", "stop", "export", "install", "warm", "bench"])
+    ap.add_argument("run", nargs="*", help="install, warm: the run; bench: the runs to bench")
     ap.add_argument("--install", action="store_true", help="with export: replace embedded stages that got better")
     ap.add_argument("--settings", default="input,RM only,+DGSA (full),IDM", help="with bench: its rows")
     ap.add_argument("--limit", type=int, default=None, help="with bench: first N faces only")
@@ -457,6 +473,13 @@ def main(argv=None) -> int:
         if len(a.run) != 1:
             ap.error("install needs the name of one run")
         install_named(runs_dir, runs, a.run[0])
+    elif a.command == "warm":
+        if len(a.run) != 1:
+            ap.error("warm needs the name of one run")
+        critic = run_export(runs_dir, runs, a.run[0]).parent / "critic.safetensors"
+        if not critic.exists():
+            raise SystemExit(f"campaign: run {a.run[0]!r} trains no critic (no `gan:` in its config)")
+        keep_critic(a.run[0], critic)
     elif a.command == "bench":
         bench(runs_dir, runs, a.run, a.settings, a.limit, Path(a.output), a.clean_dir)
     elif a.command == "export":

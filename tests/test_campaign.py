@@ -50,10 +50,11 @@ def embedded(tmp_path, monkeypatch):
     return emb
 
 
-def run_with_last_psnr(tmp_path, name: str, last_psnr: float | None) -> dict:
-    """A 2-iteration run from the embedded RM; its curve's last row is then set to `last_psnr`."""
+def run_with_last_psnr(tmp_path, name: str, last_psnr: float | None, **extra) -> dict:
+    """A 2-iteration run from the embedded RM (`extra`: more config keys); its curve's last row is
+    then set to `last_psnr`."""
     cfg = {**rm_config(tmp_path, "embedded:rm.safetensors"), "iters": 2, "eval_every": 2,
-           "init_from": {"path": "embedded:rm.safetensors"}, "cache_dir": str(tmp_path / "runs" / "cache")}
+           "init_from": {"path": "embedded:rm.safetensors"}, "cache_dir": str(tmp_path / "runs" / "cache"), **extra}
     cfg_path = tmp_path / f"{name}.yaml"
     cfg_path.write_text(yaml.safe_dump(cfg))
     d = tmp_path / "runs" / name
@@ -84,6 +85,17 @@ def test_export_installs_only_a_run_that_beats_the_embedded_weights(tmp_path, em
     assert (embedded / "rm.safetensors").read_bytes() == (tmp_path / "runs" / "better" / "final.safetensors").read_bytes()
     entry = json.loads((embedded / "manifest.json").read_text())["files"]["rm"]
     assert entry["iters"] == 102 and entry["images"] == 804  # cumulative: 100 shipped + 2 run iterations of 2
+
+
+def test_installing_an_rm_keeps_its_critic_as_the_warm_critic(tmp_path, embedded, monkeypatch):
+    c = campaign_module()
+    monkeypatch.setattr(c, "WARM_CRITIC", tmp_path / "warm" / "rm_critic.safetensors")
+    plain = run_with_last_psnr(tmp_path, "plain", 99.0)   # no critic: nothing to keep
+    c.install_named(tmp_path / "runs", [plain], "plain")
+    assert not c.WARM_CRITIC.exists()
+    gan = run_with_last_psnr(tmp_path, "gan", 99.0, gan={"weight": 0.01, "channels": 8})
+    c.install_named(tmp_path / "runs", [plain, gan], "gan")
+    assert c.WARM_CRITIC.read_bytes() == (tmp_path / "runs" / "gan" / "critic.safetensors").read_bytes()
 
 
 def test_export_does_not_pick_between_arms_better_on_different_metrics(tmp_path, embedded, monkeypatch, capsys):

@@ -85,3 +85,39 @@ def test_rm_with_all_detail_losses_resumes_bit_for_bit(tmp_path):
             assert torch.equal(a[part][k], b[part][k]), (part, k)
     for k, v in a["adversary"]["critic"].items():
         assert torch.equal(v, b["adversary"]["critic"][k]), k
+
+
+def test_a_saved_critic_round_trips_and_refuses_another_shape(tmp_path):
+    from dynface.training.adversarial import save_critic
+
+    torch.manual_seed(1)
+    adv = Adversary({"channels": 8, "lr": 2e-3})
+    real = torch.stack([smooth_image(32, seed=s)[0] for s in range(2)])
+    adv.critic_step(real, gaussian_blur(real, torch.full((2,), 2.0)))  # weights and spectral-norm vectors move
+    path = save_critic(adv.critic.state_dict(), {"channels": 8}, tmp_path / "critic.safetensors")
+    warm = build_adversary("rm", {"gan": {"channels": 8, "init": str(path)}})
+    for k, v in adv.critic.state_dict().items():
+        assert torch.equal(warm.critic.state_dict()[k], v.half().float()), k  # fp16 on disk, bit for bit
+    cold = build_adversary("rm", {"gan": {"channels": 8, "init": str(path)}}, init=False)  # a resume: no init
+    assert not torch.equal(cold.critic.state_dict()["0.parametrizations.weight.original"],
+                           warm.critic.state_dict()["0.parametrizations.weight.original"])
+    with pytest.raises(ValueError, match="not a critic of this run's shape"):
+        build_adversary("rm", {"gan": {"channels": 16, "init": str(path)}})
+    with pytest.raises(ValueError, match="not a critic"):
+        build_adversary("rm", {"gan": {"channels": 8, "init": str(shipped_rm(tmp_path))}})
+
+
+def test_a_run_exports_its_critic_and_the_next_run_starts_from_it(tmp_path):
+    """Run A's export writes critic.safetensors; run B (`gan: {init: it}`, critic rate 0) trains
+    beside exactly that critic."""
+    from dynface.modelset.weights import load_safetensors_file
+
+    cfg = {**rm_config(tmp_path, shipped_rm(tmp_path)), "eval_every": 0, "iters": 2,
+           "gan": {"weight": 0.01, "channels": 8}}
+    train("rm", cfg, run_dir=tmp_path / "a", progress=False)
+    saved = load_safetensors_file(tmp_path / "a" / "critic.safetensors")
+    train("rm", {**cfg, "gan": {**cfg["gan"], "lr": 0.0, "init": str(tmp_path / "a" / "critic.safetensors")}},
+          run_dir=tmp_path / "b", progress=False)
+    b = load_torch_file(tmp_path / "b" / "ckpt.pt")["adversary"]["critic"]
+    weights = [k for k in saved if k.endswith(".original")]
+    assert weights and all(torch.equal(b[k], saved[k].float()) for k in weights)

@@ -11,15 +11,21 @@ et al. 2018) keep a critic this small stable without tuning:
 `Adversary` owns the critic and its optimiser, so the training loop only checkpoints its
 `state_dict()`; its critic step runs inside the restorer's loss on the detached output, and so
 never touches the restorer's gradients.
+
+A critic that starts from scratch pulls a trained restorer's detail down for ~1,000 iterations
+while it learns (the "restart dip" of every new machine, docs/training.md), so a run can start its
+critic from a saved one: `gan: {init: PATH}` (a `save_critic` file, fp16 safetensors).
 """
 from __future__ import annotations
+
+from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
-GAN_DEFAULTS = {"weight": 0.01, "channels": 32, "layers": 3, "lr": 2.0e-4, "start": 0}
+GAN_DEFAULTS = {"weight": 0.01, "channels": 32, "layers": 3, "lr": 2.0e-4, "start": 0, "init": None}
 
 
 def patch_critic(channels: int = 32, layers: int = 3) -> nn.Module:
@@ -32,6 +38,35 @@ def patch_critic(channels: int = 32, layers: int = 3) -> nn.Module:
     mods += [spectral_norm(nn.Conv2d(c_in, c, 4, 1, 1)), nn.LeakyReLU(0.2, inplace=True),
              spectral_norm(nn.Conv2d(c, 1, 4, 1, 1))]
     return nn.Sequential(*mods)
+
+
+def critic_arch(cfg: dict | None) -> dict:
+    """The critic's shape from a `gan:` config (defaults filled in): what a saved critic must match."""
+    cfg = {**GAN_DEFAULTS, **(cfg if isinstance(cfg, dict) else {})}  # `gan: true`: the defaults
+    return {"channels": int(cfg["channels"]), "layers": int(cfg["layers"])}
+
+
+def save_critic(state: dict, cfg: dict | None, path, extra: dict | None = None) -> Path:
+    """Write a critic's state_dict (an Adversary checkpoint's "critic") as fp16 safetensors of kind
+    `critic`, with its arch in the metadata."""
+    from dynface.modelset.checkpoint import export_safetensors
+
+    arch = critic_arch(cfg)
+    critic = patch_critic(**arch)
+    critic.load_state_dict(state)
+    return export_safetensors(critic, path, "critic", arch, extra)
+
+
+def load_critic(critic: nn.Module, cfg: dict | None, path) -> None:
+    """Load a `save_critic` file into `critic` (float32); ValueError when it holds another shape."""
+    from dynface.modelset.checkpoint import read_metadata
+    from dynface.modelset.weights import load_model_safetensors
+
+    meta, arch = read_metadata(path), critic_arch(cfg)
+    if meta.get("kind") != "critic" or meta.get("arch") != arch:
+        raise ValueError(f"{path}: not a critic of this run's shape {arch} "
+                         f"(it holds {meta.get('kind')!r} {meta.get('arch')})")
+    load_model_safetensors(critic, path)
 
 
 class Adversary:

@@ -117,18 +117,22 @@ def init_record(kind: str, cfg: dict) -> dict:
     return {"iters": 0, "images": 0, "wall_time_s": 0.0}
 
 
-def build_adversary(kind: str, cfg: dict, world: int = 1, device="cpu"):
+def build_adversary(kind: str, cfg: dict, world: int = 1, device="cpu", init: bool = True):
     """The PatchGAN critic of an RM config with `gan:` (a dict of GAN_DEFAULTS overrides, or true;
-    training/adversarial.py), else None."""
+    training/adversarial.py), else None; `init` applies `gan: {init: PATH}` (a saved critic)."""
     if cfg.get("gan") in (None, False):
         return None
     if kind != "rm":
         raise ValueError(f"`gan:` is an RM training option, not one of {kind!r}")
     if world > 1:
         raise ValueError("`gan:` is not supported under torchrun (the critic is not synchronised across ranks)")
-    from dynface.training.adversarial import Adversary
+    from dynface.training.adversarial import Adversary, load_critic
 
-    return Adversary(cfg["gan"] if isinstance(cfg["gan"], dict) else {}, device=device)
+    gan = cfg["gan"] if isinstance(cfg["gan"], dict) else {}
+    adv = Adversary(gan, device=device)
+    if init and gan.get("init"):
+        load_critic(adv.critic, gan, embedded_or_path(gan["init"]))
+    return adv
 
 
 def load_frozen(kind: str, cfg: dict, device="cpu") -> dict:
@@ -221,7 +225,7 @@ def train(kind: str, cfg: dict, run_dir=None, resume: bool = False, data=None, i
     if dd.main:
         write_bytes_atomic(run_dir / "config.yaml", yaml.safe_dump(cfg, sort_keys=False).encode())
     ctx = Ctx(cfg={**cfg, "seed": rseed}, batcher=batcher, schedule=Schedule.linear(),
-              frozen=load_frozen(kind, cfg, dev), adversary=build_adversary(kind, cfg, dd.world, dev), device=dev,
+              frozen=load_frozen(kind, cfg, dev), adversary=build_adversary(kind, cfg, dd.world, dev, init=ck is None), device=dev,
               channels_last=bool(cfg.get("channels_last")))
     if ck is not None and ctx.adversary is not None and ck.get("adversary") is not None:
         ctx.adversary.load_state_dict(ck["adversary"])
@@ -315,7 +319,8 @@ def train(kind: str, cfg: dict, run_dir=None, resume: bool = False, data=None, i
 
 def export(kind: str, cfg: dict, run_dir, device=None) -> Path:
     """Export the EMA (else the model) of a run's checkpoint as fp16 safetensors (built on the CPU
-    whatever the run trained on; a GPU that trained it is named in the record)."""
+    whatever the run trained on; a GPU that trained it is named in the record); a run with a
+    critic also writes it to critic.safetensors (a later run's `gan: {init: ...}`)."""
     run_dir = Path(run_dir)
     ck = load_torch_file(run_dir / "ckpt.pt")
     model = build_trainable(kind, cfg, init=False)
@@ -326,6 +331,10 @@ def export(kind: str, cfg: dict, run_dir, device=None) -> Path:
               "run_iters": int(ck["step"]), "data": str(cfg["data"]), "config": cfg}
     if device is not None and torch.device(device).type == "cuda":
         record["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    if ck.get("adversary") is not None:
+        from dynface.training.adversarial import save_critic
+
+        save_critic(ck["adversary"]["critic"], cfg.get("gan"), run_dir / "critic.safetensors", record)
     if kind == "se":
         export_safetensors(model["tm"], run_dir / "tm.safetensors", "tm", cfg["arch"]["tm"], record)
         return export_safetensors(model["sde"], run_dir / "sde.safetensors", "sde", cfg["arch"]["sde"], record)
