@@ -104,10 +104,13 @@ def main(argv=None) -> int:
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000",
                 "--hide-scrollbars"):
         opts.add_argument(arg)
+    import shutil
+
+    opts.binary_location = shutil.which("chromium") or shutil.which("chromium-browser") or ""
     driver = None
     try:
         wait("the server", up, timeout=180)
-        driver = webdriver.Chrome(options=opts)
+        driver = webdriver.Chrome(service=webdriver.ChromeService(shutil.which("chromedriver")), options=opts)
         driver.set_window_size(1400, 1000)
         css = lambda sel: driver.find_elements(By.CSS_SELECTOR, sel)  # noqa: E731
         shot = lambda name: save_small(driver.get_screenshot_as_png(), out / f"{a.prefix}-{name}.png")  # noqa: E731

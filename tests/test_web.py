@@ -1,7 +1,9 @@
 """The web app (`dynface serve`): its handler called directly with good and bad input, its flags, and
 an end-to-end run in a real headless Chromium driven by selenium (skipped where none is installed)."""
+import html
 import io
 import json
+import re
 import os
 import shutil
 import socket
@@ -21,7 +23,7 @@ from dynface.cli import main
 from dynface.core.imageio import to_uint8, write_image
 from dynface.modelset.folder import ModelSet
 from dynface.pipeline import Restorer, RestoreOptions
-from dynface.web.jobs import FIDELITY_SUPPORTED, JobSettings, ServerConfig, check_upload, run_job
+from dynface.web.jobs import JobSettings, ServerConfig, check_files, check_upload, keep_input, run_job
 
 gr = pytest.importorskip("gradio", reason='the web app needs the "web" extra (Gradio)')
 from dynface.web.page import RestorePage  # noqa: E402
@@ -39,7 +41,8 @@ def restorer(tmp_path_factory):
 def page(restorer, tmp_path):
     work = tmp_path / "work"
     work.mkdir()
-    return RestorePage(restorer, RestoreOptions(precision="fp32"), ServerConfig(max_files=3), work_root=work)
+    return RestorePage(restorer, RestoreOptions(precision="fp32"), ServerConfig(max_files=3), work_root=work,
+                       examples=False)
 
 
 @pytest.fixture
@@ -48,26 +51,39 @@ def face_file(tmp_path):
     return write_image(tmp_path / "face.png", to_uint8(smooth_image(64)))
 
 
-def run(page, files, kind=ALIGNED, method="DynFaceRestore", default_fidelity=True, fidelity=0.5, steps=2, seed=0):
+def run(page, files, kind=ALIGNED, method="DynFaceRestore", fidelity=0.0, upscale=1, steps=2, seed=0):
     """Call the handler as Gradio does; returns its single output list (status, *sliders, gallery, finals, zip)."""
-    outs = list(page.restore(files, kind, method, default_fidelity, fidelity, steps, seed))
+    outs = list(page.restore(files, kind, method, fidelity, upscale, steps, seed, progress=lambda *a, **k: None))
     assert len(outs) == 1
     return outs[0]
 
 
+def first_output(page, files, kind=ALIGNED, method="DynFaceRestore", fidelity=0.0, upscale=1, steps=2, seed=0):
+    """The handler's output while its job folder still exists (close the generator to remove it)."""
+    gen = page.restore(files, kind, method, fidelity, upscale, steps, seed, progress=lambda *a, **k: None)
+    return next(gen), gen
+
+
+def text_of(markup: str) -> str:
+    """The text a browser shows for the status HTML (one line per block)."""
+    return html.unescape(re.sub(r"<[^>]+>", "\n", markup)).replace("\n\n", "\n").strip()
+
+
 def status_of(out) -> str:
-    return out[0]
+    return text_of(out[0])
 
 
 def test_good_crop_gives_slider_gallery_png_and_zip_then_job_folder_is_removed(page, face_file):
-    gen = page.restore([str(face_file)], ALIGNED, "DynFaceRestore", True, 0.5, 2, 0)
+    gen = page.restore([str(face_file)], ALIGNED, "DynFaceRestore", 0.0, 1, 2, 0, progress=lambda *a, **k: None)
     out = next(gen)
-    status, sliders, (gallery, finals, zip_path) = out[0], out[1:4], out[4:]
+    status, sliders, (gallery, finals, zip_path) = status_of(out), out[1:4], out[4:]
     assert status.startswith("Restored 1 of 1 photo(s)") and "Error" not in status
+    assert "(DynFaceRestore, 2 steps, fidelity 0, 1x, seed 0)" in status
+    assert 'class="dynface-done"' in out[0]
     assert sliders[0]["visible"] and all(not s["visible"] for s in sliders[1:])
     before, after = sliders[0]["value"]
     assert before.shape == after.shape == (64, 64, 3) and not np.array_equal(before, after)
-    assert [cap for _, cap in gallery] == ["face.png face 00"]
+    assert [cap for _, cap in gallery] == ["face 1/1 · face.png"]  # what tells faces apart comes first
     assert Image.open(finals[0]).size == (64, 64) and finals[0].endswith(".png")
     with zipfile.ZipFile(zip_path) as z:
         names = set(z.namelist())
@@ -92,6 +108,7 @@ def test_bad_files_are_one_line_messages_and_good_ones_still_restore(page, face_
     assert "Restored 1 of 3 photo(s)" in status
     assert "notes.txt: not an image" in status and "broken.png:" in status
     assert str(tmp_path) not in status and "Traceback" not in status  # names, never server paths
+    assert out[0].count('class="dynface-error"') == 2  # styled as errors, one block each
     assert sum(s["visible"] for s in out[1:4]) == 1 and len(out[-3]) == 1
 
 
@@ -104,7 +121,7 @@ def test_limits_size_pixels_count_and_settings(restorer, face_file, tmp_path):
     with pytest.raises(Exception, match=r"face.png: 64x64 is 0.0 MP, more than the limit"):
         check_upload(face_file, "face.png", ServerConfig(max_pixels=1000))
     page = RestorePage(restorer, RestoreOptions(precision="fp32"), cfg, work_root=tmp_path)
-    assert status_of(run(page, [])) == "**Error:** no photo: upload one or more images first"
+    assert status_of(run(page, [])) == "Error: no photo: upload one or more images first"
     assert "too many photos: 3 uploaded, at most 2" in status_of(run(page, [str(face_file)] * 3))
     assert "steps must be between 1 and 10, got 11" in status_of(run(page, [str(face_file)], steps=11))
     assert "whole numbers" in status_of(run(page, [str(face_file)], steps=2.5))
@@ -161,17 +178,90 @@ def test_steps_default_to_the_chosen_methods(tmp_path, face_file):
         assert json.loads(z.read("report.json"))["options"]["steps"] == 3
 
 
-def test_methods_and_fidelity_pass_through_only_where_supported(page, face_file):
+def test_methods_fidelity_and_upscale_reach_the_job(page, face_file):
     for method in ("RM only", "IDM"):
         assert status_of(run(page, [str(face_file)], method=method)).startswith("Restored 1 of 1")
-    s = page.settings_from_page(ALIGNED, "IDM", False, 0.25, 4, 7)
-    assert (s.method, s.aligned, s.steps, s.seed) == ("idm", True, 4, 7)
-    opt = s.options(RestoreOptions())
-    if FIDELITY_SUPPORTED:
-        assert s.fidelity == 0.25 and opt.fidelity == 0.25
-        assert page.settings_from_page(ALIGNED, "IDM", True, 0.25, 4, 7).fidelity is None
-    else:
-        assert s.fidelity is None and not hasattr(opt, "fidelity")
+    s = page.settings_from_page(ALIGNED, "IDM", 0.25, 2, 4, 7)
+    assert (s.method, s.aligned, s.steps, s.seed, s.fidelity, s.upscale) == ("idm", True, 4, 7, 0.25, 2.0)
+    assert s.options(RestoreOptions()).fidelity is None  # the sampler's own knob stays at the method's default
+    out, gen = first_output(page, [str(face_file)], fidelity=0.8, upscale=2)
+    with zipfile.ZipFile(out[-1]) as z:
+        report = json.loads(z.read("report.json"))
+        final = Image.open(io.BytesIO(z.read("final_results/face.png")))
+    gen.close()
+    assert report["settings"]["fidelity"] == 0.8 and report["settings"]["upscale"] == 2.0
+    assert final.size == (128, 128) and out[1]["value"][0].shape == out[1]["value"][1].shape == (128, 128, 3)
+    for bad, msg in ((1.5, "fidelity must be between 0 and 1, got 1.5"), (float("nan"), "fidelity must be between"),
+                     (None, "fidelity must be a number")):
+        assert msg in status_of(run(page, [str(face_file)], fidelity=bad))
+    assert "upscale must be between 1 and 4, got 8" in status_of(run(page, [str(face_file)], upscale=8))
+
+
+def test_fidelity_keeps_that_share_of_the_input_higher_is_closer(page, face_file, tmp_path):
+    """The page's fidelity in CodeFormer's sense: the result moves towards the input as it rises,
+    by the whole distance between the restored face and the input over the range."""
+    rng = np.random.default_rng(0)
+    restored, original = (rng.integers(0, 256, (8, 8, 3), dtype=np.uint8) for _ in range(2))
+    assert keep_input(restored, original, 0.0) is restored
+    assert np.array_equal(keep_input(restored, original, 1.0), original)
+    half = keep_input(restored, original, 0.5).astype(int)
+    assert np.abs(half - (restored.astype(int) + original) / 2).max() <= 0.5
+    y = np.asarray(Image.open(face_file).convert("RGB"), dtype=float)
+    finals = []
+    for w in (0.0, 0.5, 1.0):
+        out, gen = first_output(page, [str(face_file)], fidelity=w)
+        finals.append(np.asarray(Image.open(out[-2][0]).convert("RGB"), dtype=float))
+        gen.close()
+    to_input = [np.abs(f - y).mean() for f in finals]
+    assert to_input[0] > to_input[1] > to_input[2] and to_input[2] < 0.05 * to_input[0]
+
+
+def test_upload_check_names_bad_files_at_upload_time(page, face_file, tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("not an image")
+    assert check_files([str(face_file)], page.cfg) == []
+    assert check_files([str(text), str(face_file)], page.cfg) == [
+        "notes.txt: not an image (cannot identify image file 'notes.txt')"]
+    upd = page.check_uploads([str(text), str(face_file)])
+    assert upd["visible"] and 'class="dynface-error"' in upd["value"] and "notes.txt: not an image" in upd["value"]
+    assert str(tmp_path) not in upd["value"]
+    assert page.check_uploads([str(face_file)])["visible"] is False and page.check_uploads(None)["value"] == ""
+    assert "too many photos: 4 uploaded, at most 3" in page.check_uploads([str(face_file)] * 4)["value"]
+
+
+def test_header_speaks_plainly_and_links_the_model_card(page):
+    from dynface.web.page import models_in_words
+
+    intro = page.intro()
+    assert "docs/model-card.md" in intro and " it)" not in intro and "session" not in intro
+    words = models_in_words(page.restorer.models)
+    assert words.startswith("Models:") and "restoration network" in words and "it)" not in words
+
+    class Bare:  # a model set whose manifest has none of the usual fields
+        manifest, nets, size = {"files": "?"}, {}, 64
+
+    assert models_in_words(Bare()) == "Models: the model set '', which work on faces of 64×64 pixels."
+
+
+def test_examples_are_shipped_london_faces_degraded_at_run_time(tmp_path):
+    from dynface.web.examples import ATTRIBUTION, EXAMPLES_DIR, SPECS, make_examples
+
+    shipped = sorted(p.name for p in EXAMPLES_DIR.iterdir())
+    assert shipped == sorted([s.source for s in SPECS] + ["NOTICE.md"])
+    assert all((EXAMPLES_DIR / s.source).stat().st_size < 100_000 for s in SPECS)
+    assert "CC BY 4.0" in (EXAMPLES_DIR / "NOTICE.md").read_text() and "CC BY 4.0" in ATTRIBUTION
+    a, b = make_examples(tmp_path / "a"), make_examples(tmp_path / "b")
+    assert len(a) == len(SPECS) and [e.caption for e in a] == [s.caption for s in SPECS]
+    for ea, eb, spec in zip(a, b, SPECS):
+        deg, again = np.asarray(Image.open(ea.path)), np.asarray(Image.open(eb.path))
+        clean = np.asarray(Image.open(EXAMPLES_DIR / spec.source).convert("RGB"))
+        assert np.array_equal(deg, again) and deg.shape == clean.shape == (512, 512, 3)  # seeded: the same
+        assert np.abs(deg.astype(int) - clean).mean() > 3  # visibly degraded
+
+
+def test_steps_are_greyed_out_for_the_method_that_does_not_sample(page):
+    assert page.steps_for_method("RM only")["interactive"] is False
+    assert page.steps_for_method("IDM")["interactive"] is True
 
 
 def test_serve_flags_come_from_server_config_and_bad_ones_are_one_line(capsys):
@@ -194,9 +284,11 @@ def test_serve_flags_come_from_server_config_and_bad_ones_are_one_line(capsys):
 def test_page_runs_one_job_at_a_time_with_a_bounded_queue_offline(restorer):
     cfg = ServerConfig(max_files=3, queue_size=5, cache_ttl_s=1200)
     demo = RestorePage(restorer, RestoreOptions(), cfg).build()
-    (event,) = [f for f in demo.fns.values() if f.name == "restore"]
-    assert event.concurrency_limit == 1 and demo._queue.max_size == 5
-    assert len(event.outputs) == 1 + 3 + 3  # status, one slider per photo, gallery, PNGs, zip
+    events = [f for f in demo.fns.values() if f.name == "restore"]
+    assert len(events) == 2  # the Restore button and an example's click
+    for event in events:
+        assert event.concurrency_limit == 1 and len(event.outputs) == 1 + 3 + 3  # status, sliders, gallery, PNGs, zip
+    assert demo._queue.max_size == 5
     assert demo.analytics_enabled is False and demo.delete_cache == (300, 1200)
 
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import shutil
 import time
 import zipfile
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -32,9 +33,29 @@ log = logging.getLogger("dynface.web")
 METHODS = {"DynFaceRestore": "dynface", "RM only": "rm", "IDM": "idm"}
 #: page label -> aligned input?
 INPUT_KINDS = {"Whole photos (detect faces)": False, "Aligned face crops (FFHQ framing)": True}
-#: the fidelity knob exists in this dynface (RestoreOptions.fidelity, None = the method's default)
-FIDELITY_SUPPORTED = "fidelity" in {f.name for f in fields(RestoreOptions)}
+#: methods that sample (the Steps setting applies to them only)
+SAMPLING_METHODS = ("dynface", "idm")
+UPSCALES = (1, 2, 3, 4)          # the page's upscale factors (the CLI's --upscale takes 1 to 8)
+FACE_SIZE = 512                  # face crops are cut, shown and pasted at this size (models resize to theirs)
+MAX_OUTPUT_PIXELS = 16_000_000   # an upscaled photo may not exceed this (or the upload limit, if larger)
 ZIP_NAME = "dynface-results.zip"
+
+
+def keep_input(restored: np.ndarray, original: np.ndarray, fidelity: float) -> np.ndarray:
+    """The page's fidelity w in [0, 1] (CodeFormer's sense: higher = closer to the input): the share
+    of the input face crop kept in the restored one, `(1 - w) * restored + w * original` (uint8).
+
+    w = 0 is the method's own result, w = 1 the input crop unchanged. The sampler's own knob
+    (`RestoreOptions.fidelity`, `--fidelity`) moves the result by about 1.6/255 over its whole range
+    on the embedded models, because the chain stays close to the restoration network's output;
+    the visible difference is between that output and the input (docs/fidelity.md, "The web page's
+    fidelity")."""
+    if fidelity <= 0:
+        return restored
+    if original.shape != restored.shape:
+        raise ValueError(f"input crop {original.shape} and restored crop {restored.shape} differ")
+    mix = (1.0 - fidelity) * restored.astype(np.float32) + fidelity * original.astype(np.float32)
+    return np.clip(np.rint(mix), 0, 255).astype(np.uint8)
 
 
 @dataclass(frozen=True)
@@ -73,7 +94,8 @@ class JobSettings:
     aligned: bool = False            # inputs are aligned face crops (FFHQ framing)
     steps: int | None = None         # None: the method's default (pipeline.method_steps)
     seed: int = 0
-    fidelity: float | None = None    # None: the method's default
+    fidelity: float = 0.0            # share of the input kept in each face (keep_input); 0 = the method's result
+    upscale: float = 1.0             # the final image's scale (the background is Lanczos-resized)
 
     def check(self, cfg: ServerConfig) -> None:
         if self.method not in METHODS.values():
@@ -82,14 +104,27 @@ class JobSettings:
             raise JobError(f"steps must be between 1 and {cfg.max_steps}, got {self.steps}")
         if self.seed < 0:
             raise JobError(f"seed must be 0 or more, got {self.seed}")
-        if self.fidelity is not None and not 0.0 <= self.fidelity <= 1.0:
+        if not (isinstance(self.fidelity, (int, float)) and math.isfinite(self.fidelity)
+                and 0.0 <= self.fidelity <= 1.0):
             raise JobError(f"fidelity must be between 0 and 1, got {self.fidelity}")
+        if not (isinstance(self.upscale, (int, float)) and math.isfinite(self.upscale)
+                and UPSCALES[0] <= self.upscale <= UPSCALES[-1]):
+            raise JobError(f"upscale must be between {UPSCALES[0]} and {UPSCALES[-1]}, got {self.upscale}")
 
     def options(self, base: RestoreOptions) -> RestoreOptions:
-        """`base` (the server's precision, guidance defaults ...) with this job's choices."""
-        extra = {"fidelity": self.fidelity} if FIDELITY_SUPPORTED else {}
+        """`base` (the server's precision, guidance defaults ...) with this job's choices. The page's
+        fidelity is applied to the restored crops (keep_input), not through RestoreOptions.fidelity."""
         steps = base.steps if self.steps is None else int(self.steps)
-        return replace(base, method=self.method, steps=steps, seed=int(self.seed), **extra)
+        return replace(base, method=self.method, steps=steps, seed=int(self.seed))
+
+    def summary(self, method_label: str | None = None) -> str:
+        """The settings in words, for the status line: 'DynFaceRestore, 25 steps, fidelity 0.8, 2x, seed 0'."""
+        label = method_label or next((k for k, v in METHODS.items() if v == self.method), self.method)
+        parts = [label]
+        if self.method in SAMPLING_METHODS and self.steps is not None:
+            parts.append(f"{self.steps} steps")
+        parts += [f"fidelity {self.fidelity:g}", f"{self.upscale:g}x", f"seed {self.seed}"]
+        return ", ".join(parts)
 
 
 @dataclass
@@ -139,6 +174,33 @@ def check_upload(path: Path, name: str, cfg: ServerConfig) -> tuple[int, int]:
     return w, h
 
 
+def check_output_size(w: int, h: int, upscale: float, name: str, cfg: ServerConfig) -> None:
+    """An upscaled photo's size against MAX_OUTPUT_PIXELS (or the upload limit, if larger)."""
+    limit = max(MAX_OUTPUT_PIXELS, cfg.max_pixels)
+    ow, oh = round(w * upscale), round(h * upscale)
+    if ow * oh > limit:
+        raise ImageError(f"{name}: {w}x{h} upscaled {upscale:g}x would be {ow * oh / 1e6:.1f} MP, more than the "
+                         f"limit of {limit / 1e6:.0f} MP; choose a smaller upscale")
+
+
+def check_files(uploads, cfg: ServerConfig) -> list[str]:
+    """One line per upload that a job would reject (not an image, too large ...), checked at upload
+    time from the file headers; [] when every file is fine."""
+    problems = []
+    uploads = [Path(str(u)) for u in (uploads or [])]
+    if len(uploads) > cfg.max_files:
+        problems.append(f"too many photos: {len(uploads)} uploaded, at most {cfg.max_files} per job")
+    for up in uploads:
+        name = display_name(up)
+        try:
+            if not up.is_file():
+                raise ImageError(f"{name}: the upload is missing (upload it again)")
+            check_upload(up, name, cfg)
+        except ImageError as e:
+            problems.append(str(e).splitlines()[0])
+    return problems
+
+
 class StepHook:
     """The sampler's progress object (`update(n)`): reports steps and stops the job at its deadline."""
 
@@ -155,6 +217,11 @@ class StepHook:
         self.check()
         if self.on_step is not None:
             self.on_step(self.done)
+
+
+def face_caption(k: int, n: int, name: str) -> str:
+    """A gallery caption that starts with what tells faces apart: 'face 2/3 · photo.jpg'."""
+    return f"face {k + 1}/{n} · {name}"
 
 
 def _unique_stem(name: str, taken: set[str]) -> str:
@@ -186,12 +253,12 @@ def run_job(uploads: list, settings: JobSettings, restorer: Restorer, base: Rest
     settings.check(cfg)
     opt = settings.options(base)
     models = restorer.models
-    size = models.size
+    size = max(models.size, FACE_SIZE)  # crops are cut at this size and resized to the model's by restore_crops
     template = template_for(models.manifest.get("template", "utkface"), size)
     hook = StepHook(t0 + cfg.job_timeout_s, cfg.job_timeout_s)
     if opt.steps is None:  # the method's default, named in report.json
         opt = replace(opt, steps=method_steps(models, opt.method))
-    expected = max(1, opt.steps) if opt.method in ("dynface", "idm") else 1
+    expected = max(1, opt.steps) if opt.method in SAMPLING_METHODS else 1
     job_dir = Path(job_dir)
     in_dir, out_dir = job_dir / "in", job_dir / "out"
     in_dir.mkdir(parents=True, exist_ok=True)
@@ -208,19 +275,20 @@ def run_job(uploads: list, settings: JobSettings, restorer: Restorer, base: Rest
 
         def restore_fn(crops):
             outs, _ = restore_crops(restorer, [to_tensor(c) for c in crops], opt, hook)
-            return [to_uint8(o) for o in outs]
+            return [keep_input(to_uint8(o), c, settings.fidelity) for o, c in zip(outs, crops)]
 
         try:
             hook.check()
             report(i / n, f"photo {i + 1}/{n} ({name}): " + ("restoring" if settings.aligned else "finding faces"))
             if not up.is_file():
                 raise ImageError(f"{name}: the upload is missing (upload it again)")
-            check_upload(up, name, cfg)
+            w, h = check_upload(up, name, cfg)
+            check_output_size(w, h, settings.upscale, name, cfg)
             src = in_dir / (_unique_stem(name, taken) + Path(name).suffix.lower())
             shutil.copyfile(up, src)
             try:
                 rep = process_photo_to_dir(src, out_dir, restore_fn, template, size, aligned=settings.aligned,
-                                           aligned_template="ffhq", ext="png")
+                                           aligned_template="ffhq", ext="png", upscale=settings.upscale)
             except ImageError as e:  # messages name the copy in the job folder: show the upload's name
                 raise ImageError(str(e).replace(str(src), name)) from None
             if rep.n_restored == 0:
@@ -229,8 +297,12 @@ def run_job(uploads: list, settings: JobSettings, restorer: Restorer, base: Rest
                                        f"'{next(k for k, v in INPUT_KINDS.items() if v)}'")
                 continue
             final = Path(rep.outputs["final_results"][0])
-            faces = [(Path(p), f"{name} face {k:02d}") for k, p in enumerate(rep.outputs["restored_faces"])]
-            result.photos.append(PhotoResult(name, read_rgb(src), read_rgb(final), final, faces, rep.outputs,
+            faces = [(Path(p), face_caption(k, len(rep.outputs["restored_faces"]), name))
+                     for k, p in enumerate(rep.outputs["restored_faces"])]
+            before, after = read_rgb(src), read_rgb(final)
+            if before.shape != after.shape:  # upscaled: the slider compares at the output's size
+                before = np.asarray(Image.fromarray(before).resize(after.shape[1::-1], Image.BICUBIC))
+            result.photos.append(PhotoResult(name, before, after, final, faces, rep.outputs,
                                              round(time.monotonic() - t1, 2)))
             result.notes.extend(f"{name}: {w}" for w in rep.warnings)
         except JobTimeout as e:

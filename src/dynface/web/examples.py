@@ -1,0 +1,56 @@
+"""The page's examples: a few clean faces shipped with dynface, degraded at run time.
+
+The clean faces (`examples/*.jpg`, 512x512 FFHQ-aligned, JPEG) are from the Face Research Lab
+London Set (DeBruine & Jones 2017, CC BY 4.0, doi 10.6084/m9.figshare.5047666.v5; see
+`examples/NOTICE.md`). Each is degraded with dynface's own seeded degradation
+(`core.degradation.degrade`, fixed parameters and seed), so the examples are the same on every
+start and no degraded or generated image ships in the package. No Gradio here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from dynface.core.degradation import DegradationParams, degrade, make_rng
+from dynface.core.imageio import read_rgb, to_tensor, to_uint8, write_image
+
+EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
+ATTRIBUTION = ("Example faces: Face Research Lab London Set (DeBruine & Jones 2017), CC BY 4.0, "
+               "doi:10.6084/m9.figshare.5047666.v5; degraded on this machine by dynface's own degradation.")
+ATTRIBUTION_URL = "https://doi.org/10.6084/m9.figshare.5047666.v5"
+SEED = 0
+
+
+@dataclass(frozen=True)
+class ExampleSpec:
+    source: str                 # file in EXAMPLES_DIR
+    caption: str
+    params: DegradationParams   # at 512x512 (sigma and r in pixels, noise on 0..255, JPEG quality)
+
+
+SPECS = (
+    ExampleSpec("london_smiling_005.jpg", "blurred, noisy", DegradationParams(sigma=8.0, scale=6.0, noise=10.0, jpeg=50)),
+    ExampleSpec("london_smiling_025.jpg", "low resolution", DegradationParams(sigma=4.0, scale=12.0, noise=8.0, jpeg=50)),
+    ExampleSpec("london_smiling_021.jpg", "very blurred", DegradationParams(sigma=12.0, scale=8.0, noise=15.0,
+                                                                               jpeg=40)),
+)
+
+
+@dataclass(frozen=True)
+class Example:
+    path: Path                  # the degraded face (PNG, aligned crop)
+    caption: str
+
+
+def make_examples(out_dir: str | Path, specs=SPECS) -> list[Example]:
+    """Degrade every spec's clean face into `out_dir` (`<source stem>_<caption>.png`); skips a missing source."""
+    out_dir = Path(out_dir)
+    out = []
+    for i, spec in enumerate(specs):
+        src = EXAMPLES_DIR / spec.source
+        if not src.is_file():
+            continue
+        y = degrade(to_tensor(read_rgb(src)), spec.params, make_rng(SEED, i))
+        path = write_image(out_dir / f"example_{i + 1}_{Path(spec.source).stem}.png", to_uint8(y))
+        out.append(Example(path, spec.caption))
+    return out
