@@ -22,12 +22,29 @@ from pathlib import Path
 import numpy as np
 
 
+def save_strip(path, images, labels, size=320) -> None:
+    """The face region of each image side by side, labelled."""
+    from PIL import Image, ImageDraw
+
+    tiles = []
+    for im, label in zip(images, labels):
+        t = Image.fromarray(np.clip(im, 0, 255).astype(np.uint8)).crop((96, 96, 416, 416)).resize((size, size))
+        ImageDraw.Draw(t).rectangle((0, 0, size, 22), fill=(255, 255, 255))
+        ImageDraw.Draw(t).text((6, 5), label, fill=(0, 0, 0))
+        tiles.append(t)
+    strip = Image.new("RGB", (size * len(tiles), size))
+    for i, t in enumerate(tiles):
+        strip.paste(t, (i * size, 0))
+    strip.save(path, optimize=True)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-o", "--output", default=None, help="write the numbers here (JSON)")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--examples", type=int, default=3)
     ap.add_argument("--sampler-knob", action="store_true", help="also sweep RestoreOptions.fidelity")
+    ap.add_argument("--strip", default=None, help="save the first example's input and sweep side by side (PNG)")
     a = ap.parse_args(argv)
     from dynface.core.hardware import set_threads
     from dynface.core.imageio import read_rgb
@@ -72,6 +89,8 @@ def main(argv=None) -> int:
             k_outs = [job(ex.path, JobSettings(aligned=True), replace(base, fidelity=w), f"k{n}_{w}")[0] for w in sweep]
             row["sampler_knob"] = diffs(k_outs, y, mask)
         rows.append(row)
+        if a.strip and n == 0:
+            save_strip(a.strip, [y] + outs, ["input"] + [f"fidelity {w:g}" for w in sweep])
         print(json.dumps(row), flush=True)
     if a.output:
         Path(a.output).write_text(json.dumps({"sweep": list(sweep), "rows": rows}, indent=1) + "\n")
