@@ -152,6 +152,33 @@ def main(argv=None) -> int:
         wait("the job to end", lambda: "Restored" in css("#dynface-status")[0].text, timeout=600)
         time.sleep(1)
         shot("error")
+        if css("#dynface-examples img"):  # the page's examples: one click restores one, with fidelity 0.8
+            from selenium.webdriver.common.keys import Keys
+
+            driver.get(url)
+            wait("the page", lambda: css("#dynface-examples img"))
+            box = css("#dynface-fidelity input[type=number]")[0]
+            box.send_keys(Keys.CONTROL, "a")
+            box.send_keys("0.8", Keys.TAB)
+            time.sleep(0.5)
+            css("#dynface-examples img")[0].click()
+            time.sleep(a.progress_after_s)
+            shot("example-progress")
+            wait("the result", lambda: "Restored" in css("#dynface-status")[0].text, timeout=600)
+            time.sleep(2)
+            shot("example")
+            adv = css("#dynface-advanced button, #dynface-advanced .label-wrap")
+            if adv:
+                driver.execute_script("arguments[0].scrollIntoView({block: 'start'})", adv[0])
+                adv[0].click()
+                time.sleep(1)
+                rm = [e for e in css("#dynface-method label") if e.text.startswith("RM")]
+                if rm:
+                    rm[0].click()
+                    time.sleep(1.5)
+                driver.execute_script("window.scrollTo(0, document.body.scrollHeight)")
+                time.sleep(1)
+                shot("settings")
     finally:
         if driver is not None:
             driver.quit()
