@@ -22,6 +22,13 @@ from pathlib import Path
 import numpy as np
 
 
+def detail(img: np.ndarray, mask: np.ndarray) -> float:
+    """Mean |Laplacian| of the grey image inside `mask` (0..255 scale): how much fine detail there is."""
+    g = img.mean(-1)
+    lap = np.abs(4 * g[1:-1, 1:-1] - g[:-2, 1:-1] - g[2:, 1:-1] - g[1:-1, :-2] - g[1:-1, 2:])
+    return float(lap[mask[1:-1, 1:-1]].mean())
+
+
 def save_strip(path, images, labels, size=320) -> None:
     """The face region of each image side by side, labelled."""
     from PIL import Image, ImageDraw
@@ -74,7 +81,8 @@ def main(argv=None) -> int:
         return {"mean_abs_diff": {k: round(d(outs[i], outs[j]), 2) for k, (i, j) in pairs.items()},
                 "mean_abs_diff_face": {k: round(d(outs[i], outs[j], mask), 2) for k, (i, j) in pairs.items()},
                 "to_input": [round(d(o, y), 2) for o in outs],
-                "to_input_face": [round(d(o, y, mask), 2) for o in outs]}
+                "to_input_face": [round(d(o, y, mask), 2) for o in outs],
+                "detail_face": [round(detail(o, mask), 2) for o in outs], "detail_input_face": round(detail(y, mask), 2)}
 
     for n, ex in enumerate(examples):
         y = read_rgb(ex.path).astype(np.float64)
