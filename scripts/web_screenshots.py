@@ -152,14 +152,14 @@ def main(argv=None) -> int:
         wait("the job to end", lambda: "Restored" in css("#dynface-status")[0].text, timeout=600)
         time.sleep(1)
         shot("error")
-        if css("#dynface-examples img"):  # the page's examples: one click restores one, with fidelity 0.8
+        if css("#dynface-examples img"):  # the page's examples: one click restores one, with fidelity 0.3
             from selenium.webdriver.common.keys import Keys
 
             driver.get(url)
             wait("the page", lambda: css("#dynface-examples img"))
             box = css("#dynface-fidelity input[type=number]")[0]
             box.send_keys(Keys.CONTROL, "a")
-            box.send_keys("0.8", Keys.TAB)
+            box.send_keys("0.3", Keys.TAB)
             time.sleep(0.5)
             css("#dynface-examples img")[0].click()
             time.sleep(a.progress_after_s)

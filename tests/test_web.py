@@ -289,6 +289,13 @@ def test_page_runs_one_job_at_a_time_with_a_bounded_queue_offline(restorer):
     for event in events:
         assert event.concurrency_limit == 1 and len(event.outputs) == 1 + 3 + 3  # status, sliders, gallery, PNGs, zip
     assert demo._queue.max_size == 5
+    by_id = {b.elem_id: b for b in demo.blocks.values() if getattr(b, "elem_id", None)}
+    bg = by_id["dynface-background"]
+    assert bg.interactive is False and bg.value is False and "Not available" in bg.info  # said plainly, not faked
+    assert [v for _, v in by_id["dynface-upscale"].choices] == [1, 2, 3, 4]
+    assert len(by_id["dynface-examples"].value) == 3
+    fid = by_id["dynface-fidelity"]
+    assert (fid.minimum, fid.maximum, fid.value) == (0.0, 1.0, 0.0) and "closer to your photo" in fid.info
     assert demo.analytics_enabled is False and demo.delete_cache == (300, 1200)
 
 
@@ -410,6 +417,10 @@ def test_browser_first_job_example_fidelity_progress_download_and_upload_error(s
         assert "example_1" in css("#dynface-slider-0")[0].text
         assert css("#dynface-kind input[type=radio]:checked")[0].get_attribute("value").startswith("Aligned")
         wait_for("the face gallery", lambda: css("#dynface-faces img"), timeout=60)
+        assert css("#dynface-faces")[0].text.startswith("Restored faces") and "face 1/1 · example_1" in css(
+            "#dynface-faces")[0].text  # the caption starts with what tells faces apart
+        labels = [(b.get_attribute("aria-label") or b.get_attribute("title") or b.text) for b in css("button")]
+        assert not [t for t in labels if "share" in t.lower()], labels  # a local app has nothing to share to
         print(f"\nexample click to result: {seconds:.1f} s (first job of the page, one aligned face)")
         # the job got the page's fidelity: report.json in the zip says so
         zip_link = wait_for("the zip link", lambda: css("#dynface-zip a[href]"), timeout=60)[0]
