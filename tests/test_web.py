@@ -130,6 +130,16 @@ def test_limits_size_pixels_count_and_settings(restorer, face_file, tmp_path):
     assert not any(p.name.startswith("dynface-web-job-") for p in tmp_path.iterdir())
 
 
+def test_upscaled_result_has_a_size_limit():
+    from dynface.web.jobs import check_output_size
+
+    check_output_size(2000, 2000, 2, "a.jpg", ServerConfig())  # 16 MP: at the limit
+    with pytest.raises(Exception, match=r"a.jpg: 4000x3000 upscaled 2x would be 48.0 MP, more than the limit of "
+                                        r"16 MP; choose a smaller upscale"):
+        check_output_size(4000, 3000, 2, "a.jpg", ServerConfig())
+    check_output_size(4000, 3000, 2, "a.jpg", ServerConfig(max_pixels=50_000_000))  # a server that allows more
+
+
 def test_whole_photo_without_a_face_says_so(page, tmp_path):
     flat = write_image(tmp_path / "wall.png", np.full((96, 128, 3), 128, np.uint8))
     status = status_of(run(page, [str(flat)], kind=WHOLE))
