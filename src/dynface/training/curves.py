@@ -42,7 +42,7 @@ class Validator:
     def __init__(self, kind: str, cfg: dict, frozen: dict | None = None):
         self.kind, self.cfg, self.frozen = kind, cfg, frozen or {}
         n = int(cfg.get("val_faces", 16))
-        x = data_mod.load_cache(cfg["data"], cfg["size"], "val", cache_dir=cfg.get("cache_dir", "runs/cache"), limit=n)
+        x = data_mod.load_cache(data_mod.first_folder(cfg["data"]), cfg["size"], "val", cache_dir=cfg.get("cache_dir", "runs/cache"), limit=n)
         self.x = x.float().div(127.5).sub(1)
         dcfg = DegradationConfig.from_dict(cfg.get("degradation") or self._modelset_degradation(kind, cfg))
         self.y = torch.cat([degrade_random(self.x[i:i + 1], dcfg, VAL_SEED, i)[0] for i in range(len(self.x))])

@@ -202,13 +202,9 @@ def train(kind: str, cfg: dict, run_dir=None, resume: bool = False, data=None, i
     seed = int(cfg.get("seed", 0))
     rseed = distributed.rank_seed(seed, dd.rank)  # each rank its own batches, noise and degradations
     torch.manual_seed(rseed)
-    images = data_mod.load_cache(cfg["data"], cfg["size"], cfg.get("split", "train"), cache_dir=cfg.get("cache_dir", "runs/cache"),
-                                 limit=cfg.get("limit"), shard=(dd.rank, dd.world))
-    if cfg.get("sharpest"):  # train on the sharpest fraction of the faces only
-        images = data_mod.keep_sharpest(images, float(cfg["sharpest"]))
+    batcher = data_mod.training_batcher(cfg, rseed, shard=(dd.rank, dd.world))
     if dd.main:
         data_mod.write_split(cfg["data"], run_dir / "split.json")
-    batcher = data_mod.Batcher(images, rseed)
     ck = distributed.load_checkpoint(dd, ckpt_path, load_torch_file) if resume else None
     model = build_trainable(kind, cfg, init=ck is None).to(dev)
     ema = copy.deepcopy(model).eval() if cfg.get("ema") else None
