@@ -92,9 +92,9 @@ def sources(data) -> list[Source]:
             unknown = set(it) - {"path", "weight"}
             if unknown or "path" not in it:
                 raise ValueError(f"a data source is {{path: FOLDER, weight: W}}, got {it!r}")
-            src = Source(str(it["path"]), float(it.get("weight", 1.0)))
+            src = Source(expand(it["path"]), float(it.get("weight", 1.0)))
         elif isinstance(it, (str, os.PathLike)):
-            src = Source(str(it))
+            src = Source(expand(it))
         else:
             raise ValueError(f"a data source is a folder or {{path: FOLDER, weight: W}}, got {it!r}")
         if not (src.weight > 0 and src.weight < float("inf")):
@@ -102,6 +102,14 @@ def sources(data) -> list[Source]:
         out.append(src)
     if not out:
         raise ValueError("data: no source given")
+    return out
+
+
+def expand(path) -> str:
+    """A config path with $VARIABLES and ~ expanded; an unset variable is an error, not a literal."""
+    out = os.path.expanduser(os.path.expandvars(str(path)))
+    if "$" in out:
+        raise ValueError(f"{path}: names an environment variable that is not set")
     return out
 
 

@@ -248,6 +248,11 @@ def train(kind: str, cfg: dict, run_dir=None, resume: bool = False, data=None, i
         """One learning-curve row: cumulative iterations / images / hours (shipped weights included)."""
         t_eval = time.time()
         metrics = validator(ema if ema is not None else model)
+        if validator.last_samples is not None:  # a prior's unconditional samples: a grid per evaluation
+            from dynface.core.grid import save_grid
+
+            (run_dir / "samples").mkdir(exist_ok=True)
+            save_grid(validator.last_samples, run_dir / "samples" / f"{base['iters'] + step:07d}.jpg")
         append_row(curve_path, {"step": base["iters"] + step, "images": base["images"] + images_seen,
                                 "wall_h": round((base["wall_time_s"] + wall) / 3600, 3), **metrics})
         plot_curve(curve_path, run_dir / "curve.png", f"{kind}: {run_dir.name}")
