@@ -240,3 +240,22 @@ def test_faces_drawn_on_the_fly_repeat_with_the_seed(generator, tmp_path):
     assert 0 < from_generator.sum() < 6
     with pytest.raises(ValueError, match="unknown key"):
         data_mod.SynthDraw({"weigth": 1}, 32)
+
+
+def test_torch_port_matches_the_runtime(generator):
+    from dynface.synth.generator import latent
+    from dynface.synth.torch_port import TorchFaceGenerator
+
+    tg = TorchFaceGenerator(generator.path)
+    z = latent(0, 3)
+    w_ov = generator._mapping([z[None]])[0]
+    w = torch.from_numpy(z[None]).requires_grad_(True)
+    w_t = tg.mapping(w)
+    assert np.abs(w_ov - w_t.detach().numpy()).max() < 1e-4
+    w_t.sum().backward()
+    assert torch.isfinite(w.grad).all() and w.grad.abs().sum() > 0  # gradients reach the latent
+    with torch.no_grad():
+        img = tg(torch.from_numpy(w_ov)).numpy()
+    want = generator._synthesis([w_ov])[0]
+    assert img.shape == (1, 3, 1024, 1024)
+    assert np.abs(img - want).max() < 2e-3 and np.abs(img - want).mean() < 1e-4
