@@ -240,6 +240,10 @@ def recent_slope(rows: list[dict], metric: str, window: int = 1000) -> float | N
 
 
 def status(runs_dir: Path, runs) -> None:
+    for d in data_specs():
+        folder = runs_dir / "data" / d["name"]
+        making = pid_alive_dir_file(runs_dir / "data" / f"{d['name']}.pid")
+        print(f"data {d['name']}: {faces_done(folder)}/{d['num']} faces" + (f", being made (pid {making})" if making else ""))
     for r in runs:
         d = runs_dir / r["name"]
         rows = curve_rows(d)

@@ -259,3 +259,23 @@ def test_torch_port_matches_the_runtime(generator):
     want = generator._synthesis([w_ov])[0]
     assert img.shape == (1, 3, 1024, 1024)
     assert np.abs(img - want).max() < 2e-3 and np.abs(img - want).mean() < 1e-4
+
+
+def test_cache_of_a_growing_folder_decodes_only_new_files(tmp_path, monkeypatch):
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    for i in range(3):
+        write_image(folder / f"f{i}.png", np.full((16, 16, 3), 40 * i, np.uint8))
+    (folder / "broken.png").write_bytes(b"not an image")
+    first = data_mod.load_cache(folder, 8, "all", cache_dir=tmp_path / "cache")
+    assert first.shape == (3, 3, 8, 8)
+    for i in range(3, 5):
+        write_image(folder / f"f{i}.png", np.full((16, 16, 3), 40 * i, np.uint8))
+    decoded = []
+    real = data_mod._decode
+    monkeypatch.setattr(data_mod, "_decode", lambda f, size: decoded.append(f.name) or real(f, size))
+    grown = data_mod.load_cache(folder, 8, "all", cache_dir=tmp_path / "cache")
+    assert decoded == ["f3.png", "f4.png"]  # neither the cached faces nor the known-bad file again
+    assert torch.equal(grown, data_mod.load_cache(folder, 8, "all"))  # the same as decoding everything
+    assert torch.equal(grown[:3], first) and grown[:, 0, 0, 0].tolist() == [0, 40, 80, 120, 160]
+    assert data_mod.load_cache(folder, 8, "all", cache_dir=tmp_path / "cache", limit=3).shape[0] == 2  # broken, f0, f1

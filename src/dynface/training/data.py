@@ -42,10 +42,24 @@ def split_files(folder, split: str = "train") -> list[Path]:
     return [f for f in files if split_of(f.name) == split]
 
 
+def _decode(f: Path, size: int) -> np.ndarray | None:
+    try:
+        x = resize(to_tensor(read_rgb(f)), size)
+    except ImageError:
+        return None
+    return x.clamp(-1, 1).add(1).mul(127.5).round().byte()[0].numpy()
+
+
 def load_cache(folder, size: int, split: str = "train", cache_dir=None, limit: int | None = None,
                shard: tuple[int, int] = (0, 1)) -> torch.Tensor:
-    """All images of a split resized to size^2 as a uint8 tensor (N, 3, size, size), cached on disk.
-    `shard=(rank, world)`: only every world-th file from the rank-th (one torchrun rank's share)."""
+    """All images of a split resized to size^2 as a uint8 tensor (N, 3, size, size), in file-name
+    order, unreadable files left out. `shard=(rank, world)`: only every world-th file from the
+    rank-th (one torchrun rank's share).
+
+    With `cache_dir`, decoded images are kept per folder and size (`FOLDER-SIZE-HASH.npy` with
+    its `.json` of file names): a later call decodes only the files not cached yet, so a folder
+    that grows (`dynface synth` still running) costs only its new files. The cache is replaced
+    whole (atomic rename): ranks sharing a cache folder never read half a file."""
     folder = Path(folder)
     files = split_files(folder, split)
     if limit:
@@ -55,24 +69,45 @@ def load_cache(folder, size: int, split: str = "train", cache_dir=None, limit: i
         files = files[rank::world]
         if not files:
             raise ValueError(f"{folder}: too few {split} images for {world} ranks")
-    key = hashlib.sha1(("\n".join(f.name for f in files) + f"|{size}|{folder.resolve()}").encode()).hexdigest()[:12]
-    cache = Path(cache_dir) / f"{folder.name}-{split}-{size}-{key}.npy" if cache_dir else None
-    if cache is not None and cache.exists():
-        return torch.from_numpy(np.load(cache, mmap_mode=None))
-    out = np.empty((len(files), 3, size, size), dtype=np.uint8)
-    keep = []
-    for i, f in enumerate(tqdm(files, desc=f"caching {folder.name}/{split} at {size}px", unit="img")):
+    if cache_dir is None:
+        rows = [r for r in (_decode(f, size) for f in tqdm(files, desc=f"reading {folder.name}/{split} at {size}px",
+                                                            unit="img")) if r is not None]
+        return torch.from_numpy(np.stack(rows)) if rows else torch.empty((0, 3, size, size), dtype=torch.uint8)
+    key = hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:12]
+    base = Path(cache_dir) / f"{folder.name}-{size}-{key}"
+    npy, index_file = base.with_suffix(".npy"), base.with_suffix(".json")
+    index: dict = {"names": [], "unreadable": []}
+    images = np.empty((0, 3, size, size), dtype=np.uint8)
+    if npy.exists() and index_file.exists():
         try:
-            x = resize(to_tensor(read_rgb(f)), size)
-        except ImageError:
-            continue
-        out[i] = x.clamp(-1, 1).add(1).mul(127.5).round().byte()[0].numpy()
-        keep.append(i)
-    out = out[keep]
-    if cache is not None:  # written whole, then renamed: ranks sharing a cache folder never read half a file
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(cache, lambda tmp: np.save(tmp, out))
-    return torch.from_numpy(out)
+            index = json.loads(index_file.read_text())
+            images = np.load(npy, mmap_mode="r")
+            if len(images) != len(index["names"]):
+                raise ValueError("cache and its index disagree")
+        except (OSError, ValueError, KeyError):
+            index, images = {"names": [], "unreadable": []}, np.empty((0, 3, size, size), dtype=np.uint8)
+    row_of = {n: i for i, n in enumerate(index["names"])}
+    bad = set(index["unreadable"])
+    new = [f for f in files if f.name not in row_of and f.name not in bad]
+    if new:
+        added, names = [], []
+        for f in tqdm(new, desc=f"caching {folder.name}/{split} at {size}px", unit="img"):
+            r = _decode(f, size)
+            if r is None:
+                bad.add(f.name)
+            else:
+                added.append(r)
+                names.append(f.name)
+        if added:
+            images = np.concatenate([np.asarray(images), np.stack(added)])
+            for n in names:
+                row_of[n] = len(row_of)
+        index = {"names": sorted(row_of, key=row_of.get), "unreadable": sorted(bad)}
+        npy.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(npy, lambda tmp: np.save(tmp, images))
+        write_bytes(index_file, json.dumps(index).encode())
+    keep = [row_of[f.name] for f in files if f.name in row_of]
+    return torch.from_numpy(np.ascontiguousarray(images[keep])) if keep else torch.empty((0, 3, size, size), dtype=torch.uint8)
 
 
 @dataclass(frozen=True)
