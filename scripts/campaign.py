@@ -18,6 +18,9 @@
 
 The runs are listed in campaign/runs.yaml; their folders live outside the work tree (runs_dir, or
 $DYNFACE_RUNS), so training survives refactors of the repository and is resumed each session.
+The synthetic folders the runs read (runs.yaml `data:`) live in runs_dir/data: `start` first
+resumes `dynface synth` for each that is not complete (in the background, niced, one thread), and
+a config names them as $DYNFACE_RUNS/data/NAME.
 Runs are niced (and so is their autogroup, see lower_autogroup), so interactive work on the same
 cores goes first.
 """
@@ -47,7 +50,8 @@ WARM_CRITIC = ROOT / "campaign" / "warm" / "rm_critic.safetensors"  # RM configs
 
 def improvement(metric: str, first: float, last: float) -> float:
     """How much better `last` is than `first` (positive = better, whichever way the metric runs)."""
-    return first - last if metric in LOWER_IS_BETTER else last - first
+    lower = metric in LOWER_IS_BETTER or metric.startswith("kid_")  # KID of samples: lower is better
+    return first - last if lower else last - first
 
 
 def load_runs():
@@ -56,10 +60,49 @@ def load_runs():
     return runs_dir, spec["runs"]
 
 
+def data_specs() -> list[dict]:
+    return yaml.safe_load(RUNS_YAML.read_text()).get("data") or []
+
+
+def faces_done(folder: Path) -> int:
+    f = folder / "faces.csv"
+    return max(0, len(f.read_text().splitlines()) - 1) if f.exists() else 0
+
+
+def start_data(runs_dir: Path, specs: list[dict]) -> None:
+    """Resume `dynface synth` for every synthetic folder of runs.yaml that is not complete."""
+    for d in specs:
+        folder = runs_dir / "data" / d["name"]
+        pidfile = runs_dir / "data" / f"{d['name']}.pid"
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        if pid_alive_dir_file(pidfile):
+            print(f"data {d['name']}: already being made")
+            continue
+        if faces_done(folder) >= int(d["num"]):
+            continue
+        cmd = [sys.executable, "-m", "dynface.cli", "synth", "-n", str(d["num"]), "-o", str(folder),
+               "--size", str(d["size"]), "--seed", str(d.get("seed", 0)), "--truncation", str(d.get("truncation", 0.7)),
+               "--threads", "1", "-q"]
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        log = open(folder.parent / f"{d['name']}.log", "ab")
+        p = subprocess.Popen(["nice", "-n", "10", *cmd], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env,
+                             start_new_session=True)
+        pidfile.write_text(str(p.pid))
+        lower_autogroup(p.pid)
+        print(f"data {d['name']}: making faces {faces_done(folder)}..{d['num'] - 1} (pid {p.pid})")
+
+
+
+
 def pid_alive(run_dir: Path) -> int | None:
     """The run's training process id while it runs (an exited child not yet reaped counts as gone)."""
+    return pid_alive_dir_file(run_dir / "pid")
+
+
+def pid_alive_dir_file(pidfile: Path) -> int | None:
+    """The process id in `pidfile` while that process runs."""
     try:
-        pid = int((run_dir / "pid").read_text())
+        pid = int(pidfile.read_text())
         os.kill(pid, 0)
     except (OSError, ValueError):
         return None
@@ -197,6 +240,10 @@ def recent_slope(rows: list[dict], metric: str, window: int = 1000) -> float | N
 
 
 def status(runs_dir: Path, runs) -> None:
+    for d in data_specs():
+        folder = runs_dir / "data" / d["name"]
+        making = pid_alive_dir_file(runs_dir / "data" / f"{d['name']}.pid")
+        print(f"data {d['name']}: {faces_done(folder)}/{d['num']} faces" + (f", being made (pid {making})" if making else ""))
     for r in runs:
         d = runs_dir / r["name"]
         rows = curve_rows(d)
@@ -227,6 +274,11 @@ def stop(runs_dir: Path, runs, timeout: float = 900.0) -> None:
     """SIGTERM every running run (each finishes its iteration, and an evaluation under way, then
     checkpoints), and wait until they have exited, so that `export` reads their last checkpoint."""
     asked = {}
+    for d in data_specs():  # the face generators stop at once (a re-run fills what is missing)
+        pid = pid_alive_dir_file(runs_dir / "data" / f"{d['name']}.pid")
+        if pid:
+            os.killpg(os.getpgid(pid), signal.SIGTERM)
+            print(f"data {d['name']}: stopped (pid {pid})", flush=True)
     for r in runs:
         pid = pid_alive(runs_dir / r["name"])
         if pid:
@@ -485,6 +537,8 @@ def main(argv=None) -> int:
     elif a.command == "export":
         export(runs_dir, runs, a.install)
     elif a.command == "start":
+        start_data(runs_dir, data_specs())
+        os.environ["DYNFACE_RUNS"] = str(runs_dir)  # configs name the synthetic folders through it
         start(runs_dir, runs, a.device, a.threads, a.same_session)
     else:
         {"status": status, "stop": stop}[a.command](runs_dir, runs)

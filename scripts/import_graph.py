@@ -19,7 +19,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src"
 PKG = "dynface"
 # package layers, bottom to top: a module may import only from its own layer or lower ones
-LAYERS = [("core", "errors"), ("networks", "sampling"), ("modelset",), ("pipeline", "face", "metrics"),
+LAYERS = [("core", "errors"), ("networks", "sampling", "synth"), ("modelset",), ("pipeline", "face", "metrics"),
           ("training", "jobs"), ("cli", "web", "engines")]
 
 

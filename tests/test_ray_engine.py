@@ -121,3 +121,22 @@ def test_ray_engine_bad_usage_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and all(line.startswith("dynface: error: ") for line in err[:2]), err
     assert err[2].startswith("dynface clean: error: argument --workers: 0: must be 1..4096"), err
+
+
+def test_ray_synth_writes_the_local_engines_faces(tmp_path):
+    from dynface.synth.generator import GeneratorUnavailable, model_dir
+
+    try:
+        model_dir()
+    except GeneratorUnavailable as e:
+        if os.environ.get("CI"):
+            pytest.fail(str(e))
+        pytest.skip(str(e))
+    base = [sys.executable, "-m", "dynface.cli", "synth", "-n", "2", "--size", "128", "--seed", "3", "-q"]
+    local = subprocess.run(base + ["-o", str(tmp_path / "local")], capture_output=True, text=True, env=env(),
+                           timeout=300)
+    assert local.returncode == 0, local.stderr
+    remote = subprocess.run(base + ["-o", str(tmp_path / "ray"), "--engine", "ray", "--workers", "2"],
+                            capture_output=True, text=True, env=env(), timeout=600)
+    assert remote.returncode == 0, remote.stderr
+    assert outputs(tmp_path / "local") == outputs(tmp_path / "ray")

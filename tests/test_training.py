@@ -215,3 +215,36 @@ def test_channels_last_trains_the_same_network(tmp_path):
     with open(tmp_path / "nchw" / "log.csv") as f, open(tmp_path / "nhwc" / "log.csv") as g:
         la, lb = [float(r["loss"]) for r in csv.DictReader(f)], [float(r["loss"]) for r in csv.DictReader(g)]
     assert len(la) == 4 and la != [la[0]] * 4 and lb == pytest.approx(la, rel=1e-4)
+
+
+def test_min_snr_weights_cap_the_clean_steps():
+    from dynface.training.losses import min_snr_weights
+
+    s = Schedule.linear()
+    t = torch.tensor([0, 50, 200, 500, 999])
+    w = min_snr_weights(s, t, 5.0)
+    abar = s.abar(t).double()
+    snr = abar / (1 - abar)
+    for k in range(len(t)):
+        want = 5.0 / snr[k] if snr[k] > 5 else 1.0
+        assert abs(float(w[k]) - float(want)) < 1e-6, (int(t[k]), float(w[k]), float(want))
+    assert float(w[0]) < 0.01 and float(w[-1]) == 1.0
+
+
+def test_prior_curve_scores_samples_by_kid_and_keeps_a_grid(tmp_path):
+    from dynface.training.curves import Validator
+
+    cfg = idm_config(tmp_path)
+    val_names = [n for n in (f"v{i}.png" for i in range(400)) if data_mod.split_of(n) == "val"][:2]
+    for i, n in enumerate(val_names):  # the validation faces come from the folder's val split
+        write_image(tmp_path / "faces" / n, to_uint8(smooth_image(SIZE, seed=10 + i)[0]))
+    cfg.update(kind="prior", arch=ARCH["prior"], val_faces=2, precision="fp32",
+               sample_kid={"samples": 4, "steps": 2, "batch": 2, "references": [cfg["data"]]})
+    cfg.pop("degradation")
+    torch.manual_seed(0)
+    net = build_network("prior", ARCH["prior"])
+    v = Validator("prior", cfg)
+    a = v(net)
+    assert set(a) >= {"x0_psnr_t300", "kid_faces"} and np.isfinite(a["kid_faces"])
+    assert len(v.last_samples) == 4 and v.last_samples[0].shape == (SIZE, SIZE, 3)
+    assert v(net)["kid_faces"] == a["kid_faces"]  # fixed seed: the same samples, the same score

@@ -1,15 +1,15 @@
 """`dynface` command line: one module per command registers its parser; errors are one line, exit != 0.
 
-    dynface restore | degrade | train | build-dsst | info | weights | clean | eval | bench | serve
+    dynface restore | degrade | synth | sample | train | build-dsst | info | weights | clean | eval | bench | serve
 """
 from __future__ import annotations
 
-from dynface.cli import bench, build_dsst, clean, degrade, eval, info, restore, train, weights
+from dynface.cli import bench, build_dsst, clean, degrade, eval, info, restore, sample, synth, train, weights
 from dynface.cli.flags import OneLineParser
 from dynface.cli.guard import run_command
 from dynface.web import serve  # `dynface serve` (Gradio is imported only when it runs)
 
-COMMANDS = (restore, degrade, train, build_dsst, info, weights, clean, eval, bench, serve)
+COMMANDS = (restore, degrade, synth, sample, train, build_dsst, info, weights, clean, eval, bench, serve)
 
 
 def main(argv=None) -> int:

@@ -100,6 +100,11 @@ class FileWorker:
 
         job = self.job = self.JOB
         set_threads(job["threads"])
+        if job["kind"] == "synth":
+            from dynface.synth.generator import FaceGenerator
+
+            self.generator = FaceGenerator(threads=job["threads"])
+            return
         self.opt = RestoreOptions(**job["opt"])
         self.restorer = Restorer(ModelSet.load(job["weights_dir"]))
         if job["kind"] == "restore":
@@ -111,13 +116,17 @@ class FileWorker:
             self.restore_fn = make_restore_fn(self.restorer, self.opt, show_steps=False)
 
     def _one(self, src: str, dst: str, seed: int, stem: str) -> str:
+        import json
+
+        if self.job["kind"] == "synth":
+            from dynface.jobs.synth import SynthSettings, make_face
+
+            return json.dumps(make_face(self.generator, Path(dst), int(src), SynthSettings(**self.job["synth"])))
         if self.job["kind"] == "clean":
             from dynface.jobs.clean import clean_file
 
             clean_file(self.restorer, self.opt, src, dst, int(seed))
             return ""
-        import json
-
         from dynface.face.whole import process_photo_to_dir
 
         k = self.job["restore"]
@@ -230,6 +239,35 @@ def restore_paths_ray(paths, out_dir, weights_dir, opt, *, address=None, workers
         report.warnings.extend(f"{Path(r['src']).name}: {w}" for w in rep.get("warnings", []))
     report.skipped = len(files) - len(todo)
     return report
+
+
+def synthesize_ray(out_dir, n: int, s, *, address=None, workers=None, threads=1, batch=16, progress=True) -> dict:
+    """`jobs.synth.synthesize` on Ray: the same files and faces.csv, the faces spread over actors."""
+    import json
+    import time
+    from dataclasses import asdict
+
+    from dynface.jobs.synth import prepare, report, write_rows
+    from dynface.synth.generator import model_dir
+
+    out, rows = prepare(out_dir, s, model_dir())
+    todo = [i for i in range(n) if i not in rows]
+    items = [{"src": str(i), "dst": str(out.resolve()), "seed": s.seed, "stem": ""} for i in todo]
+    t0, failed = time.time(), []
+    try:
+        for r in run_rows(items, {"kind": "synth", "synth": asdict(s)}, address, workers, threads, batch, progress,
+                          "synth"):
+            if r["error"]:
+                failed.append(r["error"])
+            else:
+                row = json.loads(r["report"])
+                rows[int(row["index"])] = row
+    finally:
+        write_rows(out, rows)
+    if failed:
+        raise EngineError(f"{len(failed)} face(s) failed in the Ray workers, first: {failed[0]}")
+    rep = report(rows, n, len(todo), time.time() - t0)
+    return rep
 
 
 def _abs(path) -> str | None:

@@ -10,6 +10,9 @@ measured per kind:
          `restore_val_faces` > 0 also the whole default restoration with the candidate prior (as
          dgsa below; columns restored_psnr, restored_detail_ratio, restored_niqe): x0_hat PSNR
          rewards the posterior mean, which is smoother, not the detail the prior should add.
+         With `sample_kid: {samples, steps, eta, references: [FOLDER, ...]}` also KID x 1000 of
+         that many unconditional samples (seed fixed) against the faces of each reference folder
+         (column kid_<folder name>), and `last_samples` holds the first 64 for a sample grid.
 - idm:   the same x0_hat PSNRs with the condition, and PSNR / detail ratio of a 10-step sample.
 - se:    mean |sigma_hat - sigma*| against sigma* labels (Eq. 19) from the run's frozen RM.
 - dgsa:  the whole default restoration (DBLM, DSST, guided sampling with the candidate M_t of
@@ -42,13 +45,15 @@ class Validator:
     def __init__(self, kind: str, cfg: dict, frozen: dict | None = None):
         self.kind, self.cfg, self.frozen = kind, cfg, frozen or {}
         n = int(cfg.get("val_faces", 16))
-        x = data_mod.load_cache(cfg["data"], cfg["size"], "val", cache_dir=cfg.get("cache_dir", "runs/cache"), limit=n)
+        x = data_mod.load_cache(data_mod.first_folder(cfg["data"]), cfg["size"], "val", cache_dir=cfg.get("cache_dir", "runs/cache"), limit=n)
         self.x = x.float().div(127.5).sub(1)
         dcfg = DegradationConfig.from_dict(cfg.get("degradation") or self._modelset_degradation(kind, cfg))
         self.y = torch.cat([degrade_random(self.x[i:i + 1], dcfg, VAL_SEED, i)[0] for i in range(len(self.x))])
         self.schedule = Schedule.linear()
         self._sigma_star = None
         self._models = None  # dgsa: the model set the candidate map is scored in (loaded once)
+        self._ref_feats = None  # prior with sample_kid: Inception features of the reference folders
+        self.last_samples = None  # prior with sample_kid: the first 64 samples of the last evaluation
         self.device = torch.device("cpu")  # the scored network's (set per call)
 
     @staticmethod
@@ -103,7 +108,38 @@ class Validator:
         n = int(self.cfg.get("restore_val_faces", 0))
         if n:
             res.update({f"restored_{k}": v for k, v in self._restored("prior", net, n).items()})
+        if self.cfg.get("sample_kid"):
+            res.update(self._sample_kid(net, self.cfg["sample_kid"]))
         return res
+
+    def _sample_kid(self, net, sk: dict) -> dict:
+        """KID x 1000 of unconditional samples against each reference folder (features cached)."""
+        from dynface.core.hardware import resolve_precision
+        from dynface.core.imageio import to_uint8
+        from dynface.metrics.fid import inception_features, kid_from_features
+        from dynface.sampling.unconditional import sample_prior
+
+        unknown = set(sk) - {"samples", "steps", "eta", "batch", "references", "reference_faces"}
+        if unknown:
+            raise ValueError(f"sample_kid: unknown key(s) {sorted(unknown)}")
+        n, size = int(sk.get("samples", 256)), int(self.cfg["size"])
+        precision = resolve_precision(self.cfg.get("precision", "auto"), self.device)
+        batch, imgs = int(sk.get("batch", 32)), []
+        for i in range(0, n, batch):
+            x = sample_prior(net, size, range(i, min(n, i + batch)), int(sk.get("steps", 25)), seed=VAL_SEED,
+                             eta=float(sk.get("eta", 1.0)), precision=precision, schedule=self.schedule,
+                             device=self.device)
+            imgs += [to_uint8(x[k:k + 1]) for k in range(len(x))]
+        self.last_samples = imgs[:64]
+        feats = inception_features(imgs)
+        if self._ref_feats is None:
+            self._ref_feats = {}
+            for folder in map(data_mod.expand, sk.get("references", [])):
+                ref = data_mod.load_cache(folder, size, "all", cache_dir=self.cfg.get("cache_dir", "runs/cache"),
+                                          limit=int(sk.get("reference_faces", 512)))
+                self._ref_feats[Path(folder).name] = inception_features(
+                    [r.permute(1, 2, 0).numpy() for r in ref])
+        return {f"kid_{name}": 1000 * kid_from_features(feats, ref) for name, ref in self._ref_feats.items()}
 
     def _idm(self, net) -> dict:
         from dynface.sampling.chain import sample

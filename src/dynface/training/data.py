@@ -1,13 +1,23 @@
-"""Training data: the UTKFace folder, a fixed train/val split by file name, and an in-memory cache.
+"""Training data: image folders, a fixed train/val split by file name, an in-memory cache, and
+batches drawn from a mix of sources.
 
 The split is a pure function of the file name (sha1 mod 50 == 0 -> val, about 2%), so it is the
 same on every machine and is written beside each run (`split.json`).
+
+A config's `data:` is one folder, or a list of sources `{path: FOLDER, weight: W}` (a plain path
+weighs 1): each batch image comes from source j with probability W_j / sum(W), whatever the folder
+sizes. `synth: {weight: W, truncation: PSI, seed: S}` adds faces drawn on the fly from the face
+generator (synth/generator.py) with probability W / (W + sum(W_j)): a face index drawn from the
+batch generator names the face, so resuming a run draws the same faces. The generator renders
+about 1-2 faces a second on a 2-core CPU: on-the-fly faces suit small shares or fast machines; a
+folder made by `dynface synth` suits the rest. Validation faces come from the first source.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,10 +42,24 @@ def split_files(folder, split: str = "train") -> list[Path]:
     return [f for f in files if split_of(f.name) == split]
 
 
+def _decode(f: Path, size: int) -> np.ndarray | None:
+    try:
+        x = resize(to_tensor(read_rgb(f)), size)
+    except ImageError:
+        return None
+    return x.clamp(-1, 1).add(1).mul(127.5).round().byte()[0].numpy()
+
+
 def load_cache(folder, size: int, split: str = "train", cache_dir=None, limit: int | None = None,
                shard: tuple[int, int] = (0, 1)) -> torch.Tensor:
-    """All images of a split resized to size^2 as a uint8 tensor (N, 3, size, size), cached on disk.
-    `shard=(rank, world)`: only every world-th file from the rank-th (one torchrun rank's share)."""
+    """All images of a split resized to size^2 as a uint8 tensor (N, 3, size, size), in file-name
+    order, unreadable files left out. `shard=(rank, world)`: only every world-th file from the
+    rank-th (one torchrun rank's share).
+
+    With `cache_dir`, decoded images are kept per folder and size (`FOLDER-SIZE-HASH.npy` with
+    its `.json` of file names): a later call decodes only the files not cached yet, so a folder
+    that grows (`dynface synth` still running) costs only its new files. The cache is replaced
+    whole (atomic rename): ranks sharing a cache folder never read half a file."""
     folder = Path(folder)
     files = split_files(folder, split)
     if limit:
@@ -45,31 +69,100 @@ def load_cache(folder, size: int, split: str = "train", cache_dir=None, limit: i
         files = files[rank::world]
         if not files:
             raise ValueError(f"{folder}: too few {split} images for {world} ranks")
-    key = hashlib.sha1(("\n".join(f.name for f in files) + f"|{size}|{folder.resolve()}").encode()).hexdigest()[:12]
-    cache = Path(cache_dir) / f"{folder.name}-{split}-{size}-{key}.npy" if cache_dir else None
-    if cache is not None and cache.exists():
-        return torch.from_numpy(np.load(cache, mmap_mode=None))
-    out = np.empty((len(files), 3, size, size), dtype=np.uint8)
-    keep = []
-    for i, f in enumerate(tqdm(files, desc=f"caching {folder.name}/{split} at {size}px", unit="img")):
+    if cache_dir is None:
+        rows = [r for r in (_decode(f, size) for f in tqdm(files, desc=f"reading {folder.name}/{split} at {size}px",
+                                                            unit="img")) if r is not None]
+        return torch.from_numpy(np.stack(rows)) if rows else torch.empty((0, 3, size, size), dtype=torch.uint8)
+    key = hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:12]
+    base = Path(cache_dir) / f"{folder.name}-{size}-{key}"
+    npy, index_file = base.with_suffix(".npy"), base.with_suffix(".json")
+    index: dict = {"names": [], "unreadable": []}
+    images = np.empty((0, 3, size, size), dtype=np.uint8)
+    if npy.exists() and index_file.exists():
         try:
-            x = resize(to_tensor(read_rgb(f)), size)
-        except ImageError:
-            continue
-        out[i] = x.clamp(-1, 1).add(1).mul(127.5).round().byte()[0].numpy()
-        keep.append(i)
-    out = out[keep]
-    if cache is not None:  # written whole, then renamed: ranks sharing a cache folder never read half a file
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(cache, lambda tmp: np.save(tmp, out))
-    return torch.from_numpy(out)
+            index = json.loads(index_file.read_text())
+            images = np.load(npy, mmap_mode="r")
+            if len(images) != len(index["names"]):
+                raise ValueError("cache and its index disagree")
+        except (OSError, ValueError, KeyError):
+            index, images = {"names": [], "unreadable": []}, np.empty((0, 3, size, size), dtype=np.uint8)
+    row_of = {n: i for i, n in enumerate(index["names"])}
+    bad = set(index["unreadable"])
+    new = [f for f in files if f.name not in row_of and f.name not in bad]
+    if new:
+        added, names = [], []
+        for f in tqdm(new, desc=f"caching {folder.name}/{split} at {size}px", unit="img"):
+            r = _decode(f, size)
+            if r is None:
+                bad.add(f.name)
+            else:
+                added.append(r)
+                names.append(f.name)
+        if added:
+            images = np.concatenate([np.asarray(images), np.stack(added)])
+            for n in names:
+                row_of[n] = len(row_of)
+        index = {"names": sorted(row_of, key=row_of.get), "unreadable": sorted(bad)}
+        npy.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(npy, lambda tmp: np.save(tmp, images))
+        write_bytes(index_file, json.dumps(index).encode())
+    keep = [row_of[f.name] for f in files if f.name in row_of]
+    return torch.from_numpy(np.ascontiguousarray(images[keep])) if keep else torch.empty((0, 3, size, size), dtype=torch.uint8)
 
 
-def write_split(folder, path) -> None:
-    files = split_files(folder, "all")
-    d = {"rule": f"sha1(file name) % {VAL_MODULUS} == 0 -> val",
-         "train": sum(split_of(f.name) == "train" for f in files),
-         "val": [f.name for f in files if split_of(f.name) == "val"]}
+@dataclass(frozen=True)
+class Source:
+    """One image folder of a training mix and its share of the batches (relative weight)."""
+
+    path: str
+    weight: float = 1.0
+
+
+def sources(data) -> list[Source]:
+    """A config's `data:` (a folder, or a list of folders / {path, weight}) as Sources."""
+    items = data if isinstance(data, (list, tuple)) else [data]
+    out = []
+    for it in items:
+        if isinstance(it, dict):
+            unknown = set(it) - {"path", "weight"}
+            if unknown or "path" not in it:
+                raise ValueError(f"a data source is {{path: FOLDER, weight: W}}, got {it!r}")
+            src = Source(expand(it["path"]), float(it.get("weight", 1.0)))
+        elif isinstance(it, (str, os.PathLike)):
+            src = Source(expand(it))
+        else:
+            raise ValueError(f"a data source is a folder or {{path: FOLDER, weight: W}}, got {it!r}")
+        if not (src.weight > 0 and src.weight < float("inf")):
+            raise ValueError(f"{src.path}: a source's weight must be a positive number, got {src.weight}")
+        out.append(src)
+    if not out:
+        raise ValueError("data: no source given")
+    return out
+
+
+def expand(path) -> str:
+    """A config path with $VARIABLES and ~ expanded; an unset variable is an error, not a literal."""
+    out = os.path.expanduser(os.path.expandvars(str(path)))
+    if "$" in out:
+        raise ValueError(f"{path}: names an environment variable that is not set")
+    return out
+
+
+def first_folder(data) -> str:
+    """The folder validation faces come from: the first source."""
+    return sources(data)[0].path
+
+
+def write_split(data, path) -> None:
+    """The split of every source folder (one folder: its split; several: {folder: split})."""
+    def one(folder):
+        files = split_files(folder, "all")
+        return {"rule": f"sha1(file name) % {VAL_MODULUS} == 0 -> val",
+                "train": sum(split_of(f.name) == "train" for f in files),
+                "val": [f.name for f in files if split_of(f.name) == "val"]}
+
+    srcs = sources(data)
+    d = one(srcs[0].path) if len(srcs) == 1 else {s.path: {"weight": s.weight, **one(s.path)} for s in srcs}
     write_bytes(path, json.dumps(d, indent=1).encode())
 
 
@@ -94,13 +187,76 @@ def keep_sharpest(images: torch.Tensor, fraction: float, chunk: int = 512) -> to
     return images[keep]
 
 
-class Batcher:
-    """Random batches (with horizontal flips) from a uint8 cache, as float in [-1, 1]."""
+class SynthDraw:
+    """Faces drawn on the fly from the face generator, at the training size, as uint8 (3, S, S)."""
 
-    def __init__(self, images: torch.Tensor, seed: int = 0):
+    def __init__(self, cfg: dict, size: int):
+        from dynface.synth.generator import DEFAULT_TRUNCATION, FaceGenerator
+
+        unknown = set(cfg) - {"weight", "truncation", "seed", "threads"}
+        if unknown:
+            raise ValueError(f"synth: unknown key(s) {sorted(unknown)}; valid: weight, truncation, seed, threads")
+        self.weight = float(cfg.get("weight", 1.0))
+        if not (self.weight > 0 and self.weight < float("inf")):
+            raise ValueError(f"synth: weight must be a positive number, got {self.weight}")
+        self.psi = float(cfg.get("truncation", DEFAULT_TRUNCATION))
+        self.seed = int(cfg.get("seed", 0))
+        self.size = size
+        self.generator = FaceGenerator(threads=cfg.get("threads"))
+
+    def __call__(self, index: int) -> torch.Tensor:
+        rgb = self.generator.face(self.seed, index, self.psi, 1024)
+        x = resize(to_tensor(rgb), self.size)
+        return x.clamp(-1, 1).add(1).mul(127.5).round().byte()[0]
+
+
+def load_sources(data, size: int, split: str = "train", cache_dir=None, limit: int | None = None,
+                 shard: tuple[int, int] = (0, 1), sharpest: float | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The uint8 cache of every source, concatenated, and each image's draw probability (None for
+    one source: uniform). `sharpest` keeps that fraction of each source (keep_sharpest)."""
+    srcs = sources(data)
+    parts = []
+    for s in srcs:
+        x = load_cache(s.path, size, split, cache_dir=cache_dir, limit=limit, shard=shard)
+        if len(x) == 0:
+            raise ValueError(f"{s.path}: no readable {split} image")
+        parts.append(keep_sharpest(x, sharpest) if sharpest else x)
+    if len(parts) == 1:
+        return parts[0], None
+    total = sum(s.weight for s in srcs)
+    probs = torch.cat([torch.full((len(x),), s.weight / total / len(x), dtype=torch.float64)
+                       for s, x in zip(srcs, parts)])
+    return torch.cat(parts), probs
+
+
+def training_batcher(cfg: dict, seed: int, shard: tuple[int, int] = (0, 1)) -> "Batcher":
+    """The Batcher of a training config: `data` (a folder or a mix), `sharpest`, `synth`."""
+    images, probs = load_sources(cfg["data"], cfg["size"], cfg.get("split", "train"),
+                                 cache_dir=cfg.get("cache_dir", "runs/cache"), limit=cfg.get("limit"), shard=shard,
+                                 sharpest=float(cfg["sharpest"]) if cfg.get("sharpest") else None)
+    synth = SynthDraw(cfg["synth"], cfg["size"]) if cfg.get("synth") else None
+    synth_share = 0.0
+    if synth is not None:
+        folders = sum(s.weight for s in sources(cfg["data"]))
+        synth_share = synth.weight / (synth.weight + folders)
+    return Batcher(images, seed, probs=probs, synth=synth, synth_share=synth_share)
+
+
+class Batcher:
+    """Random batches (with horizontal flips) from a uint8 cache, as float in [-1, 1]: uniform over
+    the cache, or by per-image `probs` (a mix of sources); with `synth`, each image is instead drawn
+    on the fly from the generator with probability `synth_share`."""
+
+    SYNTH_INDICES = 2**31  # face indices of the on-the-fly generator
+
+    def __init__(self, images: torch.Tensor, seed: int = 0, probs: torch.Tensor | None = None,
+                 synth: SynthDraw | None = None, synth_share: float = 0.0):
         self.images = images
         self.gen = torch.Generator().manual_seed(seed)
         self.drawn = 0  # images handed out so far (checkpointed by the training loop)
+        self.probs = probs
+        self.synth, self.synth_share = synth, synth_share
 
     def state(self) -> torch.Tensor:
         return self.gen.get_state()
@@ -108,10 +264,23 @@ class Batcher:
     def set_state(self, s: torch.Tensor) -> None:
         self.gen.set_state(s)
 
+    def indices(self, batch: int) -> torch.Tensor:
+        if self.probs is None:
+            return torch.randint(0, len(self.images), (batch,), generator=self.gen)
+        return torch.multinomial(self.probs, batch, replacement=True, generator=self.gen)
+
     def __call__(self, batch: int) -> torch.Tensor:
-        idx = torch.randint(0, len(self.images), (batch,), generator=self.gen)
+        idx = self.indices(batch)
         self.drawn += batch
-        x = self.images[idx].float().div(127.5).sub(1)
+        x8 = self.images[idx]
+        if self.synth is not None:
+            on_the_fly = torch.rand(batch, generator=self.gen) < self.synth_share
+            faces = torch.randint(0, self.SYNTH_INDICES, (batch,), generator=self.gen)
+            if on_the_fly.any():
+                x8 = x8.clone()
+                for k in torch.nonzero(on_the_fly).flatten().tolist():
+                    x8[k] = self.synth(int(faces[k]))
+        x = x8.float().div(127.5).sub(1)
         flip = torch.rand(batch, generator=self.gen) < 0.5
         x[flip] = x[flip].flip(-1)
         return x

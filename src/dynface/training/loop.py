@@ -202,13 +202,9 @@ def train(kind: str, cfg: dict, run_dir=None, resume: bool = False, data=None, i
     seed = int(cfg.get("seed", 0))
     rseed = distributed.rank_seed(seed, dd.rank)  # each rank its own batches, noise and degradations
     torch.manual_seed(rseed)
-    images = data_mod.load_cache(cfg["data"], cfg["size"], cfg.get("split", "train"), cache_dir=cfg.get("cache_dir", "runs/cache"),
-                                 limit=cfg.get("limit"), shard=(dd.rank, dd.world))
-    if cfg.get("sharpest"):  # train on the sharpest fraction of the faces only
-        images = data_mod.keep_sharpest(images, float(cfg["sharpest"]))
+    batcher = data_mod.training_batcher(cfg, rseed, shard=(dd.rank, dd.world))
     if dd.main:
         data_mod.write_split(cfg["data"], run_dir / "split.json")
-    batcher = data_mod.Batcher(images, rseed)
     ck = distributed.load_checkpoint(dd, ckpt_path, load_torch_file) if resume else None
     model = build_trainable(kind, cfg, init=ck is None).to(dev)
     ema = copy.deepcopy(model).eval() if cfg.get("ema") else None
@@ -252,6 +248,11 @@ def train(kind: str, cfg: dict, run_dir=None, resume: bool = False, data=None, i
         """One learning-curve row: cumulative iterations / images / hours (shipped weights included)."""
         t_eval = time.time()
         metrics = validator(ema if ema is not None else model)
+        if validator.last_samples is not None:  # a prior's unconditional samples: a grid per evaluation
+            from dynface.core.grid import save_grid
+
+            (run_dir / "samples").mkdir(exist_ok=True)
+            save_grid(validator.last_samples, run_dir / "samples" / f"{base['iters'] + step:07d}.jpg")
         append_row(curve_path, {"step": base["iters"] + step, "images": base["images"] + images_seen,
                                 "wall_h": round((base["wall_time_s"] + wall) / 3600, 3), **metrics})
         plot_curve(curve_path, run_dir / "curve.png", f"{kind}: {run_dir.name}")
