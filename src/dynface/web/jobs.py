@@ -2,8 +2,10 @@
 
 Nothing here imports Gradio: `run_job` takes uploaded file paths and the page's settings, restores
 every photo with `dynface.face.whole.process_photo_to_dir` (whole photos or aligned crops) into a
-job folder, and returns what the page shows. Problems with one photo become one-line messages and
-the job goes on; a job past its deadline stops between sampling steps.
+job folder, and returns what the page shows. Faces are cut at FACE_SIZE (the model resizes them),
+the page's fidelity keeps that share of the input in each face (`keep_input`), and the result is
+upscaled as asked. Problems with one photo become one-line messages and the job goes on; a job
+past its deadline stops between sampling steps. `check_files` checks uploads as they arrive.
 """
 from __future__ import annotations
 
