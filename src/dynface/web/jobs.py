@@ -48,10 +48,10 @@ def keep_input(restored: np.ndarray, original: np.ndarray, fidelity: float) -> n
     of the input face crop kept in the restored one, `(1 - w) * restored + w * original` (uint8).
 
     w = 0 is the method's own result, w = 1 the input crop unchanged. The sampler's own knob
-    (`RestoreOptions.fidelity`, `--fidelity`) moves the result by about 1.6/255 over its whole range
-    on the embedded models, because the chain stays close to the restoration network's output;
-    the visible difference is between that output and the input (docs/fidelity.md, "The web page's
-    fidelity")."""
+    (`RestoreOptions.fidelity`, `--fidelity`) moves the page's examples by 1.1 to 2.4/255 over its
+    whole range with the embedded models, and not towards the input, because the chain stays close
+    to the restoration network's output; the visible difference is between that output and the
+    input (docs/fidelity.md, "The web page's fidelity")."""
     if fidelity <= 0:
         return restored
     if original.shape != restored.shape:
