@@ -21,6 +21,7 @@ from bad_input_corpus import _picture, build_corpus
 from tiny_models import make_tiny_modelset
 from dynface.cli import main
 from dynface.core.imageio import ImageError, list_images, read_rgb, set_max_pixels
+from dynface.jobs.clean import RECORD
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 ENV = {**os.environ, "PYTHONPATH": str(SRC) + os.pathsep + os.environ.get("PYTHONPATH", "")}
@@ -52,7 +53,8 @@ def restore(args, ms, capsys, *extra):
 
 
 def tree(root) -> list[str]:
-    return sorted(str(p.relative_to(root)) for p in Path(root).rglob("*") if p.is_file())
+    """Every file under root but clean's run record (bookkeeping, a dot file)."""
+    return sorted(str(p.relative_to(root)) for p in Path(root).rglob("*") if p.is_file() and p.name != RECORD)
 
 
 def temp_files(root) -> list[str]:
