@@ -21,7 +21,7 @@ VAL_MODULUS = 50
 
 
 def split_of(name: str) -> str:
-    h = int(hashlib.sha1(name.encode()).hexdigest(), 16)
+    h = int(hashlib.sha1(os.fsencode(name)).hexdigest(), 16)
     return "val" if h % VAL_MODULUS == 0 else "train"
 
 
@@ -45,7 +45,8 @@ def load_cache(folder, size: int, split: str = "train", cache_dir=None, limit: i
         files = files[rank::world]
         if not files:
             raise ValueError(f"{folder}: too few {split} images for {world} ranks")
-    key = hashlib.sha1(("\n".join(f.name for f in files) + f"|{size}|{folder.resolve()}").encode()).hexdigest()[:12]
+    key = hashlib.sha1(("\n".join(f.name for f in files) + f"|{size}|{folder.resolve()}").encode(
+        "utf-8", "surrogateescape")).hexdigest()[:12]
     cache = Path(cache_dir) / f"{folder.name}-{split}-{size}-{key}.npy" if cache_dir else None
     if cache is not None and cache.exists():
         return torch.from_numpy(np.load(cache, mmap_mode=None))
@@ -59,6 +60,10 @@ def load_cache(folder, size: int, split: str = "train", cache_dir=None, limit: i
         out[i] = x.clamp(-1, 1).add(1).mul(127.5).round().byte()[0].numpy()
         keep.append(i)
     out = out[keep]
+    if files and not keep:  # nothing to train on: one line, not a sampler error later
+        raise ImageError(f"{folder}: no readable {split} image ({len(files)} file(s) listed, none could be read)")
+    if not files and split == "train":
+        raise ImageError(f"{folder}: no {split} images found")
     if cache is not None:  # written whole, then renamed: ranks sharing a cache folder never read half a file
         cache.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(cache, lambda tmp: np.save(tmp, out))
