@@ -493,3 +493,493 @@ def test_bad_input_corpus_through_every_command(ms, tmp_path, capsys):
     assert len(doc["rows"]) == len(c.good) + len(c.bad)
     assert sum(r["status"] != "ok" for r in doc["rows"]) == len(c.bad)
     assert n_bad == len(c.bad) + len(c.explicit_bad)
+
+
+# ================================================================ hostile inputs: links, names, resumes, limits
+# Each test below failed on the code before its fix; docs/reliability.md maps the promises to them.
+
+def _hashes(root) -> dict:
+    import hashlib
+
+    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(Path(root).rglob("*")) if p.is_file()}
+
+
+def test_restore_refuses_an_output_subfolder_that_links_to_the_inputs(ms, tmp_path, capsys):
+    for i in range(2):
+        save(tmp_path / "in" / f"f{i}.png", i)
+    before = _hashes(tmp_path / "in")
+    (tmp_path / "o").mkdir()
+    os.symlink(tmp_path / "in", tmp_path / "o" / "final_results")
+    code, err = restore([str(tmp_path / "in"), "-o", str(tmp_path / "o")], ms, capsys)
+    assert code == 1 and "output subfolder" in err and "internal" not in err, err
+    assert _hashes(tmp_path / "in") == before  # no input overwritten
+
+
+def test_atomic_write_refuses_to_replace_a_protected_file_through_a_link(tmp_path):
+    from dynface.core.atomic import OverwriteRefused, protect, write_bytes
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.png").write_bytes(b"input")
+    os.symlink(tmp_path / "in", tmp_path / "out")
+    with protect([tmp_path / "in" / "a.png"]):
+        with pytest.raises(OverwriteRefused, match="refusing to overwrite"):
+            write_bytes(tmp_path / "out" / "a.png", b"output")
+        write_bytes(tmp_path / "out" / "b.png", b"fine")  # other names are written
+    assert (tmp_path / "in" / "a.png").read_bytes() == b"input" and temp_files(tmp_path / "in") == []
+
+
+CLEAN_FAST = ["--method", "rm", "--threads", "1", "-q"]
+
+
+def _clean(ms, data, out, *extra):
+    return main(["clean", str(data), "-o", str(out), "--weights-dir", str(ms), *CLEAN_FAST, *extra])
+
+
+def _files(root) -> dict:
+    return {n: (Path(root) / n).read_bytes() for n in tree(root)}
+
+
+def test_clean_names_do_not_depend_on_limit_or_on_files_added_between_runs(ms, tmp_path, capsys):
+    data = tmp_path / "ds"
+    save(data / "a.jpg", 1)
+    save(data / "a.png", 2)
+    assert _clean(ms, data, tmp_path / "whole") == 0
+    # a partial run (--limit 1) then the rest: the same files as the whole run, no stray copy
+    assert _clean(ms, data, tmp_path / "resumed", "--limit", "1") == 0
+    assert _clean(ms, data, tmp_path / "resumed") == 0
+    whole = _files(tmp_path / "whole")
+    assert sorted(whole) == ["a_jpg.png", "a_png.png"] and _files(tmp_path / "resumed") == whole
+    # a same-stem file that appears between runs: the old output under the stem alone is removed
+    later = tmp_path / "later"
+    save(later / "a.jpg", 1)
+    assert _clean(ms, later, tmp_path / "grown") == 0 and tree(tmp_path / "grown") == ["a.png"]
+    save(later / "a.png", 2)
+    capsys.readouterr()
+    assert _clean(ms, later, tmp_path / "grown") == 0
+    assert "removed" in capsys.readouterr().err
+    assert _files(tmp_path / "grown") == whole
+
+
+def test_clean_redoes_an_empty_or_damaged_existing_output(ms, tmp_path, capsys):
+    for i in range(3):
+        save(tmp_path / "ds" / f"f{i}.png", i)
+    assert _clean(ms, tmp_path / "ds", tmp_path / "whole") == 0
+    out = tmp_path / "c"
+    assert _clean(ms, tmp_path / "ds", out) == 0
+    (out / "f0.png").write_bytes(b"")                                       # a 0-byte file
+    (out / "f1.png").write_bytes((out / "f1.png").read_bytes()[:100])       # a truncated one
+    capsys.readouterr()
+    assert _clean(ms, tmp_path / "ds", out) == 0
+    err = capsys.readouterr().err
+    assert "cleaned 2 image(s), skipped 1" in err and "damaged" in err, err
+    assert _files(out) == _files(tmp_path / "whole")
+
+
+BAD_UTF8 = b"b\xff\xfe-name.png"
+
+
+def test_file_names_that_are_not_utf8_go_through_degrade_clean_and_eval(ms, tmp_path, capsys):
+    d = tmp_path / "in"
+    save(d / "a.png", 1)
+    odd = os.path.join(os.fsencode(d), BAD_UTF8)
+    with open(odd, "wb") as fh:
+        fh.write((d / "a.png").read_bytes())
+    assert main(["degrade", str(d), "-o", str(tmp_path / "d"), "--pixel-scale", "0.25", "-q"]) == 0
+    assert "degraded 2 file(s)" in capsys.readouterr().err
+    assert len(tree(tmp_path / "d")) == 4 and b"b\xff\xfe-name.png" in os.listdir(os.fsencode(tmp_path / "d"))
+    assert _clean(ms, d, tmp_path / "c") == 0 and len(tree(tmp_path / "c")) == 2
+    assert main(["eval", "--restored", str(d), "--gt", str(d), "--metrics", "psnr", "-o", str(tmp_path / "e")]) == 0
+    rows = json.loads((tmp_path / "e" / "metrics.json").read_text())["rows"]
+    assert len(rows) == 2 and all(r["status"] == "ok" for r in rows)
+    assert b"b\xff\xfe-name.png" in (tmp_path / "e" / "metrics.csv").read_bytes()
+
+
+def test_weights_with_nan_values_are_refused(ms, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+    from safetensors import safe_open
+
+    from dynface.modelset.folder import ModelError, ModelSet
+
+    bad = tmp_path / "bad"
+    shutil.copytree(ms, bad)
+    with safe_open(str(bad / "rm.safetensors"), "pt") as f:
+        meta = f.metadata()
+    state = load_file(str(bad / "rm.safetensors"))
+    state = {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v for k, v in state.items()}
+    save_file(state, str(bad / "rm.safetensors"), metadata=meta)
+    with pytest.raises(ModelError, match="NaN or infinite"):
+        ModelSet.load(bad)
+
+
+def test_a_non_finite_restoration_is_a_failed_file_not_a_black_image(ms, tmp_path, monkeypatch, capsys):
+    from dynface.modelset.folder import ModelSet
+
+    real_load = ModelSet.load
+
+    def load_nan(*a, **kw):  # weights that pass every check and still compute NaN
+        models = real_load(*a, **kw)
+        with torch.no_grad():
+            for p in models.nets["rm"].parameters():
+                p.fill_(float("nan"))
+        return models
+
+    monkeypatch.setattr(ModelSet, "load", load_nan)
+    save(tmp_path / "in" / "a.png", 1)
+    code, err = restore([str(tmp_path / "in"), "-o", str(tmp_path / "o")], ms, capsys, "--method", "rm")
+    assert code == 1 and "NaN or infinite" in err and "restored 0 file(s)" in err, err
+    assert tree(tmp_path / "o") == []
+
+
+class _FifoWatchdog:
+    """A FIFO that a blocking reader would wait on forever: after `after` s a writer opens and closes
+    it, so old code that waited reads an empty file (and fails the test) instead of hanging it."""
+
+    def __init__(self, path, after=3.0):
+        import threading
+
+        os.mkfifo(path)
+        self.path, self.stop = path, threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(after,), daemon=True)
+        self.thread.start()
+
+    def _run(self, after):
+        if self.stop.wait(after):
+            return
+        while not self.stop.is_set():
+            try:
+                os.close(os.open(self.path, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:
+                pass
+            self.stop.wait(0.05)
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(5)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+@pytest.mark.parametrize("which", ["manifest.json", "rm.safetensors", "degrade --config"])
+def test_fifos_as_model_files_or_configs_are_refused_not_waited_on(ms, tmp_path, which, capsys):
+    import shutil
+
+    from dynface.modelset.folder import ModelError, ModelSet
+
+    folder = tmp_path / "ms"
+    shutil.copytree(ms, folder)
+    if which == "degrade --config":
+        save(tmp_path / "a.png")
+        w = _FifoWatchdog(tmp_path / "cfg.yaml")
+        try:
+            t0 = time.time()
+            code = main(["degrade", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "--config",
+                         str(tmp_path / "cfg.yaml"), "-q"])
+        finally:
+            w.close()
+        err = capsys.readouterr().err
+        assert code == 1 and "is a FIFO" in err and time.time() - t0 < 2.5, err
+        return
+    (folder / which).unlink()
+    w = _FifoWatchdog(folder / which)
+    try:
+        t0 = time.time()
+        with pytest.raises(ModelError, match="is a FIFO"):
+            ModelSet.load(folder)
+    finally:
+        w.close()
+    assert time.time() - t0 < 2.5
+
+
+@pytest.mark.parametrize("key,value", [("steps", 1e9), ("zeta", float("nan")), ("n_guidance", 99),
+                                       ("steps", 2.5), ("sigma_lr", -1), ("dm_sigma", "x")])
+def test_manifest_defaults_are_range_checked(ms, tmp_path, key, value):
+    import shutil
+
+    from dynface.modelset.folder import ModelError, ModelSet
+
+    bad = tmp_path / "bad"
+    shutil.copytree(ms, bad)
+    m = json.loads((bad / "manifest.json").read_text())
+    m["defaults"][key] = value
+    (bad / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(ModelError, match=f"defaults.{key}"):
+        ModelSet.load(bad)
+
+
+def test_a_huge_manifest_is_refused_before_it_is_read(ms, tmp_path):
+    import resource
+    import shutil
+
+    from dynface.modelset.folder import ModelError, ModelSet
+
+    bad = tmp_path / "bad"
+    shutil.copytree(ms, bad)
+    with open(bad / "manifest.json", "r+b") as fh:
+        fh.truncate(1_500_000_000)  # sparse: 1.5 GB on paper, nothing on disk
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(ModelError, match="too large"):
+        ModelSet.load(bad)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0 < 200_000  # KB: never read whole
+
+
+def test_output_pixels_are_checked_against_the_cap(ms, tmp_path, capsys):
+    save(tmp_path / "in" / "a.png", 1, size=40)  # 1600 px in; x8 is 102400 px out
+    code, err = restore([str(tmp_path / "in"), "-o", str(tmp_path / "o")], ms, capsys, "--upscale", "8",
+                        "--max-pixels", "50000")
+    assert code == 1 and "the output would be 320x320" in err and tree(tmp_path / "o") == [], err
+    code = main(["degrade", str(tmp_path / "in"), "-o", str(tmp_path / "d"), "--size", "300", "--max-pixels", "50000",
+                 "-q"])
+    err = capsys.readouterr().err
+    assert code == 1 and "the output would be 300x300" in err and not (tmp_path / "d").exists(), err
+    # the default cap (64 MP) refuses the largest --size at once
+    code = main(["degrade", str(tmp_path / "in"), "-o", str(tmp_path / "d"), "--size", "8192", "-q"])
+    assert code == 1 and "over the pixel cap" in capsys.readouterr().err
+
+
+SERVE_BAD = [["--job-timeout-s", "nan"], ["--max-upload-mb", "inf"], ["--max-files", "100000"],
+             ["--max-steps", "1e23"], ["--port", "0"], ["--queue-size", "-1"], ["--cache-ttl-s", "1e9"]]
+
+
+@pytest.mark.parametrize("argv", SERVE_BAD, ids=[" ".join(a) for a in SERVE_BAD])
+def test_serve_numeric_flags_are_ranged_usage_errors(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["serve", *argv])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1 and f"argument {argv[0]}" in err, err
+
+
+def test_serve_ranges_are_in_the_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for text in ("[1..65535]", "[1..64]", "[> 0, <= 86400]", "[1..1000]"):
+        assert text in out, text
+
+
+def test_serve_keeps_uploads_in_a_private_cache_removed_when_it_stops(ms, tmp_path, monkeypatch, capsys):
+    import types
+
+    from dynface.core.atomic import Terminated
+
+    seen = {}
+
+    class FakePage:  # stands in for the Gradio page: checks the cache, then the server gets SIGTERM
+        def __init__(self, restorer, base, cfg):
+            pass
+
+        def launch(self, quiet=False):
+            root = Path(os.environ["GRADIO_TEMP_DIR"])
+            seen["root"], seen["mode"] = root, root.stat().st_mode & 0o777
+            (root / "upload.png").write_bytes(b"someone's photo")
+            raise Terminated(signal.SIGTERM)
+
+    monkeypatch.setitem(sys.modules, "dynface.web.page", types.SimpleNamespace(RestorePage=FakePage))
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    code = main(["serve", "--weights-dir", str(ms), "--threads", "1", "-q"])
+    assert code == 143
+    assert seen["mode"] == 0o700 and seen["root"].parent == tmp_path / "gradio"
+    assert not seen["root"].exists() and os.environ["GRADIO_TEMP_DIR"] == str(tmp_path / "gradio")
+
+
+_SLOW_TORCH = """
+import importlib.abc, sys, time
+class Slow(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "torch":
+            print("importing torch", flush=True)
+            time.sleep(60)
+        return None
+sys.meta_path.insert(0, Slow())
+from dynface.cli import main
+sys.exit(main(["info"]))
+"""
+
+
+def test_ctrl_c_while_the_libraries_load_is_one_line_and_130(tmp_path):
+    p = subprocess.Popen([sys.executable, "-c", _SLOW_TORCH], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, env=ENV, preexec_fn=_default_signals)
+    assert p.stdout.readline().strip() == "importing torch"
+    p.send_signal(signal.SIGINT)
+    assert p.wait(timeout=60) == 130
+    assert p.stderr.read().strip().splitlines() == ["interrupted"]
+
+
+def test_unreadable_folders_and_symlink_loops_are_one_line_failures(tmp_path, capsys, monkeypatch):
+    save(tmp_path / "in" / "a.png", 1)
+    os.symlink("loop2.png", tmp_path / "in" / "loop1.png")
+    os.symlink("loop1.png", tmp_path / "in" / "loop2.png")
+    os.symlink("self", tmp_path / "self")
+    # a loop named on the command line, loops inside a folder: each named, the batch goes on, exit 1
+    code = main(["degrade", str(tmp_path / "self"), str(tmp_path / "in"), "-o", str(tmp_path / "d"), "-q"])
+    err = capsys.readouterr().err
+    assert code == 1 and "internal" not in err, err
+    for name in ("self", "loop1.png", "loop2.png"):
+        assert f"{name}: is a symlink loop" in err, (name, err)
+    assert tree(tmp_path / "d") == ["a.png", "params.csv", "params.json"]
+    # an unreadable folder (chmod 000; root reads anyway, so the refusal is simulated)
+    (tmp_path / "locked").mkdir()
+    real_iterdir = Path.iterdir
+
+    def iterdir(self):
+        if self.name == "locked":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_iterdir(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    code = main(["degrade", str(tmp_path / "locked"), "-o", str(tmp_path / "d2"), "-q"])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and err.splitlines() == [f"dynface: error: {tmp_path / 'locked'}: folder not readable "
+                                              "(permission denied)"], err
+
+
+def test_eval_fails_rows_a_crop_border_empties_and_refuses_unknown_metrics(tmp_path, capsys):
+    for i in range(2):
+        save(tmp_path / "r" / f"f{i}.png", i, size=40)
+    code = main(["eval", "--restored", str(tmp_path / "r"), "--gt", str(tmp_path / "r"), "--metrics", "psnr,ssim",
+                 "--crop-border", "20"])
+    err = capsys.readouterr().err
+    assert code == 1 and "2 of 2 image(s) failed" in err and "leaves no pixels" in err, err
+    code = main(["eval", "--restored", str(tmp_path / "r"), "--gt", str(tmp_path / "r"), "--metrics", "pnsr"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "unknown metric(s) pnsr" in err, err
+
+
+class _ClosedPipe:
+    """stdout whose reader went away: every write raises EPIPE (no fileno: the real stdout stays)."""
+
+    encoding, errors = "utf-8", "strict"
+
+    def write(self, s):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self):
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+@pytest.mark.parametrize("argv", [["info"], ["weights", "list"]])
+def test_a_closed_stdout_is_a_quiet_exit(argv, monkeypatch, capsys):
+    capsys.readouterr()
+    monkeypatch.setattr(sys, "stdout", _ClosedPipe())
+    code = main(argv)
+    monkeypatch.undo()
+    err = capsys.readouterr().err
+    assert code == 141 and err == "", err
+
+
+@pytest.mark.parametrize("cmd", ["restore", "degrade", "clean", "eval"])
+def test_an_empty_output_path_is_a_usage_error(ms, tmp_path, cmd, capsys, monkeypatch):
+    save(tmp_path / "in" / "a.png", 1)
+    monkeypatch.chdir(tmp_path)
+    argv = {"restore": ["restore", "in", "--aligned", "--weights-dir", str(ms), "--method", "rm", "-q"],
+            "degrade": ["degrade", "in/a.png", "-q"], "clean": ["clean", "in", "--weights-dir", str(ms), "-q"],
+            "eval": ["eval", "--restored", "in", "--gt", "in", "--metrics", "psnr"]}[cmd]
+    code = main([*argv, "-o", ""])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "--output is empty" in err and len(err.splitlines()) == 1, err
+    assert sorted(os.listdir(tmp_path)) == ["in"] and os.listdir(tmp_path / "in") == ["a.png"]
+
+
+def test_pixel_scale_help_range_is_what_degrade_accepts(tmp_path, capsys):
+    import re
+
+    with pytest.raises(SystemExit):
+        main(["degrade", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    lo, hi = map(float, re.search(r"--pixel-scale PIXEL_SCALE scale.*?\[([\d.]+)\.\.([\d.]+)\]", help_text).groups())
+    save(tmp_path / "a.png", 1, size=64)
+    for v in (lo, hi):  # both ends of the advertised range work
+        assert main(["degrade", str(tmp_path / "a.png"), "-o", str(tmp_path / f"o{v}"), "--pixel-scale", str(v),
+                     "-q"]) == 0, capsys.readouterr().err
+    for v in (lo * 0.9, hi * 1.1, 16.0):  # just outside: a usage error, never a refusal after parsing
+        with pytest.raises(SystemExit) as e:
+            main(["degrade", str(tmp_path / "a.png"), "-o", str(tmp_path / "x"), "--pixel-scale", str(v), "-q"])
+        assert e.value.code == 2
+
+
+def test_train_and_bench_without_readable_images_are_one_line(ms, tmp_path, capsys):
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "x.png").write_text("not an image")
+    (tmp_path / "empty").mkdir()
+    code = main(["train", "rm", "--data", str(tmp_path / "junk"), "--iters", "1", "--run-dir", str(tmp_path / "run"),
+                 "--cache-dir", str(tmp_path / "cache"), "-q"])
+    err = capsys.readouterr().err
+    assert code == 1 and "no readable train image" in err and "internal" not in err, err
+    code = main(["bench", str(tmp_path / "empty"), "-o", str(tmp_path / "b"), "--weights-dir", str(ms), "-q"])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and err.splitlines()[-1].endswith("dot files skipped)") and "no images found" in err, err
+
+
+def test_web_job_settings_refuse_nan_steps_and_huge_seeds():
+    page = pytest.importorskip("dynface.web.page")
+    from dynface.web.jobs import JobError, JobSettings, ServerConfig
+
+    whole = next(iter(page.INPUT_KINDS))
+    for steps, seed in ((float("nan"), 0), (float("inf"), 0), (10, 2**64), (10, float("inf"))):
+        with pytest.raises(JobError):
+            s = page.RestorePage.settings_from_page(None, whole, "DynFaceRestore", True, 0.5, steps, seed)
+            s.check(ServerConfig())
+    with pytest.raises(JobError, match="seed must be between 0 and 9223372036854775807"):
+        JobSettings(seed=2**63).check(ServerConfig())
+
+
+def test_gif_files_are_listed_in_folders(tmp_path):
+    save(tmp_path / "a.png", 1)
+    Image.fromarray(_picture(40, 2)).save(tmp_path / "b.gif")
+    assert [p.name for p in list_images([tmp_path])] == ["a.png", "b.gif"]
+
+
+def test_output_names_are_never_hidden_nor_too_long(ms, tmp_path, capsys):
+    from dynface.jobs.outnames import output_stems
+
+    long_name = "x" * 247 + ".png"  # 251 bytes: a legal name
+    save(tmp_path / "in" / long_name, 1)
+    save(tmp_path / "in" / ".tmp-abc.png", 2)
+    files = [tmp_path / "in" / long_name, tmp_path / "in" / ".tmp-abc.png"]
+    names, _ = output_stems(files)
+    assert not any(n.startswith(".") for n in names.values())
+    code, err = restore([str(f) for f in files] + ["-o", str(tmp_path / "o"), "--suffix", "restored_v2"], ms, capsys)
+    assert code == 0, err
+    outs = tree(tmp_path / "o")
+    assert len(outs) == 8 and not any(Path(o).name.startswith(".") for o in outs)
+    assert max(len(os.fsencode(Path(o).name)) for o in outs) <= 255
+    assert _clean(ms, tmp_path / "in", tmp_path / "c") == 0  # the visible input is cleaned; the sweep keeps it
+    assert len(tree(tmp_path / "c")) == 1
+
+
+def test_a_killed_runs_temp_file_is_removed_by_the_next_run(ms, tmp_path, capsys):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    save(tmp_path / "in" / "a.png", 1)
+    final = tmp_path / "o" / "final_results"
+    final.mkdir(parents=True)
+    left = final / f".tmp-{dead.pid}-k1ll3d.png"      # what a SIGKILLed writer leaves
+    live = final / f".tmp-{os.getpid()}-wr1t1ng.png"  # a concurrent run's file being written
+    mine = final / ".tmp-notes.png"                   # a user's own dot file
+    for p in (left, live, mine):
+        p.write_bytes(b"half")
+    code, err = restore([str(tmp_path / "in"), "-o", str(tmp_path / "o")], ms, capsys)
+    assert code == 0, err
+    assert not left.exists() and live.exists() and mine.exists()
+
+
+def test_exit_code_table_in_the_docs_is_the_clis(capsys):
+    """docs/reliability.md's exit-code table: the codes and meanings of cli.guard.EXIT_CODES, and every
+    test it names exists."""
+    import re
+
+    from dynface.cli.guard import EXIT_CODES
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "reliability.md").read_text()
+    section = doc.split("## Exit codes", 1)[1].split("\n## ", 1)[0]
+    rows = [[c.strip() for c in ln.strip().strip("|").split("|")] for ln in section.splitlines()
+            if re.match(r"^\|\s*\d+\s*\|", ln)]
+    table = {int(r[0]): r for r in rows}
+    assert set(table) == set(EXIT_CODES)
+    tests_src = "\n".join(p.read_text() for p in Path(__file__).parent.glob("test_*.py"))
+    for code, (_, meaning, checked_by) in table.items():
+        assert meaning == EXIT_CODES[code], (code, meaning)
+        names = re.findall(r"`(test_\w+)", checked_by)
+        assert names, code
+        for name in names:
+            assert f"def {name}(" in tests_src, name

@@ -56,10 +56,10 @@ def run_command(a, argv=None) -> int:
 
 
 def _keep_undecodable_names(stream) -> None:
-    """File names that are not valid UTF-8 are printed with their bytes (like `ls`), not an error."""
+    """File names that are not valid UTF-8 are printed with their odd bytes escaped (\\udcff), not an error."""
     if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
         try:
-            stream.reconfigure(errors="surrogateescape")
+            stream.reconfigure(errors="backslashreplace")
         except (ValueError, OSError):
             pass
 
