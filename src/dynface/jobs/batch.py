@@ -174,8 +174,9 @@ def degrade_paths(paths, out_dir, cfg: DegradationConfig, seed: int, size: int |
         w = csv.DictWriter(buf, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-        # names that are not valid UTF-8 keep their bytes in the CSV (the JSON escapes them)
-        write_bytes_atomic(out_dir / "params.csv", buf.getvalue().encode("utf-8", "surrogateescape"))
+        # a name that is not valid UTF-8: its odd bytes escaped (\udcff), so the CSV stays UTF-8 (the JSON
+        # holds the exact name, \udcff in JSON decodes back to the byte with os.fsencode)
+        write_bytes_atomic(out_dir / "params.csv", buf.getvalue().encode("utf-8", "backslashreplace"))
         write_bytes_atomic(out_dir / "params.json", json.dumps(
             {"seed": seed, "ranges": cfg.to_dict(), "size": size, "images": rows}, indent=1).encode())
     return report

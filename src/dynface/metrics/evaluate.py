@@ -442,7 +442,7 @@ def write_report(result: EvalResult, out_dir) -> dict[str, Path]:
     mean_row.update(result.set_metrics)
     w.writerow([_fmt(mean_row.get(c)) for c in cols])
     paths = {"csv": out_dir / "metrics.csv", "json": out_dir / "metrics.json"}
-    write_bytes_atomic(paths["csv"], buf.getvalue().encode("utf-8", "surrogateescape"))  # names keep their bytes
+    write_bytes_atomic(paths["csv"], buf.getvalue().encode("utf-8", "backslashreplace"))  # odd bytes escaped: valid UTF-8
     doc = result.to_dict()
     doc["columns"] = cols
     doc["metric_names"] = {"psnr": "PSNR (Y, dB)" if result.y_channel else "PSNR (RGB, dB)",
