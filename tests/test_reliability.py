@@ -955,6 +955,18 @@ def test_a_killed_runs_temp_file_is_removed_by_the_next_run(ms, tmp_path, capsys
     assert not left.exists() and live.exists() and mine.exists()
 
 
+def test_an_unexpected_error_is_one_internal_error_line(monkeypatch, capsys):
+    import dynface.cli.info as info
+
+    def boom(a):
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.setattr(info, "cmd_info", boom)
+    code = main(["info"])
+    err = capsys.readouterr().err
+    assert code == 3 and err == "dynface: internal error: RuntimeError: boom\n", err
+
+
 def test_exit_code_table_in_the_docs_is_the_clis(capsys):
     """docs/reliability.md's exit-code table: the codes and meanings of cli.guard.EXIT_CODES, and every
     test it names exists."""

@@ -22,7 +22,7 @@ EXIT_CODES = {
     EXIT_INTERNAL: "internal error: a bug, one `internal error` line (`--debug` shows the traceback)",
     EXIT_HANGUP: "SIGHUP: stopped, no half-written file left",
     EXIT_INTERRUPTED: "Ctrl-C (SIGINT), also while the libraries load: `interrupted`, no half-written file left",
-    EXIT_BROKEN_PIPE: "the reader of stdout went away (`dynface info | head -1`): quiet, no message",
+    EXIT_BROKEN_PIPE: "the reader of stdout went away (`dynface info` piped into `head -1`): quiet, no message",
     EXIT_TERMINATED: "SIGTERM: stopped, no half-written file left",
 }
 
