@@ -945,14 +945,18 @@ def test_a_killed_runs_temp_file_is_removed_by_the_next_run(ms, tmp_path, capsys
     save(tmp_path / "in" / "a.png", 1)
     final = tmp_path / "o" / "final_results"
     final.mkdir(parents=True)
-    left = final / f".tmp-{dead.pid}-k1ll3d.png"      # what a SIGKILLed writer leaves
-    live = final / f".tmp-{os.getpid()}-wr1t1ng.png"  # a concurrent run's file being written
-    mine = final / ".tmp-notes.png"                   # a user's own dot file
-    for p in (left, live, mine):
+    from dynface.core.atomic import _host_tag
+
+    host = _host_tag()
+    left = final / f".tmp-{host}-{dead.pid}-k1ll3d_x.png"      # what a SIGKILLed writer leaves
+    live = final / f".tmp-{host}-{os.getpid()}-wr1t1ng_.png"  # a concurrent run's file being written
+    other = final / f".tmp-ffffff-{dead.pid}-0th3rh0s.png"     # another host's writer (a shared disk)
+    mine = final / ".tmp-notes.png"                            # a user's own dot file
+    for p in (left, live, other, mine):
         p.write_bytes(b"half")
     code, err = restore([str(tmp_path / "in"), "-o", str(tmp_path / "o")], ms, capsys)
     assert code == 0, err
-    assert not left.exists() and live.exists() and mine.exists()
+    assert not left.exists() and live.exists() and other.exists() and mine.exists()
 
 
 def test_an_unexpected_error_is_one_internal_error_line(monkeypatch, capsys):
