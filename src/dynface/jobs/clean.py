@@ -2,7 +2,7 @@
 restorer and the prior can be retrained on the cleaned images (`dynface train ... --data CLEANED`).
 
 Resumable and reproducible: an image whose output already exists is skipped when the run record
-(`RECORD`, a dot file in the output folder) says that output came from this input and the file
+(`RECORD`, a dot file in the output folder) does not say it came from another input and the file
 still decodes at the model's size (a 0-byte or damaged file is redone), and each image is restored alone with its own seed
 `file_seed(seed, its path relative to the dataset)`, so an interrupted-then-resumed run, any order
 and any engine (`engines/ray_engine.py` calls `clean_file` too) write the same files. Outputs are
@@ -120,14 +120,17 @@ def pending(dataset, files, outputs: dict, out_dir, size: int | None = None) -> 
                 (out_dir / name).unlink(missing_ok=True)
                 warnings.append(f"removed {out_dir / name}: an output of {src} under its old name "
                                 f"(now {src_name[src]}, since another input shares its stem)")
-            del record[name]
+                del record[name]
+            # else the name is now another input's: the entry stays, so that input's file is redone
         elif current.get(name) is None and (out_dir / name).exists():
             warnings.append(f"{out_dir / name}: its input {src} is no longer in the dataset (kept)")
     todo, damaged = [], 0
     for f in files:
         out = outputs[f]
         rel = _rel(f, dataset)
-        known = old is None or record.get(out.name) == rel  # no record: a folder from before records
+        # the record names another input for this output name: not this file's result. A name the record
+        # lacks (a folder from before records, a run killed before its line, Ray workers) counts if it decodes
+        known = record.get(out.name, rel) == rel
         if known and out.exists() and _complete(out, size):
             continue
         if out.exists() and known:
