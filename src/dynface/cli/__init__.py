@@ -13,16 +13,17 @@ def main(argv=None) -> int:
 
     from dynface.core.atomic import Terminated, signals_as_exceptions
 
-    with signals_as_exceptions():
+    with signals_as_exceptions():  # also around loading and parsing, before the command's own guard
         try:
             from dynface.cli.commands import main as run
+
+            return run(argv)
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             return 130
         except Terminated as e:
             print(f"dynface: {e}", file=sys.stderr)
             return 128 + e.signum
-    return run(argv)
 
 
 __all__ = ["main"]
