@@ -138,7 +138,8 @@ def pending(dataset, files, outputs: dict, out_dir, size: int | None = None) -> 
         record.pop(out.name, None)
         todo.append(f)
     if damaged:
-        warnings.append(f"{damaged} existing output(s) were empty or damaged; written again")
+        what = "empty or damaged" + (f" (or not {size}x{size})" if size else "")
+        warnings.append(f"{damaged} existing output(s) were {what}; written again")
     write_record(out_dir, record)
     return todo, record, warnings
 
