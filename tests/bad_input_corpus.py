@@ -1,9 +1,10 @@
 """Builds a corpus of hostile inputs on the fly (synthetic pictures only, never a face).
 
 `build_corpus(root)` writes `root/` with images that must work (odd modes, odd names, two files
-sharing a stem), files that must fail one by one (corrupt, truncated, empty, tiny, a pixel bomb),
-and things a folder listing must skip (dot files, an interrupted write's `.tmp-*` file, a FIFO,
-a folder named like an image, a dangling link). Returns a `Corpus` saying which is which.
+sharing a stem, a name that is not valid UTF-8, a 251-byte name, an animated GIF), files that must
+fail one by one (corrupt, truncated, empty, tiny, a pixel bomb, a symlink loop), and things a
+folder listing must skip (dot files, an interrupted write's `.tmp-*` file, a FIFO, a folder named
+like an image, a dangling link). Returns a `Corpus` saying which is which.
 """
 from __future__ import annotations
 
@@ -71,6 +72,9 @@ def build_corpus(root) -> Corpus:
     good("-leading-dash.png", Image.fromarray(_picture(48, 6)))
     frames = [Image.fromarray(_picture(48, 7 + i)) for i in range(3)]
     good("pages.tif", frames[0], save_all=True, append_images=frames[1:])  # multi-page: first page + warning
+    good("anim.gif", frames[1], save_all=True, append_images=frames[2:])   # GIFs are listed in folders too
+    good(os.fsdecode(b"odd-\xff\xfe-bytes.png"), Image.fromarray(_picture(48, 10)))  # not valid UTF-8
+    good("n" * 247 + ".png", Image.fromarray(_picture(48, 11)))          # 251 bytes: outputs must stay <= 255
 
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, format="PNG")
@@ -83,6 +87,9 @@ def build_corpus(root) -> Corpus:
     c.bad.append("tiny.png")
     Image.new("1", (13000, 13000)).save(root / "bomb.png")  # ~20 KB on disk, 169 MP decoded
     c.bad.append("bomb.png")
+
+    os.symlink("loop.png", root / "loop.png")  # a symlink loop: named as failed, never skipped silently
+    c.bad.append("loop.png")
 
     (root / ".tmp-interrupted.png").write_bytes(whole[: len(whole) // 3])  # what a killed write leaves
     Image.fromarray(rgb).save(root / ".hidden.png")

@@ -43,7 +43,7 @@ def local_clean(dataset, out, models, seed=5, steps=STEPS) -> dict:
 
 
 def outputs(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if not p.name.startswith(".")}  # images only
 
 
 def env() -> dict:

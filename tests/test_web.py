@@ -284,11 +284,12 @@ def test_serve_flags_come_from_server_config_and_bad_ones_are_one_line(capsys):
     register(ap.add_subparsers())
     a = ap.parse_args(["serve", "--port", "8000", "--max-files", "3", "--job-timeout-s", "30"])
     assert config_from_args(a) == ServerConfig(port=8000, max_files=3, job_timeout_s=30.0)
-    assert main(["serve", "--port", "70000"]) == 1
-    err = capsys.readouterr().err
-    assert err == "dynface: error: --port must be between 1 and 65535, got 70000\n"
-    assert main(["serve", "--max-files", "0"]) == 1
-    assert "--max-files must be positive" in capsys.readouterr().err
+    for argv, text in ((["--port", "70000"], "argument --port: 70000: must be 1..65535"),
+                       (["--max-files", "0"], "argument --max-files: 0: must be 1..64")):
+        with pytest.raises(SystemExit) as e:  # a usage error: exit 2, one line
+            main(["serve", *argv])
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and text in err and len(err.strip().splitlines()) == 1, err
 
 
 def test_page_runs_one_job_at_a_time_with_a_bounded_queue_offline(restorer):

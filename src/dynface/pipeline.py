@@ -32,7 +32,7 @@ from dynface.core.hardware import autocast, resolve_precision
 from dynface.core.imageio import resize
 from dynface.core.schedule import Schedule, space_timesteps
 from dynface.core.uncertainty import check_samples, sample_seed
-from dynface.modelset.folder import ModelSet
+from dynface.modelset.folder import ModelError, ModelSet
 from dynface.sampling.chain import randn, sample, start_from_guidance
 from dynface.sampling.denoiser import Denoiser, SampleStats
 from dynface.sampling.guidance import Guidance, GuidanceStep, GuidedModel
@@ -149,10 +149,20 @@ class Restorer:
     def rm(self, y: torch.Tensor, opt: RestoreOptions | None = None) -> torch.Tensor:
         self.models.need("rm", why="the restoration network stage")
         with self.amp(opt) if opt is not None else nullcontext():
-            out = self.models.nets["rm"](y)
-        return out.float().clamp(-1, 1)
+            out = self.models.nets["rm"](y).float()
+        check_finite(out, "rm")
+        return out.clamp(-1, 1)
 
     def restore(self, y: torch.Tensor, opt: RestoreOptions, progress=None) -> RestoreResult:
+        """Restore a batch of crops; NonFiniteOutput when any output value is NaN or infinite (bad
+        weights or an overflow), never a black or garbage image."""
+        res = self._restore(y, opt, progress)
+        check_finite(res.images, opt.method)
+        if res.samples is not None:
+            check_finite(res.samples, opt.method)
+        return res
+
+    def _restore(self, y: torch.Tensor, opt: RestoreOptions, progress=None) -> RestoreResult:
         opt = self.resolve(opt)
         ms, s = self.models, self.models.size
         if y.shape[-2:] != (s, s):
@@ -250,6 +260,17 @@ class Restorer:
         x = x.clamp(-1, 1).to(out_device or x.device)
         return RestoreResult(x[:b], seconds=secs, nfe=stats.nfe,
                              samples=x.reshape(k, b, *x.shape[1:]) if k > 1 else None)
+
+
+class NonFiniteOutput(ModelError, ValueError):
+    """A restoration whose output holds NaN or infinite values (reported per file, never written)."""
+
+
+def check_finite(x: torch.Tensor, method: str) -> None:
+    if not torch.isfinite(x).all():
+        n = int((~torch.isfinite(x)).sum())
+        raise NonFiniteOutput(f"the {method} restoration gave {n} NaN or infinite value(s) (broken weights or an "
+                              "overflow at this precision; try --precision fp32); nothing written")
 
 
 def sample_generators(seed: int, k: int):

@@ -1,6 +1,6 @@
 """`python -m dynface.cli ...` is `dynface ...`."""
 import sys
 
-from dynface.cli.main import main
+from dynface.cli import main
 
 sys.exit(main())

@@ -43,7 +43,7 @@ def cmd_clean(a) -> int:
 
         rep = clean_folder_ray(a.dataset, a.output, a.weights_dir, opt, limit=a.limit, split=a.split,
                                address=a.address, workers=workers, threads=a.threads or 1, batch=a.batch,
-                               progress=not a.quiet)
+                               progress=not a.quiet, size=models.size)
     else:
         rep = clean_folder(a.dataset, a.output, Restorer(models), opt, limit=a.limit, split=a.split,
                            progress=not a.quiet)

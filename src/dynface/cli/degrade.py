@@ -12,8 +12,12 @@ def register(sub) -> None:
     add_number(p, "--seed", lo=0, hi=SEED_MAX, default=0)
     add_number(p, "--size", lo=8, hi=IMAGE_SIDE_MAX, default=None, help="resize clean images to SIZE^2 first")
     p.add_argument("--config", default=None, help="YAML with a `degradation:` block of ranges")
-    add_number(p, "--pixel-scale", kind=float, lo=0.0, lo_open=True, hi=16.0, default=1.0,
-               help="scale sigma and r ranges (e.g. 0.25 for the paper's 512^2 ranges at 128^2)")
+    from dynface.core.degradation import DegradationConfig
+
+    lo, hi = DegradationConfig().scale_range()  # what the default ranges allow: help and check agree
+    add_number(p, "--pixel-scale", kind=float, lo=lo, hi=hi, default=1.0,
+               help="scale sigma and r ranges (e.g. 0.25 for the paper's 512^2 ranges at 128^2; "
+                    "with --config, that file's ranges set the limits)")
     add_max_pixels(p)
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_degrade)

@@ -5,7 +5,7 @@ import sys
 
 from dynface.cli.flags import add_max_pixels, add_number
 from dynface.core.imageio import ImageError
-from dynface.metrics.evaluate import evaluate, format_table, write_report
+from dynface.metrics.evaluate import ALL_METRICS, evaluate, format_table, unknown_metrics, write_report
 
 
 def register(sub) -> None:
@@ -28,6 +28,11 @@ def run_eval_cli(args) -> int:
     Returns 0 when every row is ok, 1 when any row failed (listed on stderr), 2 on a usage/input
     problem."""
     out = getattr(args, "output", None) or getattr(args, "out", None) or getattr(args, "o", None)
+    unknown = unknown_metrics(getattr(args, "metrics", None))
+    if unknown:  # a typo must not compute nothing with exit 0
+        print(f"dynface eval: error: unknown metric(s) {', '.join(unknown)} (known: {', '.join(ALL_METRICS)})",
+              file=sys.stderr)
+        return 2
     try:
         res = evaluate(args.restored, getattr(args, "gt", None), getattr(args, "ref", None),
                        metrics=getattr(args, "metrics", None), y_channel=bool(getattr(args, "y_channel", False)),

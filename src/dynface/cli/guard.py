@@ -1,8 +1,12 @@
 """What every `dynface` command runs inside: the input limits applied, SIGTERM/SIGHUP turned into
 exceptions (so no temp file survives), input warnings shown as one line each, and every error
-turned into a message and an exit status (never a traceback)."""
+turned into a message and an exit status (never a traceback).
+
+The exit statuses, one table (docs/reliability.md shows it; a test compares the two):
+"""
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import contextmanager
 
@@ -10,6 +14,17 @@ from dynface.cli.flags import EXIT_FAILED, EXIT_INTERNAL, EXIT_USAGE, CLIError
 from dynface.errors import DynfaceError
 
 MAX_ERROR_LINES = 30
+EXIT_OK, EXIT_HANGUP, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE, EXIT_TERMINATED = 0, 129, 130, 141, 143
+EXIT_CODES = {
+    EXIT_OK: "done: every file was processed",
+    EXIT_FAILED: "some file failed (each named on stderr, the batch went on), or a known error said in one line",
+    EXIT_USAGE: "usage error: a bad flag, value or combination, said in one line; nothing was done",
+    EXIT_INTERNAL: "internal error: a bug, one `internal error` line (`--debug` shows the traceback)",
+    EXIT_HANGUP: "SIGHUP: stopped, no half-written file left",
+    EXIT_INTERRUPTED: "Ctrl-C (SIGINT), also while the libraries load: `interrupted`, no half-written file left",
+    EXIT_BROKEN_PIPE: "the reader of stdout went away (`dynface info` piped into `head -1`): quiet, no message",
+    EXIT_TERMINATED: "SIGTERM: stopped, no half-written file left",
+}
 
 
 def run_command(a, argv=None) -> int:
@@ -19,18 +34,51 @@ def run_command(a, argv=None) -> int:
 
     with signals_as_exceptions(), image_warnings_as_lines():
         try:
+            _keep_undecodable_names(sys.stdout)
+            check_paths(a)
             apply_input_limits(a)
-            return int(a.func(a) or 0)
+            code = int(a.func(a) or 0)
+            sys.stdout.flush()  # a closed pipe shows here, inside the guard, not at interpreter exit
+            return code
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
-            return 130
+            return EXIT_INTERRUPTED
         except Terminated as e:
             print(f"dynface: {e}", file=sys.stderr)
             return 128 + e.signum
+        except BrokenPipeError:
+            _silence_stdout()
+            return EXIT_BROKEN_PIPE
         except Exception as e:  # noqa: BLE001 - the CLI turns every error into a message
             if not is_known(e) and "--debug" in (argv or sys.argv):
                 raise
             return report_error(e)
+
+
+def _keep_undecodable_names(stream) -> None:
+    """File names that are not valid UTF-8 are printed with their odd bytes escaped (\\udcff), not an error."""
+    if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (ValueError, OSError):
+            pass
+
+
+def _silence_stdout() -> None:
+    """After EPIPE: point stdout at /dev/null so the interpreter's last flush does not complain."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def check_paths(a) -> None:
+    """An empty `-o` would mean the current folder: a usage error, not a silent choice."""
+    for name in ("output",):
+        if getattr(a, name, None) == "":
+            raise CLIError(f"--{name} is empty: give a folder (use . for the current one)")
 
 
 def apply_input_limits(a) -> None:

@@ -57,9 +57,13 @@ class DegradationConfig:
         """The `degradation:` block of a YAML file; ValueError (one line) when it is not one."""
         import yaml
 
-        try:
-            with open(path, encoding="utf-8") as f:
-                doc = yaml.safe_load(f)
+        from dynface.core.files import FileRefused, read_regular
+
+        try:  # a FIFO is refused, never waited on; a config is a few hundred bytes
+            doc = yaml.safe_load(read_regular(path, 1 << 20, "a YAML config").decode("utf-8"))
+        except FileRefused as e:
+            why = str(e)[len(str(path)) + 2:] if str(e).startswith(f"{path}: ") else str(e)
+            raise ValueError(f"{path}: cannot read ({why})") from None
         except OSError as e:
             raise ValueError(f"{path}: cannot read ({e.strerror or e})") from None
         except (yaml.YAMLError, UnicodeDecodeError) as e:
@@ -85,6 +89,17 @@ class DegradationConfig:
         return DegradationConfig(sigma=(self.sigma[0] * factor, self.sigma[1] * factor),
                                  scale=(self.scale[0] * factor, self.scale[1] * factor),
                                  noise=self.noise, jpeg=self.jpeg).check()
+
+    def scale_range(self) -> tuple[float, float]:
+        """The factors `scaled` accepts for these ranges: sigma and r scaled stay within RANGE_LIMITS."""
+        lo, hi = 0.0, math.inf
+        for k in ("sigma", "scale"):
+            (a, b), (lim_lo, lim_hi) = getattr(self, k), RANGE_LIMITS[k]
+            if a > 0:
+                lo = max(lo, lim_lo / a)
+            if b > 0:
+                hi = min(hi, lim_hi / b)
+        return lo, hi
 
     def to_dict(self) -> dict:
         return {k: list(v) for k, v in asdict(self).items()}

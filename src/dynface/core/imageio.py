@@ -17,9 +17,10 @@ import torch
 from PIL import Image, ImageOps
 
 from dynface.core.atomic import is_temp_or_hidden, write_atomic, write_bytes
+from dynface.core.files import FileRefused, open_regular
 from dynface.errors import DynfaceError
 
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 MAX_PIXELS_ENV = "DYNFACE_MAX_PIXELS"
 DEFAULT_MAX_PIXELS = 64_000_000  # 8000x8000; a 48 MP phone photo fits, a 13000^2 PNG bomb does not
 _max_pixels: int | None = None   # set by set_max_pixels (the CLI's --max-pixels)
@@ -57,49 +58,66 @@ def max_pixels() -> int:
     return n
 
 
+def _is_loop(p: Path) -> bool:
+    import errno
+
+    try:
+        os.stat(p)
+    except OSError as e:
+        return e.errno == errno.ELOOP
+    return False
+
+
+def _folder_entries(p: Path) -> list[Path]:
+    try:
+        return list(p.iterdir())
+    except PermissionError:
+        raise ImageError(f"{p}: folder not readable (permission denied)") from None
+    except OSError as e:
+        raise ImageError(f"{p}: cannot list folder ({e.strerror or e})") from None
+
+
 def list_images(paths) -> list[Path]:
     """Expand files and folders (non-recursive, sorted) into image paths; missing paths raise.
 
     A folder's dot files are skipped (interrupted writes leave `.tmp-*` files; see dynface.core.atomic).
     A file named twice (directly and through its folder) is listed once. A path that is neither a
     folder nor missing is kept, whatever it is: `read_rgb` refuses it with its reason, so a batch
-    reports it and goes on."""
+    reports it and goes on. In a folder, a symlink loop with an image extension is kept too (and
+    then reported by name); an unreadable folder is an ImageError naming it."""
     out: list[Path] = []
-    seen: set[Path] = set()
+    seen: set[str] = set()
     for p in map(Path, paths):
         if p.is_dir():
-            found = sorted(q for q in p.iterdir()
-                           if q.suffix.lower() in IMAGE_EXTS and not is_temp_or_hidden(q.name) and q.is_file())
+            found = sorted(q for q in _folder_entries(p)
+                           if q.suffix.lower() in IMAGE_EXTS and not is_temp_or_hidden(q.name)
+                           and (q.is_file() or (q.is_symlink() and _is_loop(q))))
         elif p.exists() or p.is_symlink():
             found = [p]
         else:
             raise ImageError(f"{p}: no such file or folder")
         for q in found:
-            key = Path(os.path.realpath(q))
+            key = os.path.realpath(q)
             if key not in seen:
                 seen.add(key)
                 out.append(q)
     return out
 
 
+def check_output_pixels(name, w: int, h: int) -> None:
+    """An output of w x h must fit the pixel cap too (`--max-pixels`): refused before it is made."""
+    cap = max_pixels()
+    if w * h > cap:
+        raise ImageError(f"{name}: the output would be {w}x{h} = {w * h / 1e6:.1f} MP, over the pixel cap of "
+                         f"{cap / 1e6:.1f} MP (--max-pixels or ${MAX_PIXELS_ENV} raise it)")
+
+
 def _open_regular(path: Path):
     """A binary file object for a regular file; ImageError for anything else (never blocks)."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    except FileNotFoundError:
-        raise ImageError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ImageError(f"{path}: is a folder, not an image") from None
-    except OSError as e:
-        raise ImageError(f"{path}: cannot open ({e.strerror or e})") from None
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(fd)
-        kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else
-                "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
-                else "not a regular file")
-        raise ImageError(f"{path}: is {kind}, not an image file; refused")
-    return os.fdopen(fd, "rb")
+        return open_regular(path, "an image file")
+    except FileRefused as e:
+        raise ImageError(str(e)) from None
 
 
 def read_rgb(path) -> np.ndarray:

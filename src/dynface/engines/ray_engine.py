@@ -193,18 +193,23 @@ def _collect(ds, total: int, desc: str, progress: bool) -> list[dict]:
 
 
 def clean_folder_ray(dataset, out_dir, weights_dir, opt, *, limit=None, split="all", address=None,
-                     workers=None, threads=1, batch=4, progress=True) -> dict:
+                     workers=None, threads=1, batch=4, progress=True, size=None) -> dict:
     """`clean.clean_folder` on Ray: same outputs, same report ({written, skipped, failed})."""
-    from dynface.jobs.clean import clean_outputs, file_seed, remove_partial
+    from dynface.jobs.clean import _rel, append_record, clean_outputs, file_seed, pending
 
     files, outputs, warnings = clean_outputs(dataset, out_dir, split, limit)
-    remove_partial(out_dir)
-    todo = [f for f in files if not outputs[f].exists()]
+    todo, _, more = pending(dataset, files, outputs, out_dir, size)
+    warnings = warnings + more
     rows = [{"src": str(f.resolve()), "dst": str(outputs[f].resolve()),
              "seed": file_seed(opt.seed, f.relative_to(dataset)), "stem": ""} for f in todo]
     job = {"kind": "clean", "opt": asdict(opt), "weights_dir": _abs(weights_dir)}
     res = run_rows(rows, job, address, workers, threads, batch, progress, "cleaning")
     failed = [(r["src"], r["error"]) for r in res if r["error"]]
+    by_src = {str(f.resolve()): f for f in todo}
+    for r in res:
+        if not r["error"] and r["src"] in by_src:
+            f = by_src[r["src"]]
+            append_record(out_dir, outputs[f].name, _rel(f, dataset))
     return {"written": len(res) - len(failed), "skipped": len(files) - len(todo), "failed": failed,
             "warnings": warnings, "workers": sorted({r["pid"] for r in res})}
 
@@ -216,11 +221,11 @@ def restore_paths_ray(paths, out_dir, weights_dir, opt, *, address=None, workers
 
     from dynface.core.imageio import list_images
     from dynface.face.whole import final_output
-    from dynface.jobs.batch import BatchReport, check_output_dir
+    from dynface.jobs.batch import RESTORE_SUBFOLDERS, BatchReport, check_output_dir
     from dynface.jobs.outnames import output_stems
 
     files = list_images(paths)
-    out_dir = check_output_dir(out_dir, files)
+    out_dir = check_output_dir(out_dir, files, RESTORE_SUBFOLDERS)
     stems, warnings = output_stems(files)
     kw = {"aligned": False, "framing": "ffhq", "only_center_face": False, "upscale": 1, "suffix": None,
           "ext": "auto", "draw_box": False, **restore_kw}

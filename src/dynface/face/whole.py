@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from dynface.core.imageio import read_rgb, write_image
+from dynface.core.imageio import check_output_pixels, read_rgb, write_image
 from dynface.face.align import apply_affine, estimate_similarity, inverse_affine, warp_face
 from dynface.face.detect import DEFAULT_MIN_SCORE, Face, detect_faces
 from dynface.face.paste import paste_faces
@@ -372,6 +372,11 @@ def process_photo_to_dir(
         raise ValueError(f"suffix must not contain path separators: {suffix!r}")
     sfx = f"_{suffix}" if suffix else ""
     rgb = read_rgb(path)
+    if upscale != 1:  # the output must fit the pixel cap too, checked before it is made
+        from dynface.face.paste import _up_size
+
+        uh, uw = _up_size(rgb.shape[0], rgb.shape[1], upscale)
+        check_output_pixels(path, uw, uh)
     res = restore_whole_image(rgb, restore_fn, template_pts, crop_size, aligned=aligned,
                               aligned_template=aligned_template, only_center_face=only_center_face,
                               upscale=upscale, min_face=min_face, min_score=min_score,

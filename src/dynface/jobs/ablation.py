@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from dynface.core.degradation import DegradationConfig, degrade_random
 from dynface.core.hardware import machine_header
-from dynface.core.imageio import list_images, read_rgb, to_tensor, to_uint8, write_bytes_atomic, write_image
+from dynface.core.imageio import ImageError, list_images, read_rgb, to_tensor, to_uint8, write_bytes_atomic, write_image
 from dynface.core.imagemetrics import detail_ratio
 from dynface.jobs.batch import stable_index
 from dynface.pipeline import Restorer, RestoreOptions
@@ -99,7 +99,11 @@ def run_bench(clean_dir, out_dir, restorer: Restorer, base: RestoreOptions, seed
     size = ms.size
     template = template_for(ms.manifest.get("template", "utkface"), size)
     dcfg = DegradationConfig.from_dict(ms.manifest.get("degradation"))
-    files = list_images([clean_dir])[: limit or None]
+    from dynface.jobs.batch import list_inputs
+
+    if not Path(clean_dir).is_dir():
+        raise ImageError(f"{clean_dir}: not a folder of clean faces")
+    files = list_inputs([clean_dir])[: limit or None]  # an empty folder is one line, not a torch error
     gts, ys, names = [], [], []
     for f in tqdm(files, desc="aligning + degrading", disable=not progress):
         gt = aligned_ground_truth(f, template, size)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from dynface.core.atomic import protect
 from dynface.core.degradation import DegradationConfig, degrade_random
 from dynface.core.imageio import (ImageError, list_images, read_rgb, resize, to_tensor, to_uint8, writable_folder,
                                   write_bytes_atomic, write_image)
@@ -32,14 +34,27 @@ class BatchReport:
     skipped: int = 0  # files already done (a resumed run)
 
 
-def check_output_dir(out_dir, inputs: list[Path]) -> Path:
-    """Create `out_dir` (or raise ImageError) and refuse layouts where an output could replace an input."""
+RESTORE_SUBFOLDERS = ("cropped_faces", "restored_faces", "cmp", "final_results", "uncertainty")
+
+
+def check_output_dir(out_dir, inputs: list[Path], subfolders=()) -> Path:
+    """Create `out_dir` (or raise ImageError) and refuse layouts where an output could replace an input:
+    an input inside `out_dir` or inside one of its `subfolders` as they resolve (a subfolder may be a
+    link to the inputs' folder). Removes the temp files killed runs left there (`sweep_temp_files`)."""
+    from dynface.core.atomic import sweep_temp_files
+
     out_dir = writable_folder(out_dir)
-    out_res = out_dir.resolve()
-    for p in inputs:
-        parent = p.resolve().parent
-        if parent == out_res or out_res in parent.parents:
-            raise ImageError(f"{p}: input lies inside the output folder {out_dir}; choose another -o")
+    folders = [out_dir] + [out_dir / s for s in subfolders if os.path.lexists(out_dir / s)]
+    for folder in folders:
+        real = os.path.realpath(folder)
+        for p in inputs:
+            parent = os.path.dirname(os.path.realpath(p))
+            if parent == real or parent.startswith(real.rstrip(os.sep) + os.sep):
+                if folder == out_dir:
+                    raise ImageError(f"{p}: input lies inside the output folder {out_dir}; choose another -o")
+                raise ImageError(f"{p}: input lies inside {folder}, an output subfolder (a link to the inputs' "
+                                 "folder?); outputs there would overwrite inputs; choose another -o")
+    sweep_temp_files(out_dir)
     return out_dir
 
 
@@ -82,11 +97,10 @@ def restore_paths(paths, out_dir, restorer: Restorer, opt: RestoreOptions, *, al
                   ext: str = "auto", draw_box: bool = False, progress: bool = True) -> BatchReport:
     """Restore every image (whole photos, or aligned crops with `aligned`) into out_dir's folders."""
     from dynface.face.templates import template_for
-    from dynface.face.whole import process_photo_to_dir
 
     report = BatchReport()
     files = list_inputs(paths)
-    out_dir = check_output_dir(out_dir, files)
+    out_dir = check_output_dir(out_dir, files, RESTORE_SUBFOLDERS)
     stems, report.warnings = output_stems(files)
     size = restorer.models.size
     tmpl_name = restorer.models.manifest.get("template", "utkface")
@@ -99,25 +113,32 @@ def restore_paths(paths, out_dir, restorer: Restorer, opt: RestoreOptions, *, al
             faces, fn.uncertainty = fn.uncertainty, []
             return {"uncertainty": write_uncertainty(rgb, res, stem, out_dir, sfx, final_ext, faces)}
 
+    with protect(files):
+        _restore_each(files, out_dir, fn, template, size, stems, report, progress, aligned=aligned,
+                      aligned_template=(framing if framing != "model" else tmpl_name),
+                      only_center_face=only_center_face, upscale=upscale, suffix=suffix, ext=ext,
+                      draw_box=draw_box, on_result=on_result)
+    return report
+
+
+def _restore_each(files, out_dir, fn, template, size, stems, report, progress, **kw) -> None:
+    from dynface.face.whole import process_photo_to_dir
+
     for f in tqdm(files, desc="restoring", unit="file", disable=not progress):
         try:
-            rep = process_photo_to_dir(f, out_dir, fn, template, size, aligned=aligned,
-                                       aligned_template=(framing if framing != "model" else tmpl_name),
-                                       only_center_face=only_center_face, upscale=upscale, suffix=suffix, ext=ext,
-                                       draw_box=draw_box, on_result=on_result, stem=stems[f])
+            rep = process_photo_to_dir(f, out_dir, fn, template, size, stem=stems[f], **kw)
         except (ImageError, ValueError) as e:
             report.failed.append((str(f), str(e)))
             continue
         report.done.append(rep.to_dict())
         report.warnings.extend(f"{f.name}: {w}" for w in rep.warnings)
-    return report
 
 
 def stable_index(name: str) -> int:
     """Per-file stream index from the file name, so a file's degradation does not depend on its batch."""
     import hashlib
 
-    return int(hashlib.sha1(name.encode()).hexdigest()[:8], 16)
+    return int(hashlib.sha1(os.fsencode(name)).hexdigest()[:8], 16)
 
 
 def degrade_paths(paths, out_dir, cfg: DegradationConfig, seed: int, size: int | None = None,
@@ -125,30 +146,37 @@ def degrade_paths(paths, out_dir, cfg: DegradationConfig, seed: int, size: int |
     """Degrade images with METHOD §1; writes PNGs plus params.csv / params.json (sigma, r, delta, q)."""
     from dynface.core.imageio import resize
 
+    from dynface.core.imageio import check_output_pixels
+
     report = BatchReport()
     files = list_inputs(paths)
+    if size:  # the same for every file: refused once, before any work
+        check_output_pixels(f"--size {size}", size, size)
     out_dir = check_output_dir(out_dir, files)
     stems, report.warnings = output_stems(files)
     rows = []
-    for f in tqdm(files, desc="degrading", unit="file", disable=not progress):
-        try:
-            x = to_tensor(read_rgb(f))
-            if size:
-                x = resize(x, size)
-            y, p = degrade_random(x, cfg, seed, stable_index(f.name))
-            out = write_image(out_dir / f"{stems[f]}.png", to_uint8(y))
-        except ImageError as e:
-            report.failed.append((str(f), str(e)))
-            continue
-        row = {"file": f.name, "output": out.name, "seed": seed, **p.to_dict()}
-        rows.append(row)
-        report.done.append(row)
+    with protect(files):
+        for f in tqdm(files, desc="degrading", unit="file", disable=not progress):
+            try:
+                x = to_tensor(read_rgb(f))
+                if size:
+                    x = resize(x, size)
+                y, p = degrade_random(x, cfg, seed, stable_index(f.name))
+                out = write_image(out_dir / f"{stems[f]}.png", to_uint8(y))
+            except (ImageError, ValueError) as e:
+                report.failed.append((str(f), str(e)))
+                continue
+            row = {"file": f.name, "output": out.name, "seed": seed, **p.to_dict()}
+            rows.append(row)
+            report.done.append(row)
     if rows:
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-        write_bytes_atomic(out_dir / "params.csv", buf.getvalue().encode())
+        # a name that is not valid UTF-8: its odd bytes escaped (\udcff), so the CSV stays UTF-8 (the JSON
+        # holds the exact name, \udcff in JSON decodes back to the byte with os.fsencode)
+        write_bytes_atomic(out_dir / "params.csv", buf.getvalue().encode("utf-8", "backslashreplace"))
         write_bytes_atomic(out_dir / "params.json", json.dumps(
             {"seed": seed, "ranges": cfg.to_dict(), "size": size, "images": rows}, indent=1).encode())
     return report

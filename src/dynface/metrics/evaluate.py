@@ -154,6 +154,11 @@ def _normalise_metrics(metrics) -> list[str]:
     return out
 
 
+def unknown_metrics(metrics) -> list[str]:
+    """The names in `metrics` that are no metric at all (not even a known-unavailable one)."""
+    return [m for m in (_normalise_metrics(metrics) if metrics else []) if m not in ALL_METRICS and m not in _UNAVAILABLE]
+
+
 _UNAVAILABLE = {
     "lpips": "LPIPS unavailable: needs pretrained AlexNet/VGG + LPIPS linear weights, not shipped offline",
     "dists": "DISTS unavailable: needs pretrained VGG + DISTS weights, not shipped offline",
@@ -266,6 +271,11 @@ def evaluate(restored_dir, gt_dir=None, ref_dir=None, metrics=None, y_channel: b
             res.rows.append(row)
             continue
         row["size"] = f"{img.shape[1]}x{img.shape[0]}"
+        if crop_border and 2 * int(crop_border) >= min(img.shape[:2]) and {"psnr", "ssim", "niqe"} & set(run):
+            row["status"] = (f"error: --crop-border {crop_border} leaves no pixels of a "
+                             f"{img.shape[1]}x{img.shape[0]} image")
+            res.rows.append(row)
+            continue
         # full reference
         if fr:
             gt_img = None
@@ -314,6 +324,9 @@ def evaluate(restored_dir, gt_dir=None, ref_dir=None, metrics=None, y_channel: b
         if row.get("face_gt") == "whole-image":
             notes.append("no face detected in gt: whole image used")
         row["note"] = "; ".join(notes)
+        nan = [k for k in ("psnr", "ssim", "niqe", "brisque") if isinstance(row.get(k), float) and math.isnan(row[k])]
+        if nan and row["status"] == "ok":  # a metric that computed nothing is a failed row, not a number
+            row["status"] = f"error: {', '.join(nan)} not a number" + (f" ({row['note']})" if row["note"] else "")
         res.rows.append(row)
 
     _summarise(res)
@@ -429,7 +442,7 @@ def write_report(result: EvalResult, out_dir) -> dict[str, Path]:
     mean_row.update(result.set_metrics)
     w.writerow([_fmt(mean_row.get(c)) for c in cols])
     paths = {"csv": out_dir / "metrics.csv", "json": out_dir / "metrics.json"}
-    write_bytes_atomic(paths["csv"], buf.getvalue().encode("utf-8"))
+    write_bytes_atomic(paths["csv"], buf.getvalue().encode("utf-8", "backslashreplace"))  # odd bytes escaped: valid UTF-8
     doc = result.to_dict()
     doc["columns"] = cols
     doc["metric_names"] = {"psnr": "PSNR (Y, dB)" if result.y_channel else "PSNR (RGB, dB)",

@@ -66,5 +66,9 @@ def load_network(path, kind: str | tuple[str, ...] | None = None, shipped: bool 
     state = load_safetensors_file(path)
     ref = net.state_dict()
     state = {k: v.to(ref[k].dtype) if k in ref else v for k, v in state.items()}
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:  # right shapes, garbage values: the network would paint NaN (a black face) with exit 0
+        raise NetworkCheckError(f"{path}: {len(bad)} tensor(s) hold NaN or infinite values ({', '.join(bad[:3])}"
+                                f"{', ...' if len(bad) > 3 else ''}); refused")
     net.load_state_dict(state, strict=True)
     return net.eval()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,14 +61,22 @@ class ModelSet:
         dev = resolve_device(device)
         root = Path(root) if root else EMBEDDED_DIR
         mpath = root / "manifest.json"
-        if not mpath.exists():
+        if not os.path.lexists(mpath):
             raise ModelError(f"{root}: no manifest.json (not a dynface model folder)")
-        from dynface.modelset.netcheck import NetworkCheckError, check_manifest
+        from dynface.core.files import FileRefused, check_regular, read_regular
+        from dynface.modelset.netcheck import MANIFEST_MAX_BYTES, NetworkCheckError, check_manifest
 
-        try:
-            manifest = check_manifest(json.loads(mpath.read_text()), mpath)
-        except (ValueError, UnicodeDecodeError) as e:  # bad JSON or a failed check
-            raise ModelError(str(e) if isinstance(e, NetworkCheckError) else f"{mpath}: not valid JSON ({e})") from None
+        try:  # a FIFO or a huge sparse file is refused before it is read
+            manifest = check_manifest(json.loads(read_regular(mpath, MANIFEST_MAX_BYTES, "a manifest")), mpath)
+        except (ValueError, UnicodeDecodeError) as e:  # not a regular file, bad JSON or a failed check
+            raise ModelError(str(e) if isinstance(e, (NetworkCheckError, FileRefused))
+                             else f"{mpath}: not valid JSON ({e})") from None
+        for fname in (*STAGE_FILES.values(), DSST_FILE):  # never wait on a FIFO named like a model file
+            if os.path.lexists(root / fname):
+                try:
+                    check_regular(root / fname, "a model file")
+                except FileRefused as e:
+                    raise ModelError(str(e)) from None
         nets = {}
         for name, fname in STAGE_FILES.items():
             p = root / fname

@@ -19,6 +19,11 @@ MAX_NETWORK_PARAMS = 400_000_000   # the largest official network (DifFace UNet 
 ARCH_INT_MAX = 8192                # any integer in an arch (channels, sizes, depths)
 ARCH_LIST_MAX = 64                 # any list in an arch (channel multipliers, depths)
 MODEL_SIZE_RANGE = (16, 2048)      # manifest "size": the square crop the networks work at
+MANIFEST_MAX_BYTES = 1 << 20       # a manifest is a few KB; a bigger "manifest" is refused unread
+# manifest "defaults": (integer?, low, high) -- the ranges of the matching restore flags (pipeline.RestoreOptions)
+DEFAULT_RANGES = {"steps": (True, 1, 1000), "idm_steps": (True, 1, 1000), "n_guidance": (True, 1, 4),
+                  "zeta": (False, 0.0, 100.0), "sigma_lr": (False, 0.0, 100.0),
+                  "guidance_spacing": (False, 0.0, 1000.0), "dm_sigma": (False, 0.0, 1000.0)}
 
 
 class NetworkCheckError(DynfaceError, ValueError):
@@ -91,4 +96,17 @@ def check_manifest(manifest, path) -> dict:
           and 0 <= grid[0] < grid[1])
     if not ok:
         raise NetworkCheckError(f"{path}: sigma_grid {grid!r} is not [low, high, ...] with 0 <= low < high")
+    defaults = manifest.get("defaults", {})
+    if not isinstance(defaults, dict):
+        raise NetworkCheckError(f"{path}: defaults is not a mapping")
+    for key, (integer, lo, hi) in DEFAULT_RANGES.items():
+        if key not in defaults:
+            continue
+        v = defaults[key]
+        number = isinstance(v, (int, float)) and not isinstance(v, bool)
+        if integer and isinstance(v, float) and number and math.isfinite(v) and v == int(v):
+            v = int(v)
+        if not number or not math.isfinite(v) or not lo <= v <= hi or (integer and not isinstance(v, int)):
+            raise NetworkCheckError(f"{path}: defaults.{key} = {defaults[key]!r} is not "
+                                    f"{'an integer' if integer else 'a finite number'} in {lo:g}..{hi:g}")
     return manifest

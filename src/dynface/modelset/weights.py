@@ -112,10 +112,16 @@ def _unpickling_reason(e: Exception) -> str:
 
 
 def _existing(path) -> Path:
+    """`path` when it is a regular file; WeightsError otherwise (a FIFO or device is never opened for reading)."""
+    from dynface.core.files import FileRefused, check_regular
+
     path = Path(path).expanduser()
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise WeightsError(f"{path}: no such checkpoint (file not found)")
-    return path
+    try:
+        return check_regular(path, "a weights file")
+    except FileRefused as e:
+        raise WeightsError(str(e)) from None
 
 
 def _torch_load(path: Path, mmap: bool):
@@ -400,6 +406,7 @@ def save_safetensors_fp16(model_or_state, path: str | os.PathLike, metadata: Map
 def read_safetensors_header(path: str | os.PathLike) -> tuple[dict[str, str], dict[str, tuple[int, ...]]]:
     """A ``.safetensors`` file's metadata and tensor name -> shape, from its header only (no tensor is read)."""
     from safetensors import SafetensorError, safe_open
+    path = _existing(path)
     try:
         with safe_open(str(path), framework="pt") as f:
             return dict(f.metadata() or {}), {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}

@@ -31,7 +31,7 @@ VAL_MODULUS = 50
 
 
 def split_of(name: str) -> str:
-    h = int(hashlib.sha1(name.encode()).hexdigest(), 16)
+    h = int(hashlib.sha1(os.fsencode(name)).hexdigest(), 16)
     return "val" if h % VAL_MODULUS == 0 else "train"
 
 
@@ -48,6 +48,10 @@ def _decode(f: Path, size: int) -> np.ndarray | None:
     except ImageError:
         return None
     return x.clamp(-1, 1).add(1).mul(127.5).round().byte()[0].numpy()
+
+
+def _none_readable(folder, split, files) -> ImageError:
+    return ImageError(f"{folder}: no readable {split} image ({len(files)} file(s) listed, none could be read)")
 
 
 def load_cache(folder, size: int, split: str = "train", cache_dir=None, limit: int | None = None,
@@ -69,11 +73,15 @@ def load_cache(folder, size: int, split: str = "train", cache_dir=None, limit: i
         files = files[rank::world]
         if not files:
             raise ValueError(f"{folder}: too few {split} images for {world} ranks")
+    if not files and split == "train":
+        raise ImageError(f"{folder}: no {split} images found")
     if cache_dir is None:
         rows = [r for r in (_decode(f, size) for f in tqdm(files, desc=f"reading {folder.name}/{split} at {size}px",
                                                             unit="img")) if r is not None]
+        if files and not rows:
+            raise _none_readable(folder, split, files)
         return torch.from_numpy(np.stack(rows)) if rows else torch.empty((0, 3, size, size), dtype=torch.uint8)
-    key = hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:12]
+    key = hashlib.sha1(str(folder.resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:12]
     base = Path(cache_dir) / f"{folder.name}-{size}-{key}"
     npy, index_file = base.with_suffix(".npy"), base.with_suffix(".json")
     index: dict = {"names": [], "unreadable": []}
@@ -107,6 +115,8 @@ def load_cache(folder, size: int, split: str = "train", cache_dir=None, limit: i
         write_atomic(npy, lambda tmp: np.save(tmp, images))
         write_bytes(index_file, json.dumps(index).encode())
     keep = [row_of[f.name] for f in files if f.name in row_of]
+    if files and not keep:  # nothing to train on: one line, not a sampler error later
+        raise _none_readable(folder, split, files)
     return torch.from_numpy(np.ascontiguousarray(images[keep])) if keep else torch.empty((0, 3, size, size), dtype=torch.uint8)
 
 

@@ -27,7 +27,7 @@ from PIL import Image
 from dynface.core.imageio import ImageError, read_rgb, to_tensor, to_uint8
 from dynface.errors import DynfaceError
 from dynface.modelset.folder import ModelError
-from dynface.pipeline import Restorer, RestoreOptions, method_steps, restore_crops
+from dynface.pipeline import SEED_MAX, Restorer, RestoreOptions, method_steps, restore_crops
 
 log = logging.getLogger("dynface.web")
 
@@ -104,8 +104,8 @@ class JobSettings:
             raise JobError(f"unknown method {self.method!r}: use one of {', '.join(METHODS)}")
         if self.steps is not None and not 1 <= self.steps <= cfg.max_steps:
             raise JobError(f"steps must be between 1 and {cfg.max_steps}, got {self.steps}")
-        if self.seed < 0:
-            raise JobError(f"seed must be 0 or more, got {self.seed}")
+        if not 0 <= self.seed <= SEED_MAX:
+            raise JobError(f"seed must be between 0 and {SEED_MAX}, got {self.seed}")
         if not (isinstance(self.fidelity, (int, float)) and math.isfinite(self.fidelity)
                 and 0.0 <= self.fidelity <= 1.0):
             raise JobError(f"fidelity must be between 0 and 1, got {self.fidelity}")

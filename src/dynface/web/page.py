@@ -51,10 +51,15 @@ NET_WORDS = {"rm": "a face restoration network", "prior": "a diffusion face prio
 
 
 def _number(value, what: str, kind=float):
+    import math
+
     try:
-        return kind(value)
-    except (TypeError, ValueError):
+        v = kind(value)
+    except (TypeError, ValueError, OverflowError):
         raise JobError(f"{what} must be a number, got {value!r}") from None
+    if isinstance(v, float) and not math.isfinite(v):
+        raise JobError(f"{what} must be a finite number, got {value!r}")
+    return v
 
 
 def _div(cls: str, text: str) -> str:

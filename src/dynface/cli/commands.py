@@ -1,4 +1,4 @@
-"""`dynface` command line: one module per command registers its parser; errors are one line, exit != 0.
+"""The `dynface` parser: one module per command registers its parser; errors are one line, exit != 0.
 
     dynface restore | degrade | synth | sample | train | build-dsst | info | weights | clean | eval | bench | serve
 """
