@@ -99,6 +99,8 @@ def _open(path: Path):
     av = need_av()
     try:
         return av.open(str(path), "r")
+    except av.error.EOFError:
+        raise VideoError(f"{path}: the video has no frames (empty or cut short)") from None
     except av.FFmpegError as e:
         raise VideoError(f"{path}: not a readable video ({_why(e)})") from None
 

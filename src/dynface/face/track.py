@@ -148,7 +148,7 @@ def thumbnail(rgb: np.ndarray, size: int = 32) -> np.ndarray:
     return cv2.resize(g, (size, size), interpolation=cv2.INTER_AREA)
 
 
-def find_cuts(thumbs: list[np.ndarray], hist_threshold: float = 0.5, diff_threshold: float = 30.0) -> list[int]:
+def find_cuts(thumbs: list[np.ndarray], hist_threshold: float = 0.25, diff_threshold: float = 25.0) -> list[int]:
     """Frames that start a new shot: the 16-bin brightness histogram moves by more than
     `hist_threshold` (L1 of normalised histograms, 0..2) and the thumbnails differ by more than
     `diff_threshold` grey levels on average. Camera motion changes the thumbnail but hardly the
