@@ -288,3 +288,22 @@ def test_temporal_run_is_deterministic_restores_faces_and_resumes(ms, face_clip,
     # temporal consistency changes the result (the same seed, another clip than per frame)
     inp = [f for _, _, f in read_frames(probe(face_clip))]
     assert any(not np.array_equal(read_rgb(a), b) for a, b in zip(full.frame_files, inp))
+
+
+def test_blend_averages_flicker_and_stops_at_real_change():
+    from dynface.face.temporal import blend_state
+
+    base = to_uint8(smooth_image(64, seed=4)).astype(np.float32)
+    rng = np.random.default_rng(0)
+    frames = [np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8) for _ in range(12)]
+    state, outs = None, []
+    for f in frames:
+        state = blend_state(f, state)
+        outs.append(state)
+    flicker = lambda seq: np.mean([np.abs(a.astype(np.float32) - b).mean() for a, b in zip(seq[1:], seq[:-1])])  # noqa: E731
+    assert flicker(outs[4:]) < 0.6 * flicker(frames[4:])
+    assert np.abs(outs[-1].astype(np.float32) - base).mean() < np.abs(frames[-1].astype(np.float32) - base).mean()
+    changed = frames[-1].copy()
+    changed[16:48, 16:48] = 255                      # a large real change: the new frame wins there
+    out = blend_state(changed, outs[-2])
+    assert np.abs(out[20:44, 20:44].astype(np.float32) - 255).mean() < 3

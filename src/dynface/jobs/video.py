@@ -52,11 +52,11 @@ class TemporalOptions:
     """Temporal consistency of a video restoration; `enabled=False` is plain per-frame restoration."""
 
     enabled: bool = True
-    smooth: float = 3.0      # std (frames) of the landmark smoothing along a track; 0 = raw detections
+    smooth: float = 2.0      # std (frames) of the landmark smoothing along a track; 0 = raw detections
     tie_noise: bool = True   # the sampler's noise seeded by the track, not drawn afresh per frame
     alpha: float = 0.65      # weight of the previous frame's result carried into this frame (0 = none)
     tau: float = 32.0        # low-passed disagreement (grey levels) at which blending stops
-    flow: bool = False       # refine the carried result with optical flow before blending
+    flow: bool = True        # move the previous result onto this frame's face by optical flow before blending
     max_gap: int = 2         # frames a track may miss and continue (landmarks interpolated)
 
     def describe(self) -> str:
@@ -102,7 +102,7 @@ def _frame_name(i: int) -> str:
 
 def _job_key(info: VideoInfo, restorer: Restorer, opt: RestoreOptions, temporal: TemporalOptions, extra: dict) -> dict:
     return {"version": JOB_VERSION, "input": info.fingerprint(), "options": asdict(opt),
-            "temporal": asdict(temporal), "models": restorer.models.describe(), **extra}
+            "temporal": asdict(temporal) if temporal.enabled else {"enabled": False}, "models": restorer.models.describe(), **extra}
 
 
 def _prepare_work(work: Path, frame_dir: Path, key: dict) -> bool:
