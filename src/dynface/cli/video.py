@@ -10,6 +10,13 @@ def check_video_args(a, videos) -> None:
     """Flags that cannot apply to videos fail before any model is loaded; so does a missing PyAV."""
     if not videos:
         return
+    from pathlib import Path
+
+    from dynface.core.imageio import ImageError
+
+    for v in videos:  # like images: a missing input fails before any model is loaded
+        if not Path(v).exists():
+            raise ImageError(f"{v}: no such file or folder")
     if a.upscale != 1:
         raise CLIError("--upscale is for photos: a restored video keeps its input's size")
     if a.engine != "local":
