@@ -188,6 +188,7 @@ def restore_video(path, out_dir, restorer: Restorer, opt: RestoreOptions, *,
     size = restorer.models.size
     tmpl_name = restorer.models.manifest.get("template", "utkface")
     template = template_for(tmpl_name, size)
+    framing = tmpl_name if framing == "model" else framing  # --aligned --framing model: the model's own
     key = _job_key(info, restorer, opt, temporal, {"aligned": aligned, "framing": framing,
                                                     "only_center_face": only_center_face, "min_face": min_face,
                                                     "frames_dir": str(frame_dir)})
