@@ -283,7 +283,7 @@ def write_video(out_path, info: VideoInfo, frames: Iterable[np.ndarray], progres
 
     try:
         return write_atomic(out_path, write)
-    except av.FFmpegError as e:
+    except (av.FFmpegError, ValueError) as e:  # ValueError: PyAV refuses a codec/container pairing
         raise VideoError(f"{out_path}: cannot encode ({_why(e)})") from None
 
 
