@@ -405,8 +405,15 @@ def test_multi_frame_inputs_say_so(ms, tmp_path, capsys):
     code, err = restore([str(tmp_path / "anim.gif"), str(tmp_path / "pages.tif"), "-o", str(tmp_path / "o")], ms,
                         capsys)
     assert code == 0
-    assert "warning: " + str(tmp_path / "anim.gif") + ": GIF with 3 frames; only the first is used" in err
     assert "TIFF with 3 frames" in err
+    # `restore` takes a GIF named on its command line as a video (docs/video.md): every frame, a GIF out
+    pytest.importorskip("av")
+    from dynface.core.videoio import video_summary
+
+    assert video_summary(tmp_path / "o" / "final_results" / "anim.gif")["frames"] == 3
+    code = main(["degrade", str(tmp_path / "anim.gif"), "-o", str(tmp_path / "d"), "-q"])
+    assert code == 0
+    assert "GIF with 3 frames; only the first is used" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- 16-bit images keep their brightness

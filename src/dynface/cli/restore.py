@@ -9,7 +9,7 @@ from dynface.cli.flags import (CLIError, add_engine_options, add_max_pixels, add
 
 def register(sub) -> None:
     p = sub.add_parser("restore", help="restore faces: whole photos (detect, align, paste back) or aligned crops")
-    p.add_argument("inputs", nargs="*", help="image files or folders")
+    p.add_argument("inputs", nargs="*", help="image files or folders, or video files (mp4 mov mkv webm gif)")
     p.add_argument("-i", "--input", default=None, help="a file or folder (CodeFormer/GFPGAN style)")
     p.add_argument("-o", "--output", required=True, help="output folder")
     p.add_argument("--aligned", action="store_true", help="inputs are aligned face crops (no detection)")
@@ -28,6 +28,10 @@ def register(sub) -> None:
                         "checkpoints in --weights-dir (default $DYNFACE_WEIGHTS_DIR or ~/.cache/dynface/weights), "
                         "see `dynface weights list` and docs/official-weights.md")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps or auto")
+    p.add_argument("--temporal", choices=["on", "off"], default="on",
+                   help="videos: on (default) = face tracks, smoothed landmarks, noise tied to the track and "
+                        "blending with the previous frame; off = every frame restored like a photo (docs/video.md)")
+    p.add_argument("--frames", action="store_true", help="videos: also write the restored frames to frames/<stem>/")
     add_max_pixels(p)
     add_runtime_options(p)
     add_restore_options(p)
@@ -46,8 +50,13 @@ def cmd_restore(a) -> int:
     if not inputs:
         raise CLIError("no input: give image files or folders (positional or -i PATH)")
     from dynface.jobs.batch import list_inputs
+    from dynface.cli.video import check_video_args
+    from dynface.jobs.video import split_videos
 
-    list_inputs(inputs)  # a missing input or an empty folder fails before any model is loaded
+    videos, inputs = split_videos(inputs)
+    check_video_args(a, videos)
+    if inputs or not videos:
+        list_inputs(inputs)  # a missing input or an empty folder fails before any model is loaded
     from dynface.core.hardware import set_threads
 
     set_threads(a.threads)
@@ -75,7 +84,17 @@ def cmd_restore(a) -> int:
         if rep.skipped:
             print(f"skipped {rep.skipped} file(s) already done", file=sys.stderr)
         return finish(rep, a.output, "restored")
-    rep = restore_paths(inputs, a.output, Restorer(models), opt, aligned=a.aligned, framing=a.framing,
-                        only_center_face=a.only_center_face, upscale=a.upscale, suffix=a.suffix, ext=a.ext,
-                        draw_box=a.draw_box, progress=not a.quiet)
-    return finish(rep, a.output, "restored")
+    if videos:
+        from dynface.cli.video import run_video_restore
+
+        rep = run_video_restore(videos, a, Restorer(models), opt)
+        if not inputs:
+            return finish(rep, a.output, "restored")
+    rep_images = restore_paths(inputs, a.output, Restorer(models), opt, aligned=a.aligned, framing=a.framing,
+                               only_center_face=a.only_center_face, upscale=a.upscale, suffix=a.suffix, ext=a.ext,
+                               draw_box=a.draw_box, progress=not a.quiet)
+    if videos:
+        rep_images.done += rep.done
+        rep_images.failed += rep.failed
+        rep_images.warnings += rep.warnings
+    return finish(rep_images, a.output, "restored")
