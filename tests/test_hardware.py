@@ -35,11 +35,12 @@ def test_explicit_precision_is_kept_and_unknown_refused():
 def test_training_config_precision(monkeypatch):
     monkeypatch.setattr(hw, "cpu_flags", lambda: AVX2)
     assert config_precision({"precision": "auto"}) == "fp32"
-    assert config_precision({"bf16": True}) == "fp32"  # legacy configs: bf16: true means auto
     assert config_precision({}) == "fp32"
     monkeypatch.setattr(hw, "cpu_flags", lambda: SPR)
-    assert config_precision({"precision": "auto"}) == "bf16" and config_precision({"bf16": True}) == "bf16"
+    assert config_precision({"precision": "auto"}) == "bf16"
     assert config_precision({"precision": "fp32"}) == "fp32"
+    with pytest.warns(FutureWarning, match="removed in dynface 1.0"):  # the key before `precision`
+        assert config_precision({"bf16": True}) == "bf16"
 
 
 def test_cpu_flags_and_model_are_read():

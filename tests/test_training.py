@@ -26,7 +26,7 @@ def idm_config(tmp_path, init=None) -> dict:
     for i in range(6):
         write_image(folder / f"face{i}.png", to_uint8(smooth_image(SIZE, seed=i)[0]))
     cfg = {"kind": "idm", "data": str(folder), "size": SIZE, "seed": 3, "iters": 4, "batch": 4, "lr": 1e-3,
-           "warmup": 1, "ema": 0.9, "bf16": False, "ckpt_every": 2, "log_every": 1,
+           "warmup": 1, "ema": 0.9, "precision": "fp32", "ckpt_every": 2, "log_every": 1,
            "cache_dir": str(tmp_path / "cache"), "patch": {"sizes": [16, 32], "probs": [0.5, 0.5]},
            "degradation": {"sigma": [0.1, 2.0], "scale": [1.0, 2.0], "noise": [0, 10], "jpeg": [60, 95]},
            "arch": ARCH["idm"]}
@@ -215,3 +215,35 @@ def test_channels_last_trains_the_same_network(tmp_path):
     with open(tmp_path / "nchw" / "log.csv") as f, open(tmp_path / "nhwc" / "log.csv") as g:
         la, lb = [float(r["loss"]) for r in csv.DictReader(f)], [float(r["loss"]) for r in csv.DictReader(g)]
     assert len(la) == 4 and la != [la[0]] * 4 and lb == pytest.approx(la, rel=1e-4)
+
+
+def test_train_config_refuses_unknown_keys_and_wrong_types():
+    from dynface.training.config import ConfigError, TrainConfig
+
+    with pytest.raises(ConfigError, match=r"unknown training config key\(s\) lerning_rate; valid keys: kind, data"):
+        TrainConfig.from_dict({"lerning_rate": 1e-3})
+    with pytest.raises(ConfigError, match="`iters: 'many'`: expected int"):
+        TrainConfig.from_dict({"iters": "many"})
+    with pytest.raises(ConfigError, match="precision"):
+        TrainConfig.from_dict({"precision": "fp8"})
+    cfg = TrainConfig.from_dict({"lr": "1e-3", "iters": 4.0, "lambda": 2, "data": [{"path": "a", "weight": 1}],
+                                 "synth": {"weight": 0.5, "truncation": 0.7, "seed": 1}})
+    assert cfg.lr == 1e-3 and cfg.iters == 4 and cfg.lambda_ == 2.0 and cfg.data[0]["path"] == "a"
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg and cfg.to_dict()["lambda"] == 2.0
+    with pytest.raises(ConfigError, match="lacks data"):
+        TrainConfig(iters=1, lr=1.0, arch={"x": 1}).check_complete()
+
+
+def test_every_packaged_and_campaign_config_is_a_valid_train_config():
+    from pathlib import Path
+
+    from dynface.training.config import TrainConfig
+
+    root = Path(__file__).resolve().parents[1]
+    files = sorted((root / "src/dynface/configs").glob("*.yaml")) + sorted(
+        p for p in (root / "campaign").glob("*.yaml") if p.name != "runs.yaml")
+    assert files
+    for f in files:
+        cfg = TrainConfig.load(f)
+        cfg.check_complete()
+        assert cfg.kind in {"prior", "rm", "se", "dgsa", "idm"}, f

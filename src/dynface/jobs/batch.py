@@ -122,7 +122,7 @@ def stable_index(name: str) -> int:
 
 def degrade_paths(paths, out_dir, cfg: DegradationConfig, seed: int, size: int | None = None,
                   progress: bool = True) -> BatchReport:
-    """Degrade images with METHOD §1; writes PNGs plus params.csv / params.json (sigma, r, delta, q)."""
+    """Degrade images with docs/method.md §1; writes PNGs plus params.csv / params.json (sigma, r, delta, q)."""
     from dynface.core.imageio import resize
 
     report = BatchReport()

@@ -18,9 +18,9 @@ Sampler defaults written into the manifest (all overridable on the command line)
 
 * ``steps = 1000``: every step from the DSST start step t* down to 0, as in the paper
   (full-length DDPM, ~92 s per face on the authors' GPU). On a CPU use ``--steps 25`` or less.
-* ``zeta = 0.3``: METHOD §2's default (DPS, un-squared norm). Not tuned at these sizes.
+* ``zeta = 0.3``: docs/method.md §2's default (DPS, un-squared norm). Not tuned at these sizes.
 * ``sigma_lr = 0.0``: kernel refinement (Eq. 7) off until its step is tuned (``--sigma-lr``).
-* ``n_guidance = 3`` with spacing 1.0 at 512² (sigma_hat, sigma_hat - 1, sigma_hat - 2; METHOD §7),
+* ``n_guidance = 3`` with spacing 1.0 at 512² (sigma_hat, sigma_hat - 1, sigma_hat - 2; docs/method.md §7),
   0.5 at 256² (the same blur seen at half the resolution).
 * ``dm_sigma``: the fixed sigma of the DM-only ablation, the middle of the sigma grid.
 
