@@ -1,4 +1,4 @@
-"""How much fine detail the training faces have next to the bench's ground truths (issue 13).
+"""How much fine detail the training faces have next to the bench's ground truths.
 
     python benchmarks/data_sharpness.py --cache-dir /work/runs/cache -o docs/history/training
 

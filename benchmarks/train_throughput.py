@@ -1,4 +1,4 @@
-"""Training throughput per model on this machine (issue 13): seconds per iteration and images/s.
+"""Training throughput per model on this machine: seconds per iteration and images/s.
 
     python benchmarks/train_throughput.py --iters 4 -o docs/history/training [--kinds rm]
 

@@ -136,7 +136,7 @@ def fork(src: Path, dst: Path) -> None:
 def log_session(d: Path, r: dict) -> None:
     """Append this start to RUN/sessions.csv (UTC time, the curve's last step, else the iterations
     of the weights a fresh run starts from, and the CPU): the working sessions whose gains `status`
-    lists, for issue 13's plateau test ("three working days in a row")."""
+    lists (a plateau is no gain over several working sessions in a row)."""
     from datetime import datetime, timezone
 
     from dynface.core.hardware import cpu_summary

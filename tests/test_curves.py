@@ -1,4 +1,4 @@
-"""Learning curves (issue 13): metrics with known answers, the curve file, cumulative counts, and
+"""Learning curves: metrics with known answers, the curve file, cumulative counts, and
 a training run that checkpoints when asked to stop."""
 import os
 import signal

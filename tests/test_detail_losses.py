@@ -1,4 +1,4 @@
-"""The RM's detail losses (issue 13): Inception feature loss, PatchGAN critic, crop training."""
+"""The RM's detail losses: Inception feature loss, PatchGAN critic, crop training."""
 from __future__ import annotations
 
 import pytest

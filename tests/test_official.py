@@ -186,7 +186,7 @@ def test_cli_restore_preset_rm_end_to_end(official_dir, tmp_path, capsys):
 
 
 def test_method_rm_never_loads_the_official_prior(official_dir, tmp_path, capsys):
-    """Issue 15 item 9: `--method rm` runs with only the restorer present (the 640 MB prior is not read)."""
+    """`--method rm` runs with only the restorer present (the 640 MB prior is not read)."""
     from dynface.core.imageio import to_uint8, write_image
 
     d = tmp_path / "w"

@@ -1,4 +1,4 @@
-"""Issue 15: nothing lost, nothing half-written, no garbage with exit 0.
+"""Reliability promises (docs/reliability.md): nothing lost, nothing half-written, no garbage with exit 0.
 
 One regression test (or more) per numbered item of the issue, then the bad-input corpus run
 through restore, degrade, eval and clean. Pictures are synthetic; no face is written anywhere.
@@ -61,7 +61,7 @@ def temp_files(root) -> list[str]:
 
 # ---------------------------------------------------------------- 1. outputs never overwrite each other
 
-def test_1_same_stem_inputs_get_distinct_outputs_in_restore(ms, tmp_path, capsys):
+def test_same_stem_inputs_get_distinct_outputs_in_restore(ms, tmp_path, capsys):
     save(tmp_path / "s" / "a.png", 1)
     save(tmp_path / "s" / "a.jpg", 2)
     save(tmp_path / "x" / "b.png", 3)
@@ -75,7 +75,7 @@ def test_1_same_stem_inputs_get_distinct_outputs_in_restore(ms, tmp_path, capsys
     assert err.count("would share the output name") == 2 and "restored 4 file(s)" in err
 
 
-def test_1_same_stem_inputs_get_distinct_outputs_in_degrade(tmp_path, capsys):
+def test_same_stem_inputs_get_distinct_outputs_in_degrade(tmp_path, capsys):
     save(tmp_path / "s" / "a.png", 1)
     save(tmp_path / "s" / "a.jpg", 2)
     assert main(["degrade", str(tmp_path / "s"), "-o", str(tmp_path / "d"), "--pixel-scale", "0.25", "-q"]) == 0
@@ -85,7 +85,7 @@ def test_1_same_stem_inputs_get_distinct_outputs_in_degrade(tmp_path, capsys):
     assert sorted(tree(tmp_path / "d")) == ["a_jpg.png", "a_png.png", "params.csv", "params.json"]
 
 
-def test_1_same_stem_inputs_get_distinct_outputs_in_clean(ms, tmp_path, capsys):
+def test_same_stem_inputs_get_distinct_outputs_in_clean(ms, tmp_path, capsys):
     save(tmp_path / "s" / "a.png", 1)
     save(tmp_path / "s" / "a.jpg", 2)
     assert main(["clean", str(tmp_path / "s"), "-o", str(tmp_path / "c"), "--weights-dir", str(ms),
@@ -94,7 +94,7 @@ def test_1_same_stem_inputs_get_distinct_outputs_in_clean(ms, tmp_path, capsys):
     assert tree(tmp_path / "c") == ["a_jpg.png", "a_png.png"]
 
 
-def test_1_output_names_are_stable_and_unique():
+def test_output_names_are_stable_and_unique():
     from dynface.jobs.outnames import output_stems
 
     files = [Path("s/a.png"), Path("s/a.jpg"), Path("s/A.bmp"), Path("x/b.png"), Path("y/b.png"), Path("s/c.png"),
@@ -111,7 +111,7 @@ def test_1_output_names_are_stable_and_unique():
 
 # ---------------------------------------------------------------- 2. nothing half-written, temp files never read
 
-def test_2_atomic_write_keeps_the_old_file_and_no_temp_on_any_exception(tmp_path):
+def test_atomic_write_keeps_the_old_file_and_no_temp_on_any_exception(tmp_path):
     from dynface.core.atomic import write_atomic
 
     target = tmp_path / "out.png"
@@ -154,7 +154,7 @@ def _default_signals():
 
 
 @pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGHUP, 129)])
-def test_2_a_signal_during_a_write_leaves_no_temp_file(tmp_path, sig, code):
+def test_a_signal_during_a_write_leaves_no_temp_file(tmp_path, sig, code):
     p = subprocess.Popen([sys.executable, "-c", _SLOW_WRITER, str(tmp_path / "x.png")], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True, env=ENV, preexec_fn=_default_signals)
     assert p.stdout.readline().strip() == "ready"
@@ -164,7 +164,7 @@ def test_2_a_signal_during_a_write_leaves_no_temp_file(tmp_path, sig, code):
     assert os.listdir(tmp_path) == []
 
 
-def test_2_cli_killed_by_sigterm_mid_batch_leaves_only_complete_files(tmp_path):
+def test_cli_killed_by_sigterm_mid_batch_leaves_only_complete_files(tmp_path):
     for i in range(40):
         save(tmp_path / "in" / f"f{i:02d}.png", i, size=256)
     out = tmp_path / "out"
@@ -184,7 +184,7 @@ def test_2_cli_killed_by_sigterm_mid_batch_leaves_only_complete_files(tmp_path):
         assert read_rgb(f).shape == (256, 256, 3)  # every file there is complete
 
 
-def test_2_readers_skip_temp_and_dot_files(tmp_path, capsys):
+def test_readers_skip_temp_and_dot_files(tmp_path, capsys):
     save(tmp_path / "r" / "a.png", 1)
     good = (tmp_path / "r" / "a.png").read_bytes()
     (tmp_path / "r" / ".tmp-abc123.png").write_bytes(good[: len(good) // 2])  # a killed write
@@ -212,7 +212,7 @@ BASE = {"restore": ["x.png", "-o", "o"], "degrade": ["x.png", "-o", "o"], "clean
 
 
 @pytest.mark.parametrize("cmd,opts", BAD_OPTIONS, ids=[f"{c} {' '.join(o)}" for c, o in BAD_OPTIONS])
-def test_3_bad_numbers_are_one_line_usage_errors(cmd, opts, capsys):
+def test_bad_numbers_are_one_line_usage_errors(cmd, opts, capsys):
     with pytest.raises(SystemExit) as e:
         main([cmd, *BASE[cmd], *opts])
     err = capsys.readouterr().err.strip()
@@ -220,7 +220,7 @@ def test_3_bad_numbers_are_one_line_usage_errors(cmd, opts, capsys):
     assert "must be" in err or "is not" in err
 
 
-def test_3_ranges_are_in_the_help(capsys):
+def test_ranges_are_in_the_help(capsys):
     with pytest.raises(SystemExit):
         main(["restore", "--help"])
     out = " ".join(capsys.readouterr().out.split())
@@ -228,7 +228,7 @@ def test_3_ranges_are_in_the_help(capsys):
         assert text in out
 
 
-def test_3_bad_degradation_config_is_one_line(tmp_path, capsys):
+def test_bad_degradation_config_is_one_line(tmp_path, capsys):
     save(tmp_path / "a.png")
     passwd = tmp_path / "passwd"
     passwd.write_text("root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534::/:/usr/sbin/nologin\n")
@@ -246,7 +246,7 @@ def test_3_bad_degradation_config_is_one_line(tmp_path, capsys):
 
 # ---------------------------------------------------------------- 4. clean: reproducible across a resume
 
-def test_4_clean_gives_the_same_files_after_an_interruption(ms, tmp_path, capsys):
+def test_clean_gives_the_same_files_after_an_interruption(ms, tmp_path, capsys):
     for i in range(4):
         save(tmp_path / "data" / f"f{i}.png", i)
     common = ["--weights-dir", str(ms), "--method", "dynface", "--steps", "3", "--seed", "5", "--threads", "1", "-q"]
@@ -261,7 +261,7 @@ def test_4_clean_gives_the_same_files_after_an_interruption(ms, tmp_path, capsys
     assert len(set(whole.values())) == 4
 
 
-def test_4_clean_refuses_output_equal_to_dataset(ms, tmp_path, capsys):
+def test_clean_refuses_output_equal_to_dataset(ms, tmp_path, capsys):
     save(tmp_path / "data" / "f.png")
     before = tree(tmp_path / "data")
     code = main(["clean", str(tmp_path / "data"), "-o", str(tmp_path / "data"), "--weights-dir", str(ms), "-q"])
@@ -269,7 +269,7 @@ def test_4_clean_refuses_output_equal_to_dataset(ms, tmp_path, capsys):
     assert code == 1 and "inside the output folder" in err and tree(tmp_path / "data") == before
 
 
-def test_4_a_files_seed_depends_on_its_name_only():
+def test_a_files_seed_depends_on_its_name_only():
     from dynface.jobs.outnames import seed_for
 
     assert seed_for(0, "a.png") == seed_for(0, "a.png") != seed_for(0, "b.png") != seed_for(1, "b.png")
@@ -293,7 +293,7 @@ def _set_arch(path, **changes):
 @pytest.mark.parametrize("channels,why", [([32, 64, 128, 40000], "over the limit of 8192"),
                                           ([32, 64, 128, 8000], "values, over the limit of"),
                                           ([8, 32], "shape mismatch")])
-def test_5_metadata_is_checked_before_allocation(ms, tmp_path, channels, why):
+def test_metadata_is_checked_before_allocation(ms, tmp_path, channels, why):
     import shutil
 
     from dynface.modelset.folder import ModelError, ModelSet
@@ -306,7 +306,7 @@ def test_5_metadata_is_checked_before_allocation(ms, tmp_path, channels, why):
     assert str(bad / "rm.safetensors") in str(e.value)
 
 
-def test_5_manifest_size_is_checked(ms, tmp_path):
+def test_manifest_size_is_checked(ms, tmp_path):
     import shutil
 
     from dynface.modelset.folder import ModelError, ModelSet
@@ -337,7 +337,7 @@ def _png_claiming(path, w, h):
                            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
 
 
-def test_6_pixel_cap_is_checked_before_decoding(tmp_path, monkeypatch):
+def test_pixel_cap_is_checked_before_decoding(tmp_path, monkeypatch):
     _png_claiming(tmp_path / "claims.png", 13000, 13000)
     with pytest.raises(ImageError, match=r"13000x13000 = 169.0 MP is over the pixel cap"):
         read_rgb(tmp_path / "claims.png")  # the size alone decides: no pixel data is needed to refuse
@@ -353,7 +353,7 @@ def test_6_pixel_cap_is_checked_before_decoding(tmp_path, monkeypatch):
     assert read_rgb(tmp_path / "small.png").shape == (40, 40, 3)
 
 
-def test_6_max_pixels_option_and_bad_env(ms, tmp_path, capsys, monkeypatch):
+def test_max_pixels_option_and_bad_env(ms, tmp_path, capsys, monkeypatch):
     save(tmp_path / "in" / "a.png", size=40)
     code, err = restore([str(tmp_path / "in"), "-o", str(tmp_path / "o")], ms, capsys, "--max-pixels", "1000")
     assert code == 1 and "pixel cap of 0.0 MP" in err
@@ -363,7 +363,7 @@ def test_6_max_pixels_option_and_bad_env(ms, tmp_path, capsys, monkeypatch):
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
-def test_6_a_fifo_is_refused_not_waited_on(tmp_path):
+def test_a_fifo_is_refused_not_waited_on(tmp_path):
     os.mkfifo(tmp_path / "f.png")
     r = subprocess.run([sys.executable, "-c", "import sys\nfrom dynface.core.imageio import read_rgb, ImageError\n"
                         "try:\n    read_rgb(sys.argv[1])\nexcept ImageError as e:\n    print(e)\n",
@@ -373,7 +373,7 @@ def test_6_a_fifo_is_refused_not_waited_on(tmp_path):
 
 # ---------------------------------------------------------------- 7. exit status and silent cases
 
-def test_7_eval_exits_1_when_any_row_fails(tmp_path, capsys):
+def test_eval_exits_1_when_any_row_fails(tmp_path, capsys):
     for i in range(3):
         save(tmp_path / "r" / f"f{i}.png", i)
         save(tmp_path / "g" / f"f{i}.png", i + 10)
@@ -383,7 +383,7 @@ def test_7_eval_exits_1_when_any_row_fails(tmp_path, capsys):
     assert code == 1 and "1 of 3 image(s) failed" in cap.err and "f1.png" in cap.err
 
 
-def test_7_empty_input_folder_is_an_error_everywhere(ms, tmp_path, capsys):
+def test_empty_input_folder_is_an_error_everywhere(ms, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / ".tmp-x.png").write_bytes(b"half")  # only a leftover temp: still empty
     e = str(tmp_path / "empty")
@@ -396,7 +396,7 @@ def test_7_empty_input_folder_is_an_error_everywhere(ms, tmp_path, capsys):
         assert code != 0 and "no images found" in cap.err, (argv[0], cap.err)
 
 
-def test_7_multi_frame_inputs_say_so(ms, tmp_path, capsys):
+def test_multi_frame_inputs_say_so(ms, tmp_path, capsys):
     frames = [Image.fromarray(_picture(40, i)) for i in range(3)]
     frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
     frames[0].save(tmp_path / "pages.tif", save_all=True, append_images=frames[1:])
@@ -409,7 +409,7 @@ def test_7_multi_frame_inputs_say_so(ms, tmp_path, capsys):
 
 # ---------------------------------------------------------------- 8. 16-bit images keep their brightness
 
-def test_8_dark_16_bit_image_stays_dark(tmp_path):
+def test_dark_16_bit_image_stays_dark(tmp_path):
     for peak in (102, 410, 65535):
         a = np.zeros((32, 32), np.uint16)
         a[:, 16:] = peak
@@ -421,7 +421,7 @@ def test_8_dark_16_bit_image_stays_dark(tmp_path):
 
 # ---------------------------------------------------------------- 9. smaller ones
 
-def test_9_export_only_on_a_refused_checkpoint_is_a_clear_refusal(tmp_path, capsys):
+def test_export_only_on_a_refused_checkpoint_is_a_clear_refusal(tmp_path, capsys):
     marker = tmp_path / "pwned"
 
     class Evil:
@@ -439,7 +439,7 @@ def test_9_export_only_on_a_refused_checkpoint_is_a_clear_refusal(tmp_path, caps
     assert code == 1 and "no such checkpoint" in capsys.readouterr().err
 
 
-def test_9_restore_shows_the_whole_mismatch_report(ms, tmp_path, capsys):
+def test_restore_shows_the_whole_mismatch_report(ms, tmp_path, capsys):
     import shutil
 
     bad = tmp_path / "bad"

@@ -1,4 +1,4 @@
-"""An adversarial loss for the restorer: a small PatchGAN critic trained beside it (issue 13).
+"""An adversarial loss for the restorer: a small PatchGAN critic trained beside it.
 
 L1 alone regresses to the blurry mean of the faces a degraded input could come from; a critic that
 scores every ~30x30 patch as real or restored (pix2pix's PatchGAN, Isola et al. 2017) penalises

@@ -8,7 +8,7 @@ L_perc: the paper uses DISTS, whose VGG backbone ships nowhere offline. Substitu
 `perceptual:`): "ssim" (default), 1 - SSIM (Wang et al. 2004) in [0, 1], a structural term that
 rewards fidelity and smoothness; "inception", the deep-feature distance of the FID Inception
 network (training/feature_loss.py; not DISTS, not LPIPS), which like DISTS compares deep features
-and so also sees texture (session 7: the SSIM-trained map lowered detail and raised NIQE).
+and so also sees texture (the SSIM-trained map lowers detail and raises NIQE).
 Stage 1 (first `stage1_iters`) guides with the true k_sigma* x; stage 2 with y_g from DBLM.
 """
 from __future__ import annotations
