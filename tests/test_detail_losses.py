@@ -4,8 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import smooth_image
-from test_curves import rm_config, shipped_rm
+from conftest import rm_config, shipped_rm, smooth_image
 from tiny_models import SIZE
 from dynface.core.kernels import gaussian_blur
 from dynface.modelset.weights import load_torch_file

@@ -6,7 +6,6 @@ import torch
 
 import dynface.core.hardware as hw
 from conftest import smooth_image
-from tiny_models import make_tiny_modelset
 from dynface.cli import main
 from dynface.core.imageio import to_uint8, write_image
 from dynface.training.loop import config_precision
@@ -78,11 +77,6 @@ def test_set_threads():
             hw.set_threads(-2)
     finally:
         torch.set_num_threads(old)
-
-
-@pytest.fixture(scope="module")
-def ms(tmp_path_factory):
-    return make_tiny_modelset(tmp_path_factory.mktemp("ms"))
 
 
 def _restore_default(ms, tmp_path, out, monkeypatch, flags):

@@ -18,17 +18,11 @@ import torch
 from PIL import Image
 
 from bad_input_corpus import _picture, build_corpus
-from tiny_models import make_tiny_modelset
 from dynface.cli import main
 from dynface.core.imageio import ImageError, list_images, read_rgb, set_max_pixels
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 ENV = {**os.environ, "PYTHONPATH": str(SRC) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-
-
-@pytest.fixture(scope="module")
-def ms(tmp_path_factory):
-    return make_tiny_modelset(tmp_path_factory.mktemp("ms"))
 
 
 @pytest.fixture(autouse=True)

@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import smooth_image
-from test_curves import rm_config, shipped_rm
+from conftest import rm_config, shipped_rm, smooth_image
 from tiny_models import ARCH, SIZE
 from dynface.core.imageio import to_uint8, write_image
 from dynface.core.schedule import Schedule, tweedie_x0
