@@ -175,11 +175,11 @@ def test_methods_and_fidelity_pass_through_only_where_supported(page, face_file)
 
 
 def test_serve_flags_come_from_server_config_and_bad_ones_are_one_line(capsys):
-    from dynface.web.serve import config_from_args
+    from dynface.cli.serve import config_from_args
     import argparse
 
     ap = argparse.ArgumentParser()
-    from dynface.web.serve import register
+    from dynface.cli.serve import register
 
     register(ap.add_subparsers())
     a = ap.parse_args(["serve", "--port", "8000", "--max-files", "3", "--job-timeout-s", "30"])

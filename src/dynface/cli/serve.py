@@ -1,17 +1,16 @@
-"""`dynface serve`: the local web app. Its flags are generated from `ServerConfig` (defaults written once)."""
+"""`dynface serve`: the local web app (web/). Its flags are generated from `ServerConfig` (defaults written once)."""
 from __future__ import annotations
 
 import sys
 from dataclasses import fields
 
+from dynface.cli.flags import add_runtime_options
 from dynface.web.jobs import ServerConfig
 
 WEB_EXTRA_HINT = 'the web app needs the optional extra "web": pip install -e ".[web]" (Gradio)'
 
 
 def register(sub) -> None:
-    from dynface.cli.flags import add_runtime_options
-
     p = sub.add_parser("serve", help="local web app: upload photos, restore them, compare with a slider (Gradio)")
     for f in fields(ServerConfig):
         p.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=type(f.default), default=f.default,
