@@ -13,6 +13,7 @@ from dynface.face.paste import paste_faces, upscale_image
 from dynface.face.templates import FFHQ_512, UTKFACE_200, template_for, template_names
 from dynface.face.whole import (
     DEFAULT_MIN_FACE,
+    FaceJobOptions,
     FaceRecord,
     PhotoReport,
     WholeResult,
@@ -24,7 +25,7 @@ from dynface.face.whole import (
 )
 
 __all__ = [
-    "DEFAULT_MIN_FACE", "DetectorUnavailable", "FFHQ_512", "Face", "FaceRecord", "PhotoReport",
+    "DEFAULT_MIN_FACE", "DetectorUnavailable", "FFHQ_512", "Face", "FaceJobOptions", "FaceRecord", "PhotoReport",
     "UTKFACE_200", "WholeResult", "compose_affine", "compose_side_by_side", "detect_faces",
     "estimate_similarity", "inverse_affine", "paste_faces", "process_photo_to_dir",
     "reframe_aligned", "restore_whole_image", "set_detector_threads", "sort_faces",

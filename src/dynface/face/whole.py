@@ -14,7 +14,7 @@ faces large enough to restore.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -27,7 +27,7 @@ from dynface.face.detect import DEFAULT_MIN_SCORE, Face, detect_faces
 from dynface.face.paste import paste_faces
 from dynface.face.templates import template_for
 
-__all__ = ["FaceRecord", "WholeResult", "PhotoReport", "restore_whole_image", "reframe_aligned",
+__all__ = ["FaceJobOptions", "FaceRecord", "WholeResult", "PhotoReport", "restore_whole_image", "reframe_aligned",
            "compose_side_by_side", "process_photo_to_dir", "sort_faces", "DEFAULT_MIN_FACE"]
 
 RestoreFn = Callable[[list], list]
@@ -297,6 +297,35 @@ def compose_side_by_side(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 _WRITABLE = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
 
+@dataclass(frozen=True)
+class FaceJobOptions:
+    """How a face job treats each photo and names its files: one object for `restore` (local or Ray)
+    and the library. `aligned_template` "model" means the model set's own template (`resolved`)."""
+
+    aligned: bool = False                  # the inputs are aligned face crops (no detection)
+    aligned_template: str = "ffhq"         # their framing: ffhq | utkface | model
+    only_center_face: bool = False
+    upscale: float = 1
+    suffix: str | None = None              # restored_faces/<stem>_NN_<suffix>.png, final_results/<stem>_<suffix>.<ext>
+    ext: str = "auto"                      # final image extension; auto = the input's
+    draw_box: bool = False
+    min_face: float = DEFAULT_MIN_FACE
+    min_score: float = DEFAULT_MIN_SCORE
+    border: str = "reflect"
+
+    def resolved(self, model_template: str) -> FaceJobOptions:
+        """These options with `aligned_template` "model" replaced by the model set's template name."""
+        if self.aligned_template != "model":
+            return self
+        return replace(self, aligned_template=model_template)
+
+    def whole_kwargs(self) -> dict:
+        """The keyword arguments of `restore_whole_image`."""
+        return {"aligned": self.aligned, "aligned_template": self.aligned_template,
+                "only_center_face": self.only_center_face, "upscale": self.upscale, "min_face": self.min_face,
+                "min_score": self.min_score, "draw_box": self.draw_box, "border": self.border}
+
+
 @dataclass
 class PhotoReport:
     input: str
@@ -337,21 +366,14 @@ def process_photo_to_dir(
     restore_fn: RestoreFn | None,
     template_pts,
     crop_size,
+    opts: FaceJobOptions | None = None,
     *,
-    aligned: bool = False,
-    aligned_template: str = "ffhq",
-    only_center_face: bool = False,
-    upscale: float = 1,
-    suffix: str | None = None,
-    ext: str = "auto",
-    draw_box: bool = False,
-    min_face: float = DEFAULT_MIN_FACE,
-    min_score: float = DEFAULT_MIN_SCORE,
-    border: str = "reflect",
     on_result: Callable | None = None,
     stem: str | None = None,
+    **options,
 ) -> PhotoReport:
-    """Restore one photo file and write the GFPGAN/CodeFormer-style folders under `out_dir`:
+    """Restore one photo file and write the GFPGAN/CodeFormer-style folders under `out_dir`
+    (`opts`, or FaceJobOptions fields given as keywords, say how):
 
         cropped_faces/<stem>_<NN>.png          aligned crops given to the restorer
         restored_faces/<stem>_<NN>[_suffix].png
@@ -366,16 +388,15 @@ def process_photo_to_dir(
     face is not an error (passed through, with a warning in the report).
     """
     t0 = time.perf_counter()
+    opts = replace(opts or FaceJobOptions(), **options)
+    suffix, ext = opts.suffix, opts.ext
     path, out_dir = Path(path), Path(out_dir)
     final_ext = _final_ext(path, ext)  # an unsupported --ext fails before any work
     if suffix is not None and any(c in str(suffix) for c in "/\\\0"):
         raise ValueError(f"suffix must not contain path separators: {suffix!r}")
     sfx = f"_{suffix}" if suffix else ""
     rgb = read_rgb(path)
-    res = restore_whole_image(rgb, restore_fn, template_pts, crop_size, aligned=aligned,
-                              aligned_template=aligned_template, only_center_face=only_center_face,
-                              upscale=upscale, min_face=min_face, min_score=min_score,
-                              draw_box=draw_box, border=border)
+    res = restore_whole_image(rgb, restore_fn, template_pts, crop_size, **opts.whole_kwargs())
     stem = stem or path.stem
     outputs: dict[str, list[str]] = {"cropped_faces": [], "restored_faces": [], "cmp": [], "final_results": []}
     for r in res.restored_records:

@@ -77,12 +77,12 @@ def make_restore_fn(restorer: Restorer, opt: RestoreOptions, show_steps: bool = 
     return restore_fn
 
 
-def restore_paths(paths, out_dir, restorer: Restorer, opt: RestoreOptions, *, aligned: bool = False,
-                  framing: str = "ffhq", only_center_face: bool = False, upscale: float = 1, suffix: str | None = None,
-                  ext: str = "auto", draw_box: bool = False, progress: bool = True) -> BatchReport:
-    """Restore every image (whole photos, or aligned crops with `aligned`) into out_dir's folders."""
+def restore_paths(paths, out_dir, restorer: Restorer, opt: RestoreOptions, face=None, *,
+                  progress: bool = True) -> BatchReport:
+    """Restore every image (whole photos, or aligned crops with `face.aligned`) into out_dir's folders;
+    `face`: a `face.whole.FaceJobOptions` (default: whole photos, FFHQ framing)."""
     from dynface.face.templates import template_for
-    from dynface.face.whole import process_photo_to_dir
+    from dynface.face.whole import FaceJobOptions, process_photo_to_dir
 
     report = BatchReport()
     files = list_inputs(paths)
@@ -91,6 +91,7 @@ def restore_paths(paths, out_dir, restorer: Restorer, opt: RestoreOptions, *, al
     size = restorer.models.size
     tmpl_name = restorer.models.manifest.get("template", "utkface")
     template = template_for(tmpl_name, size)
+    face = (face or FaceJobOptions()).resolved(tmpl_name)
     fn = make_restore_fn(restorer, opt, show_steps=progress)
     on_result = None
     if opt.samples > 1:  # K posterior samples: write their mean and std beside the restored faces
@@ -101,10 +102,7 @@ def restore_paths(paths, out_dir, restorer: Restorer, opt: RestoreOptions, *, al
 
     for f in tqdm(files, desc="restoring", unit="file", disable=not progress):
         try:
-            rep = process_photo_to_dir(f, out_dir, fn, template, size, aligned=aligned,
-                                       aligned_template=(framing if framing != "model" else tmpl_name),
-                                       only_center_face=only_center_face, upscale=upscale, suffix=suffix, ext=ext,
-                                       draw_box=draw_box, on_result=on_result, stem=stems[f])
+            rep = process_photo_to_dir(f, out_dir, fn, template, size, face, on_result=on_result, stem=stems[f])
         except (ImageError, ValueError) as e:
             report.failed.append((str(f), str(e)))
             continue
