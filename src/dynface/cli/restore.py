@@ -38,7 +38,7 @@ def register(sub) -> None:
 def cmd_restore(a) -> int:
     import torch
 
-    from dynface.face.whole import FaceJobOptions
+    from dynface.face.folders import FaceJobOptions
     from dynface.jobs.batch import restore_paths
     from dynface.modelset.folder import ModelSet
     from dynface.pipeline import Restorer

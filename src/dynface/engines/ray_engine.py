@@ -118,7 +118,7 @@ class FileWorker:
             return ""
         import json
 
-        from dynface.face.whole import FaceJobOptions, process_photo_to_dir
+        from dynface.face.folders import FaceJobOptions, process_photo_to_dir
 
         tmpl = self.restorer.models.manifest.get("template", "utkface")
         face = FaceJobOptions(**self.job["face"]).resolved(tmpl)
@@ -200,12 +200,12 @@ def clean_folder_ray(dataset, out_dir, weights_dir, opt, *, limit=None, split="a
 
 def restore_paths_ray(paths, out_dir, weights_dir, opt, face=None, *, address=None, workers=None, threads=1, batch=1,
                       progress=True):
-    """`batch.restore_paths` on Ray (`face`: a `face.whole.FaceJobOptions`). A photo whose final_results
+    """`batch.restore_paths` on Ray (`face`: a `face.folders.FaceJobOptions`). A photo whose final_results
     image exists (written last) is done."""
     import json
 
     from dynface.core.imageio import list_images
-    from dynface.face.whole import FaceJobOptions, final_output
+    from dynface.face.folders import FaceJobOptions, final_output
     from dynface.jobs.batch import BatchReport, check_output_dir
     from dynface.jobs.outnames import output_stems
 

@@ -80,9 +80,9 @@ def make_restore_fn(restorer: Restorer, opt: RestoreOptions, show_steps: bool = 
 def restore_paths(paths, out_dir, restorer: Restorer, opt: RestoreOptions, face=None, *,
                   progress: bool = True) -> BatchReport:
     """Restore every image (whole photos, or aligned crops with `face.aligned`) into out_dir's folders;
-    `face`: a `face.whole.FaceJobOptions` (default: whole photos, FFHQ framing)."""
+    `face`: a `face.folders.FaceJobOptions` (default: whole photos, FFHQ framing)."""
     from dynface.face.templates import template_for
-    from dynface.face.whole import FaceJobOptions, process_photo_to_dir
+    from dynface.face.folders import FaceJobOptions, process_photo_to_dir
 
     report = BatchReport()
     files = list_inputs(paths)
