@@ -99,7 +99,7 @@ class RestoreOptions:
 
 
 MODEL_SET_DEFAULTS = ("n_guidance",)  # RestoreOptions fields a model set's manifest presets in for_models
-STEPS_DEFAULT = 25  # network evaluations when the manifest names none (docs/training/bench-29faces-session9.md)
+STEPS_DEFAULT = 25  # network evaluations when the manifest names none (docs/speed/README.md)
 
 
 def method_steps(models: ModelSet, method: str) -> int:

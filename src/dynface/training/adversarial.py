@@ -13,7 +13,7 @@ et al. 2018) keep a critic this small stable without tuning:
 never touches the restorer's gradients.
 
 A critic that starts from scratch pulls a trained restorer's detail down for ~1,000 iterations
-while it learns (the "restart dip" of every new machine, docs/training.md), so a run can start its
+while it learns (the "restart dip" of every new machine, docs/history/training-log.md), so a run can start its
 critic from a saved one: `gan: {init: PATH}` (a `save_critic` file, fp16 safetensors).
 """
 from __future__ import annotations

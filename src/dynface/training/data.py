@@ -85,7 +85,7 @@ def detail_energies(images: torch.Tensor, chunk: int = 512) -> torch.Tensor:
 def keep_sharpest(images: torch.Tensor, fraction: float, chunk: int = 512) -> torch.Tensor:
     """The `fraction` of a uint8 image cache (N, 3, H, W) with the most fine detail (detail_energies),
     in their original order. UTKFace's softest faces are already blurred photographs; as targets
-    they teach a restorer to output blur (docs/training.md)."""
+    they teach a restorer to output blur (docs/history/training-log.md)."""
     if not 0 < fraction <= 1:
         raise ValueError(f"sharpest must be in (0, 1], got {fraction}")
     energy = detail_energies(images, chunk)

@@ -44,7 +44,7 @@ def fft_loss(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 def loss_rm(model, ctx: Ctx) -> torch.Tensor:
-    """Restorer RM: L1 to the clean face, plus what the config adds (each ablated in docs/training.md):
+    """Restorer RM: L1 to the clean face, plus what the config adds (each ablated in docs/history/training-log.md):
     `fft_weight` x fft_loss, `feature_weight` x Inception feature loss (training/feature_loss.py), and
     with `gan:` the PatchGAN generator loss (training/adversarial.py; the critic steps here too).
     `crop: p` trains on one random p x p window per batch, cut after the whole-face degradation."""
