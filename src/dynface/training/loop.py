@@ -186,8 +186,8 @@ class _StopOnSignal:
 class TrainLoop:
     """One training run, in the shape of guided-diffusion's `TrainLoop`: `__init__` sets up (process
     group, data, networks, optimiser, resume), `run()` repeats `run_step()` (`_set_lr` the
-    schedule, `_forward_backward`, `_optimise`, `_update_ema`) with `log_step`, `evaluate` and
-    `save` at their intervals, and `export` writes the final weights.
+    schedule, `_forward_backward`, `_optimise`, `_update_ema`) and calls `log_step`, `evaluate`
+    and `save` at their intervals, and `export` writes the final weights.
 
     Set-up draws from the global RNG in a fixed order (data, networks, critic, then a resumed
     checkpoint's RNG states), so a run resumed from any checkpoint is bit-exact to one that never
@@ -343,30 +343,38 @@ class TrainLoop:
     def _due(self, every: int) -> bool:
         return self.step % every == 0 or self.step == self.cfg.iters
 
+    def _open_log(self) -> None:
+        """log.csv (rank 0; appended to on resume) and the progress bar."""
+        self._log_f = open(self.run_dir / "log.csv" if self.dd.main else os.devnull, "a", newline="")
+        self._log = csv.writer(self._log_f)
+        if self._log_f.tell() == 0:
+            self._log.writerow(["step", "loss", "lr", "sec_per_iter", "wall_s"])
+        self._bar = tqdm(total=self.cfg.iters, initial=self.step, desc=f"train {self.kind}",
+                         disable=not (self.progress and self.dd.main), unit="it")
+
+    def log_step(self, loss: float, lr: float) -> None:
+        """Count one iteration; every `log_every` a log.csv row: mean loss, rate, seconds per iteration."""
+        self._running.append(loss)
+        self._bar.update(1)
+        if self._due(self.cfg.log_every):
+            now = time.time()
+            sec = (now - self._t_last) / max(1, len(self._running))
+            mean = np.mean(self._running)
+            self._log.writerow([self.step, f"{mean:.6f}", f"{lr:.3e}", f"{sec:.3f}", f"{self.wall:.0f}"])
+            self._log_f.flush()
+            self._bar.set_postfix(loss=f"{mean:.4f}")
+            self._running, self._t_last = [], now
+
     def run(self) -> Path:
         """Train to `iters` (or until SIGTERM / SIGINT, after a checkpoint); returns the export's path."""
         cfg, dd = self.cfg, self.dd
-        log_f = open(self.run_dir / "log.csv" if dd.main else os.devnull, "a", newline="")  # rank 0 logs
-        log = csv.writer(log_f)
-        if log_f.tell() == 0:
-            log.writerow(["step", "loss", "lr", "sec_per_iter", "wall_s"])
-        bar = tqdm(total=cfg.iters, initial=self.step, desc=f"train {self.kind}",
-                   disable=not (self.progress and dd.main), unit="it")
+        self._open_log()
         if self.validator is not None and not self.curve_path.exists():
             self.evaluate()  # the starting point: the shipped weights when the run starts from them
-        running, t_last = [], time.time()
+        self._running, self._t_last = [], time.time()
         stop, stopping = _StopOnSignal(), False
         while self.step < cfg.iters and not (stopping := distributed.any_rank(dd, stop.requested)):
-            loss, lr = self.run_step()
-            running.append(loss)
-            bar.update(1)
-            if self._due(cfg.log_every):
-                now = time.time()
-                sec = (now - t_last) / max(1, len(running))
-                log.writerow([self.step, f"{np.mean(running):.6f}", f"{lr:.3e}", f"{sec:.3f}", f"{self.wall:.0f}"])
-                log_f.flush()
-                bar.set_postfix(loss=f"{np.mean(running):.4f}")
-                running, t_last = [], now
+            self.log_step(*self.run_step())
             if self.validator is not None and self._due(cfg.eval_every):
                 self.evaluate()
             if self._due(cfg.ckpt_every):
@@ -374,8 +382,8 @@ class TrainLoop:
         if stopping:
             self.save()  # SIGTERM / SIGINT: keep every finished iteration, then stop
         stop.restore()
-        bar.close()
-        log_f.close()
+        self._bar.close()
+        self._log_f.close()
         out = export(self.kind, cfg, self.run_dir, device=self.device) if dd.main else self.run_dir / "final.safetensors"
         distributed.teardown(dd)
         return out
