@@ -1,6 +1,7 @@
 """Resumable training of every network: `dynface train prior|rm|se|dgsa|idm CONFIG [--device cuda]`.
 
-One loop for all: each kind supplies a builder and a loss for one batch. Checkpoints
+One loop for all (`TrainLoop`, configured by a `training.config.TrainConfig`): each kind supplies a
+builder and a loss for one batch (`training.losses.LOSSES`). Checkpoints
 (`ckpt.pt`, atomic, weights_only-loadable) hold the model, its EMA, the optimiser and every RNG
 state, so `--resume` continues the same run. `log.csv` records the loss; `final.safetensors` is
 the fp16 export with its architecture and training record.
