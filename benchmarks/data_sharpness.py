@@ -1,6 +1,6 @@
-"""How much fine detail the training faces have next to the bench's ground truths (issue 13).
+"""How much fine detail the training faces have next to the bench's ground truths.
 
-    python benchmarks/data_sharpness.py --cache-dir /work/runs/cache -o docs/training
+    python benchmarks/data_sharpness.py --cache-dir /work/runs/cache -o docs/history/training
 
 Detail energy = mean |Laplacian| of the grey image in [0, 1] (core/imagemetrics.detail_energy,
 the numerator of the bench's detail ratio), at the model size (128^2): for every UTKFace training
@@ -36,7 +36,7 @@ def main(argv=None) -> int:
     ap.add_argument("--bench", default="../shared/data/val/clean")
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--cache-dir", default="runs/cache")
-    ap.add_argument("-o", "--output", default="docs/training")
+    ap.add_argument("-o", "--output", default="docs/history/training")
     a = ap.parse_args(argv)
     out = Path(a.output)
     train = data_mod.load_cache(a.data, a.size, "train", cache_dir=a.cache_dir)

@@ -1,4 +1,4 @@
-"""IDM extrinsic enhancement, one small round (issue 6, METHOD §9), measured against a control.
+"""IDM extrinsic enhancement, one small round (docs/method.md §9), measured against a control.
 
     python benchmarks/idm_round.py --base-run RUNS/idm --train-faces 192 --iters 300 -o docs/idm_round
 

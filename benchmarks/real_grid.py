@@ -1,4 +1,4 @@
-"""Grid on real degraded faces without ground truth (issue 3's `val/real` grid).
+"""Grid on real degraded faces without ground truth (the `val/real` grid of docs/quality.md).
 
     python benchmarks/real_grid.py ../shared/data/val/real -o docs/real_grid.jpg --faces 6
 

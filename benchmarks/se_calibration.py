@@ -1,4 +1,4 @@
-"""How well does SE (TM + SDE) predict the blur level sigma* of the shipped RM? (METHOD §3, Eq. 10/19)
+"""How well does SE (TM + SDE) predict the blur level sigma* of the shipped RM? (`docs/method.md` §3, Eq. 10/19)
 
     python benchmarks/se_calibration.py --se OLD_DIR NEW_DIR -o docs/se_calibration.md
 

@@ -1,4 +1,4 @@
-"""Speed benchmark (issue 8): the full DSST-length chain against few-step settings, same seeds.
+"""Speed benchmark: the full DSST-length chain against few-step settings, same seeds.
 
     python benchmarks/speed.py ../shared/data/val/clean --faces 4 --full-faces 2 -o docs/speed
 

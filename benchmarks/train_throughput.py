@@ -1,6 +1,6 @@
-"""Training throughput per model on this machine (issue 13): seconds per iteration and images/s.
+"""Training throughput per model on this machine: seconds per iteration and images/s.
 
-    python benchmarks/train_throughput.py --iters 4 -o docs/training [--kinds rm]
+    python benchmarks/train_throughput.py --iters 4 -o docs/history/training [--kinds rm]
 
 For each kind (RM, prior, IDM, SE; DGSA needs a full run folder and is left out) it times
 `--iters` iterations (after one warm-up) of the real loss, backward and AdamW step from the
@@ -61,7 +61,7 @@ def main(argv=None) -> int:
     ap.add_argument("--cache-dir", default="/work/runs/cache")
     ap.add_argument("--data", default="../shared/data/utkface")
     ap.add_argument("--kinds", default="rm,prior,idm,se", help="comma-separated subset of rm,prior,idm,se")
-    ap.add_argument("-o", "--output", default="docs/training")
+    ap.add_argument("-o", "--output", default="docs/history/training")
     a = ap.parse_args(argv)
     precisions = ["fp32"] + (["bf16"] if native_bf16("cpu") else [])
     rows = []

@@ -1,7 +1,7 @@
 """Does the --samples K std map mean something? Synthetic faces with a known, spatially uneven degradation.
 
 Each clean val face is aligned to the model's template (the bench protocol) and degraded twice with
-METHOD §1 at fixed parameters: HEAVY on one half of the face (left for even faces, right for odd),
+`docs/method.md` §1 at fixed parameters: HEAVY on one half of the face (left for even faces, right for odd),
 LIGHT on the other, joined by a 12-px ramp. K posterior samples are drawn in one batch (seed 0) and
 
   * the per-pixel std (RMS over channels, [0, 1] intensities) is correlated with the per-pixel

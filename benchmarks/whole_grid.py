@@ -1,4 +1,4 @@
-"""Before/after grid for whole photos (issue 4): run after
+"""Before/after grid for whole photos: run after
 
     dynface restore -i ../shared/data/whole -o out/whole
     python benchmarks/whole_grid.py ../shared/data/whole out/whole -o docs/whole_grid.png

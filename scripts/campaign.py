@@ -12,7 +12,7 @@
         # NAME may join runs with "+" (rm_sharp+se_refit: both exports in one set)
     python scripts/campaign.py warm NAME        # keep run NAME's critic as the campaign's warm critic
     python scripts/campaign.py export [--install]
-        # export each run (fp16 safetensors), copy its curve to docs/training/NAME.csv/.png; with
+        # export each run (fp16 safetensors), copy its curve to docs/history/training/NAME.csv/.png; with
         # --install, replace an embedded stage by the best run for it, only where that run's last
         # validation row beats the weights embedded now (scored afresh) on the run's metric
 
@@ -40,7 +40,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS_YAML = ROOT / "campaign" / "runs.yaml"
-DOCS = ROOT / "docs" / "training"
+DOCS = ROOT / "docs" / "history" / "training"  # measured curves of every run (and of branches lost with a machine)
 MIN_GAIN = {"psnr": 0.02, "detail_ratio": 0.005, "x0_psnr_t300": 0.02, "sample10_psnr": 0.02, "sigma_abs_err": 0.005,
             "restored_detail_ratio": 0.005}  # below: noise
 LOWER_IS_BETTER = {"sigma_abs_err", "niqe", "restored_niqe"}
@@ -179,7 +179,7 @@ def fork(src: Path, dst: Path) -> None:
 def log_session(d: Path, r: dict) -> None:
     """Append this start to RUN/sessions.csv (UTC time, the curve's last step, else the iterations
     of the weights a fresh run starts from, and the CPU): the working sessions whose gains `status`
-    lists, for issue 13's plateau test ("three working days in a row")."""
+    lists (a plateau is no gain over several working sessions in a row)."""
     from datetime import datetime, timezone
 
     from dynface.core.hardware import cpu_summary
@@ -472,7 +472,7 @@ def run_export(runs_dir: Path, runs, name: str) -> Path:
 
 def install_named(runs_dir: Path, runs, name: str) -> None:
     """`install NAME`: export one run and install it whatever its curve metric says (a decision taken
-    on other evidence, e.g. the end-to-end bench; say so in docs/training.md)."""
+    on other evidence, e.g. the end-to-end bench; say why in docs/history/)."""
     path = run_export(runs_dir, runs, name)
     install_run(runs_dir, runs, name, next(r for r in runs if r["name"] == name)["stage"], path)
 

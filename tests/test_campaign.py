@@ -9,8 +9,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import load_script
-from test_curves import rm_config, shipped_rm
+from conftest import load_script, rm_config, shipped_rm
 from dynface.modelset import manifest as manifest_mod
 from dynface.modelset.manifest import manifest_entry
 from dynface.training.curves import append_row, read_curve

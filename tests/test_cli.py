@@ -4,23 +4,16 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from conftest import smooth_image
-from tiny_models import make_tiny_modelset
 from dynface.cli import main
 from dynface.core.imageio import read_rgb, to_uint8, write_image
 
 
-@pytest.fixture(scope="module")
-def ms(tmp_path_factory):
-    return make_tiny_modelset(tmp_path_factory.mktemp("ms"))
-
-
 def restore(args, ms, capsys):
     code = main(["restore", *args, "--weights-dir", str(ms), "--aligned", "--framing", "model", "--steps", "2",
-                 "--threads", "1", "-q", "--no-bf16"])
+                 "--threads", "1", "-q", "--precision", "fp32"])
     return code, capsys.readouterr().err
 
 
@@ -118,6 +111,30 @@ def test_restore_flags_are_made_from_restore_options():
     assert method_steps(ModelSet(Path("."), {}, {}), "idm") == STEPS_DEFAULT
     a = ap.parse_args(["restore", "x.png", "-o", "out", "--steps", "9"])
     assert options_from_args(a, with_idm).steps == 9
-    a = ap.parse_args(["restore", "x.png", "-o", "o", "--zeta", "2", "--no-dblm", "--n-guidance", "4", "--fidelity", "1"])
+    a = ap.parse_args(["restore", "x.png", "-o", "o", "--guidance-scale", "2", "--no-dblm", "--n-guidance", "4", "--fidelity", "1"])
     assert options_from_args(a, models) == RestoreOptions.for_models(models, zeta=2.0, dblm=False, n_guidance=4,
                                                                      fidelity=1.0)
+
+
+def test_deprecated_precision_aliases_warn_with_their_removal_version():
+    import pytest
+
+    from dynface.cli.flags import OneLineParser, add_runtime_options
+
+    ap = OneLineParser(prog="dynface")
+    add_runtime_options(ap)
+    for flag, want in (("--no-bf16", "fp32"), ("--bf16", "bf16")):
+        with pytest.warns(FutureWarning, match=rf"`{flag}` is deprecated and will be removed in dynface 1\.0"):
+            assert ap.parse_args([flag]).precision == want
+    assert "--no-bf16" not in ap.format_help() and "--bf16" not in ap.format_help()  # hidden
+
+
+def test_deprecate_refuses_once_the_removal_version_is_reached(monkeypatch):
+    import pytest
+
+    import dynface
+    from dynface.core.deprecation import deprecate
+
+    monkeypatch.setattr(dynface, "__version__", "1.0.0")
+    with pytest.raises(RuntimeError, match="was to be removed in dynface 1.0"):
+        deprecate("`--bf16`", "1.0", "use `--precision bf16`")

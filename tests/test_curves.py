@@ -1,4 +1,4 @@
-"""Learning curves (issue 13): metrics with known answers, the curve file, cumulative counts, and
+"""Learning curves: metrics with known answers, the curve file, cumulative counts, and
 a training run that checkpoints when asked to stop."""
 import os
 import signal
@@ -6,15 +6,12 @@ import signal
 import pytest
 import torch
 
-from conftest import smooth_image
+from conftest import faces_with_val_split, rm_config, shipped_rm, smooth_image
 from tiny_models import ARCH, SIZE
-from dynface.core.imageio import to_uint8, write_image
 from dynface.core.imagemetrics import detail_ratio, psnr
 from dynface.core.kernels import gaussian_blur
-from dynface.modelset.checkpoint import export_safetensors, read_metadata
+from dynface.modelset.checkpoint import read_metadata
 from dynface.modelset.weights import load_torch_file
-from dynface.networks.factory import build_network
-from dynface.training import data as data_mod
 from dynface.training.curves import append_row, plot_curve, read_curve
 from dynface.training.loop import train
 from dynface.training.losses import fft_loss
@@ -45,36 +42,6 @@ def test_curve_rows_round_trip_and_plot(tmp_path):
     assert [r["step"] for r in rows] == [10, 20] and rows[1]["psnr"] == pytest.approx(25.75)
     png = plot_curve(p, tmp_path / "curve.png", "test")
     assert png.stat().st_size > 1000 and png.read_bytes()[:4] == b"\x89PNG"
-
-
-def faces_with_val_split(folder, n_train=6, n_val=3):
-    """Synthetic faces named so that data.split_of puts n_val of them in the val split."""
-    folder.mkdir(exist_ok=True)
-    i = made_val = made_train = 0
-    while made_val < n_val or made_train < n_train:
-        name = f"f{i}.png"
-        is_val = data_mod.split_of(name) == "val"
-        if (is_val and made_val < n_val) or (not is_val and made_train < n_train):
-            write_image(folder / name, to_uint8(smooth_image(SIZE, seed=i)[0]))
-            made_val += is_val
-            made_train += not is_val
-        i += 1
-    return folder
-
-
-def rm_config(tmp_path, init) -> dict:
-    return {"kind": "rm", "data": str(faces_with_val_split(tmp_path / "faces")), "size": SIZE, "seed": 1, "iters": 4,
-            "batch": 2, "lr": 1e-3, "warmup": 1, "ema": 0.9, "precision": "fp32", "ckpt_every": 2, "log_every": 1,
-            "eval_every": 2, "val_faces": 3, "fft_weight": 0.5, "cache_dir": str(tmp_path / "cache"),
-            "degradation": {"sigma": [0.1, 2.0], "scale": [1.0, 2.0], "noise": [0, 10], "jpeg": [60, 95]},
-            "init_from": {"path": str(init)}, "arch": ARCH["rm"]}
-
-
-def shipped_rm(tmp_path):
-    torch.manual_seed(0)
-    rm = build_network("rm", ARCH["rm"])
-    return export_safetensors(rm, tmp_path / "rm.safetensors", "rm", ARCH["rm"],
-                              {"iters": 100, "images": 800, "wall_time_s": 3600}, dtype=torch.float32)
 
 
 def test_curve_counts_are_cumulative_from_the_shipped_weights(tmp_path):

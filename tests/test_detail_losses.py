@@ -1,11 +1,10 @@
-"""The RM's detail losses (issue 13): Inception feature loss, PatchGAN critic, crop training."""
+"""The RM's detail losses: Inception feature loss, PatchGAN critic, crop training."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from conftest import smooth_image
-from test_curves import rm_config, shipped_rm
+from conftest import rm_config, shipped_rm, smooth_image
 from tiny_models import SIZE
 from dynface.core.kernels import gaussian_blur
 from dynface.modelset.weights import load_torch_file

@@ -326,10 +326,12 @@ def test_compose_side_by_side():
     assert c.shape == (128, 256, 3) and c[:, :128].max() == 0 and c[:, 128:].min() == 255
 
 
-def test_bad_restorer_output():
+def test_a_photo_without_faces_never_calls_the_restorer():
     img = no_face_image()
-    # no faces: the restorer is never called, so even a broken one is fine
-    restore_whole_image(img, lambda c: [], UTK128, 128)
+    calls = []
+    res = restore_whole_image(img, lambda c: calls.append(c) or [], UTK128, 128)  # a broken restorer
+    assert calls == [] and res.faces == [] and res.warnings  # never called; the photo passes through, with a warning
+    assert np.array_equal(res.image, img)
 
 
 @needs_data

@@ -4,9 +4,11 @@ so a refactor that changes any of them fails here.
 The goldens (tests/fixtures/golden.npz) were recorded on one CPU at 1 thread. On a CPU with the same
 SIMD level (torch.backends.cpu.get_cpu_capability()) the outputs must be bit-identical; on another
 the float kernels round differently, so there they must agree within 1e-3 (quantised images within 1
-grey level). Regenerate deliberately, after a change that is meant to alter outputs:
+grey level). Each pinned output is its own test case, so one run reports every key that moved. Regenerate
+deliberately, after a change that is meant to alter outputs (all files, or the ones named):
 
     DYNFACE_REGEN_GOLDEN=1 python -m pytest -q tests/test_golden.py
+    DYNFACE_REGEN_GOLDEN=golden_options.npz python -m pytest -q tests/test_golden.py
 """
 import json
 import os
@@ -26,7 +28,8 @@ from dynface.modelset.folder import ModelSet
 from dynface.pipeline import Restorer, RestoreOptions
 
 GOLDEN = Path(__file__).parent / "fixtures" / "golden.npz"
-REGEN = os.environ.get("DYNFACE_REGEN_GOLDEN") == "1"
+GOLDEN_OPTIONS = Path(__file__).parent / "fixtures" / "golden_options.npz"  # --samples, --fidelity, --channels-last
+REGEN = os.environ.get("DYNFACE_REGEN_GOLDEN", "")  # "1": every file; else the names of the files to rewrite
 CASES = {
     "dynface": {},
     "dm_only": dict(dblm=False, n_guidance=1, dsst=False, dgsa=False, refine=False),
@@ -40,22 +43,37 @@ CASES = {
     "bicubic": dict(method="bicubic"),
     "idm": dict(method="idm"),
 }
+OPTION_CASES = {
+    "samples_2": dict(samples=2),
+    "fidelity_0.25": dict(fidelity=0.25),
+    "fidelity_1": dict(fidelity=1.0),
+    "channels_last": dict(channels_last=True),
+}
 
 
-def outputs() -> dict[str, np.ndarray]:
+def _restore_outputs(restorer, y, cases: dict) -> dict[str, np.ndarray]:
+    out = {}
+    for name, kw in cases.items():
+        res = restorer.restore(y, RestoreOptions(**{"precision": "fp32", "steps": 3, "seed": 7, **kw}))
+        out[f"restore/{name}"] = res.images.numpy()
+        if res.samples is not None:
+            out[f"samples/{name}"] = res.samples.numpy()
+        if res.sigmas_refined is not None:
+            out[f"sigmas/{name}"] = res.sigmas_refined.numpy()
+        if res.t_start is not None:
+            out[f"t_start/{name}"] = res.t_start.numpy()
+    return out
+
+
+def outputs() -> dict[Path, dict[str, np.ndarray]]:
+    """Every pinned output, by the fixture file that pins it."""
     import tempfile
 
-    out = {}
     with tempfile.TemporaryDirectory() as d:
         restorer = Restorer(ModelSet.load(make_tiny_modelset(Path(d) / "ms")))
         y = torch.cat([smooth_image(SIZE, seed=20), smooth_image(SIZE, seed=21)])
-        for name, kw in CASES.items():
-            res = restorer.restore(y, RestoreOptions(**{"precision": "fp32", "steps": 3, "seed": 7, **kw}))
-            out[f"restore/{name}"] = res.images.numpy()
-            if res.sigmas_refined is not None:
-                out[f"sigmas/{name}"] = res.sigmas_refined.numpy()
-            if res.t_start is not None:
-                out[f"t_start/{name}"] = res.t_start.numpy()
+        out = _restore_outputs(restorer, y, CASES)
+        options = _restore_outputs(restorer, y, OPTION_CASES)
     for i, seed in enumerate((0, 1, 12345)):
         x = smooth_image(64, seed=30 + i)
         y, p = degrade_random(x, DegradationConfig(), seed, i)
@@ -69,39 +87,64 @@ def outputs() -> dict[str, np.ndarray]:
     out["dsst/gap"] = gap.numpy()
     out["dsst/tau"] = np.array(tau)
     out["dsst/tstar"] = start_steps(gap, tau, sched).numpy()
-    return out
+    return {GOLDEN: out, GOLDEN_OPTIONS: options}
+
+
+def _pinned(path: Path) -> list[str]:
+    if not path.exists():
+        return []
+    return sorted(k for k in np.load(path).files if not k.startswith("meta/"))
+
+
+PINNED = [(path, key) for path in (GOLDEN, GOLDEN_OPTIONS) for key in _pinned(path)]
 
 
 @pytest.fixture(scope="module")
 def current():
     torch.set_num_threads(1)
-    return outputs()
-
-
-def test_outputs_match_the_goldens(current):
+    out = outputs()
     capability = torch.backends.cpu.get_cpu_capability()
+    for path, values in out.items():
+        if REGEN == "1" or path.name in REGEN.split(","):
+            path.parent.mkdir(exist_ok=True)
+            np.savez_compressed(path, **values, **{"meta/capability": np.array(capability)})
     if REGEN:
-        GOLDEN.parent.mkdir(exist_ok=True)
-        np.savez_compressed(GOLDEN, **current, **{"meta/capability": np.array(capability)})
-        pytest.skip(f"goldens regenerated on {capability}")
-    gold = np.load(GOLDEN)
-    same_cpu = str(gold["meta/capability"]) == capability
-    missing = sorted(set(k for k in gold.files if not k.startswith("meta/")) ^ set(current))
-    assert not missing, f"cases added or removed: {missing}"
-    for k, v in current.items():
-        g = gold[k]
-        assert v.shape == g.shape and v.dtype == g.dtype, k
-        if v.dtype.kind in "US" or k.startswith(("t_start/", "dsst/tstar")):
-            assert np.array_equal(v, g), k
-        elif same_cpu:
-            assert np.array_equal(v, g), f"{k}: not bit-identical on the CPU the goldens came from"
-        else:
-            assert np.allclose(v, g, atol=1e-3, rtol=0), f"{k}: max diff {np.abs(v - g).max():.2e}"
+        pytest.skip(f"goldens regenerated on {capability}: {REGEN}")
+    return out
+
+
+def test_no_golden_case_added_or_removed(current):
+    for path, values in current.items():
+        changed = sorted(set(_pinned(path)) ^ set(values))
+        assert not changed, f"{path.name}: cases added or removed: {changed}"
+
+
+@pytest.mark.parametrize("path, key", PINNED, ids=[f"{p.stem}:{k}" for p, k in PINNED])
+def test_output_matches_its_golden(current, path, key):
+    """Each pinned output on its own: bit-identical on the CPU the goldens came from (same SIMD level),
+    within 1e-3 elsewhere; strings, start steps and DSST steps exactly."""
+    gold = np.load(path)
+    v, g = current[path][key], gold[key]
+    assert v.shape == g.shape and v.dtype == g.dtype, key
+    if v.dtype.kind in "US" or key.startswith(("t_start/", "dsst/tstar")):
+        assert np.array_equal(v, g), key
+    elif str(gold["meta/capability"]) == torch.backends.cpu.get_cpu_capability():
+        assert np.array_equal(v, g), f"{key}: not bit-identical on the CPU the goldens came from"
+    else:
+        assert np.allclose(v, g, atol=1e-3, rtol=0), f"{key}: max diff {np.abs(v - g).max():.2e}"
 
 
 def test_golden_cases_differ_from_each_other(current):
-    """The switches really change the output (a pinned case that equals another pins nothing new)."""
-    ref = current["restore/dynface"]
+    """The switches really change the output (a pinned case that equals another pins nothing new);
+    channels_last changes the memory layout only, so it must give the default output up to rounding."""
+    base, options = current[GOLDEN], current[GOLDEN_OPTIONS]
+    ref = base["restore/dynface"]
     for name in CASES:
         if name != "dynface":
-            assert not np.array_equal(current[f"restore/{name}"], ref), name
+            assert not np.array_equal(base[f"restore/{name}"], ref), name
+    for name in ("fidelity_0.25", "fidelity_1"):
+        assert not np.array_equal(options[f"restore/{name}"], ref), name
+    assert options["samples/samples_2"].shape[0] == 2
+    assert np.array_equal(options["restore/samples_2"], options["samples/samples_2"][0])
+    assert not np.array_equal(options["samples/samples_2"][0], options["samples/samples_2"][1])
+    assert np.allclose(options["restore/channels_last"], ref, atol=1e-3, rtol=0)

@@ -6,7 +6,6 @@ import torch
 
 import dynface.core.hardware as hw
 from conftest import smooth_image
-from tiny_models import make_tiny_modelset
 from dynface.cli import main
 from dynface.core.imageio import to_uint8, write_image
 from dynface.training.loop import config_precision
@@ -35,11 +34,12 @@ def test_explicit_precision_is_kept_and_unknown_refused():
 def test_training_config_precision(monkeypatch):
     monkeypatch.setattr(hw, "cpu_flags", lambda: AVX2)
     assert config_precision({"precision": "auto"}) == "fp32"
-    assert config_precision({"bf16": True}) == "fp32"  # legacy configs: bf16: true means auto
     assert config_precision({}) == "fp32"
     monkeypatch.setattr(hw, "cpu_flags", lambda: SPR)
-    assert config_precision({"precision": "auto"}) == "bf16" and config_precision({"bf16": True}) == "bf16"
+    assert config_precision({"precision": "auto"}) == "bf16"
     assert config_precision({"precision": "fp32"}) == "fp32"
+    with pytest.warns(FutureWarning, match="removed in dynface 1.0"):  # the key before `precision`
+        assert config_precision({"bf16": True}) == "bf16"
 
 
 def test_cpu_flags_and_model_are_read():
@@ -77,11 +77,6 @@ def test_set_threads():
             hw.set_threads(-2)
     finally:
         torch.set_num_threads(old)
-
-
-@pytest.fixture(scope="module")
-def ms(tmp_path_factory):
-    return make_tiny_modelset(tmp_path_factory.mktemp("ms"))
 
 
 def _restore_default(ms, tmp_path, out, monkeypatch, flags):

@@ -18,7 +18,9 @@ from scipy.stats import norm
 
 from dynface.core.imageio import read_rgb, write_image
 from dynface.metrics import fidelity, noref
-from dynface.metrics.evaluate import evaluate, format_table, match_files, write_report
+from dynface.metrics.evaluate import evaluate
+from dynface.metrics.matching import match_files
+from dynface.metrics.report import format_table, write_report
 
 torch.set_num_threads(1)
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -65,7 +65,7 @@ def test_swt_and_dgsa_objective_known_answers():
 
 
 def test_dgsa_objective_with_the_inception_perceptual_term_sees_lost_detail():
-    """perceptual: inception (the DISTS substitute of session 7): zero on the face itself, larger for
+    """perceptual: inception (a DISTS substitute): zero on the face itself, larger for
     a blurred face than for the same face with mild noise of equal pixel error; an unknown name fails."""
     import pytest
 

@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from dynface.modelset.catalogue import CHECKPOINTS, MODEL_SETS
-from dynface.modelset.weights import WeightsError, official_checkpoint
+from dynface.modelset.official import official_checkpoint
+from dynface.modelset.weights import WeightsError
 from dynface.networks.architectures import build_architecture, difface_swinir512, difface_unet512, dps_unet256
 from dynface.networks.swinir import SwinIRConfig
 from dynface.networks.unet import UNetConfig

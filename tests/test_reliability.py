@@ -1,4 +1,4 @@
-"""Nothing lost, nothing half-written, no garbage with exit 0, no hang, no traceback.
+"""Reliability promises (docs/reliability.md): nothing lost, nothing half-written, no garbage with exit 0, no hang, no traceback.
 
 One test (or more) per promise of docs/reliability.md, then the bad-input corpus run through
 restore, degrade, eval and clean. Pictures are synthetic; no face is written anywhere.
@@ -18,18 +18,12 @@ import torch
 from PIL import Image
 
 from bad_input_corpus import _picture, build_corpus
-from tiny_models import make_tiny_modelset
 from dynface.cli import main
 from dynface.core.imageio import ImageError, list_images, read_rgb, set_max_pixels
 from dynface.jobs.clean import RECORD
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 ENV = {**os.environ, "PYTHONPATH": str(SRC) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-
-
-@pytest.fixture(scope="module")
-def ms(tmp_path_factory):
-    return make_tiny_modelset(tmp_path_factory.mktemp("ms"))
 
 
 @pytest.fixture(autouse=True)

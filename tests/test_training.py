@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import smooth_image
-from test_curves import rm_config, shipped_rm
+from conftest import rm_config, shipped_rm, smooth_image
 from tiny_models import ARCH, SIZE
 from dynface.core.imageio import to_uint8, write_image
 from dynface.core.schedule import Schedule, tweedie_x0
@@ -26,7 +25,7 @@ def idm_config(tmp_path, init=None) -> dict:
     for i in range(6):
         write_image(folder / f"face{i}.png", to_uint8(smooth_image(SIZE, seed=i)[0]))
     cfg = {"kind": "idm", "data": str(folder), "size": SIZE, "seed": 3, "iters": 4, "batch": 4, "lr": 1e-3,
-           "warmup": 1, "ema": 0.9, "bf16": False, "ckpt_every": 2, "log_every": 1,
+           "warmup": 1, "ema": 0.9, "precision": "fp32", "ckpt_every": 2, "log_every": 1,
            "cache_dir": str(tmp_path / "cache"), "patch": {"sizes": [16, 32], "probs": [0.5, 0.5]},
            "degradation": {"sigma": [0.1, 2.0], "scale": [1.0, 2.0], "noise": [0, 10], "jpeg": [60, 95]},
            "arch": ARCH["idm"]}
@@ -248,3 +247,35 @@ def test_prior_curve_scores_samples_by_kid_and_keeps_a_grid(tmp_path):
     assert set(a) >= {"x0_psnr_t300", "kid_faces"} and np.isfinite(a["kid_faces"])
     assert len(v.last_samples) == 4 and v.last_samples[0].shape == (SIZE, SIZE, 3)
     assert v(net)["kid_faces"] == a["kid_faces"]  # fixed seed: the same samples, the same score
+
+
+def test_train_config_refuses_unknown_keys_and_wrong_types():
+    from dynface.training.config import ConfigError, TrainConfig
+
+    with pytest.raises(ConfigError, match=r"unknown training config key\(s\) lerning_rate; valid keys: kind, data"):
+        TrainConfig.from_dict({"lerning_rate": 1e-3})
+    with pytest.raises(ConfigError, match="`iters: 'many'`: expected int"):
+        TrainConfig.from_dict({"iters": "many"})
+    with pytest.raises(ConfigError, match="precision"):
+        TrainConfig.from_dict({"precision": "fp8"})
+    cfg = TrainConfig.from_dict({"lr": "1e-3", "iters": 4.0, "lambda": 2, "data": [{"path": "a", "weight": 1}],
+                                 "synth": {"weight": 0.5, "truncation": 0.7, "seed": 1}})
+    assert cfg.lr == 1e-3 and cfg.iters == 4 and cfg.lambda_ == 2.0 and cfg.data[0]["path"] == "a"
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg and cfg.to_dict()["lambda"] == 2.0
+    with pytest.raises(ConfigError, match="lacks data"):
+        TrainConfig(iters=1, lr=1.0, arch={"x": 1}).check_complete()
+
+
+def test_every_packaged_and_campaign_config_is_a_valid_train_config():
+    from pathlib import Path
+
+    from dynface.training.config import TrainConfig
+
+    root = Path(__file__).resolve().parents[1]
+    files = sorted((root / "src/dynface/configs").glob("*.yaml")) + sorted(
+        p for p in (root / "campaign").glob("*.yaml") if p.name != "runs.yaml")
+    assert files
+    for f in files:
+        cfg = TrainConfig.load(f)
+        cfg.check_complete()
+        assert cfg.kind in {"prior", "rm", "se", "dgsa", "idm"}, f

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from test_curves import faces_with_val_split, shipped_rm
+from conftest import faces_with_val_split, shipped_rm
 from tiny_models import ARCH, SIZE, make_tiny_modelset
 from dynface.core.schedule import Schedule
 from dynface.modelset.checkpoint import read_metadata

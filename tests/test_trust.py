@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from conftest import smooth_image
-from tiny_models import SIZE, make_tiny_modelset
+from tiny_models import SIZE
 from dynface.cli import main
 from dynface.core.fidelity_control import FIDELITY_DEFAULT, check_fidelity, fidelity_controls
 from dynface.core.imageio import read_rgb, to_uint8, write_image
@@ -15,11 +15,6 @@ from dynface.jobs.uncertainty_maps import paste_maps
 from dynface.modelset.folder import ModelSet
 from dynface.pipeline import Restorer, RestoreOptions
 from dynface.sampling.chain import randn
-
-
-@pytest.fixture(scope="module")
-def ms(tmp_path_factory):
-    return make_tiny_modelset(tmp_path_factory.mktemp("ms"))
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +156,7 @@ def test_paste_maps_only_inside_face_masks():
 # ------------------------------------------------------------------------------------ CLI
 def cli(args, ms, capsys):
     try:
-        code = main(["restore", *args, "--weights-dir", str(ms), "--steps", "2", "--threads", "1", "-q", "--no-bf16"])
+        code = main(["restore", *args, "--weights-dir", str(ms), "--steps", "2", "--threads", "1", "-q", "--precision", "fp32"])
     except SystemExit as e:  # argument errors: argparse exits 2 with one line
         code = e.code
     return code, capsys.readouterr().err

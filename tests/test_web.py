@@ -275,11 +275,11 @@ def test_steps_are_greyed_out_for_the_method_that_does_not_sample(page):
 
 
 def test_serve_flags_come_from_server_config_and_bad_ones_are_one_line(capsys):
-    from dynface.web.serve import config_from_args
+    from dynface.cli.serve import config_from_args
     import argparse
 
     ap = argparse.ArgumentParser()
-    from dynface.web.serve import register
+    from dynface.cli.serve import register
 
     register(ap.add_subparsers())
     a = ap.parse_args(["serve", "--port", "8000", "--max-files", "3", "--job-timeout-s", "30"])

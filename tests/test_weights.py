@@ -12,10 +12,11 @@ import pytest
 import torch
 import torch.nn as nn
 
-from dynface.modelset import weights as W
+from dynface.modelset import official as O
 from dynface.modelset.catalogue import CHECKPOINTS
-from dynface.modelset.weights import (WeightsError, compare_state, load_checkpoint_state, load_into, official_file,
-                                      save_safetensors_fp16, sha256_file, weights_dir, weights_list, weights_verify)
+from dynface.modelset.official import official_file, weights_dir, weights_list, weights_verify
+from dynface.modelset.weights import (WeightsError, compare_state, load_checkpoint_state, load_into, save_safetensors_fp16,
+                                      sha256_file)
 
 torch.set_num_threads(1)
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -138,9 +139,9 @@ def test_fp16_refuses_out_of_range(tmp_path):
 
 
 def test_weights_dir_precedence(tmp_path, monkeypatch):
-    monkeypatch.delenv(W.ENV_WEIGHTS_DIR, raising=False)
+    monkeypatch.delenv(O.ENV_WEIGHTS_DIR, raising=False)
     assert weights_dir() == Path("~/.cache/dynface/weights").expanduser()
-    monkeypatch.setenv(W.ENV_WEIGHTS_DIR, str(tmp_path / "env"))
+    monkeypatch.setenv(O.ENV_WEIGHTS_DIR, str(tmp_path / "env"))
     assert weights_dir() == tmp_path / "env"
     assert weights_dir(tmp_path / "arg") == tmp_path / "arg"
 

@@ -1,4 +1,4 @@
-"""DynFaceRestore inference (METHOD §8, paper Algorithm 1) with every stage switchable.
+"""DynFaceRestore inference (docs/method.md §8, paper Algorithm 1) with every stage switchable.
 
     sigma_hat = SDE(TM(y));  r = RM(y);  y_i = k_sigma_i (x) r                 (DBLM, multi-guidance)
     t* = DSST(sigma_hat);  x = sqrt(abar_t*) y_1 + sqrt(1 - abar_t*) eps        (DSST)
@@ -99,7 +99,7 @@ class RestoreOptions:
 
 
 MODEL_SET_DEFAULTS = ("n_guidance",)  # RestoreOptions fields a model set's manifest presets in for_models
-STEPS_DEFAULT = 25  # network evaluations when the manifest names none (docs/training/bench-29faces-session9.md)
+STEPS_DEFAULT = 25  # network evaluations when the manifest names none (docs/speed/README.md)
 
 
 def method_steps(models: ModelSet, method: str) -> int:

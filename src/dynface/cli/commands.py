@@ -4,10 +4,9 @@
 """
 from __future__ import annotations
 
-from dynface.cli import bench, build_dsst, clean, degrade, eval, info, restore, sample, synth, train, weights
+from dynface.cli import bench, build_dsst, clean, degrade, eval, info, restore, sample, serve, synth, train, weights
 from dynface.cli.flags import OneLineParser
 from dynface.cli.guard import run_command
-from dynface.web import serve  # `dynface serve` (Gradio is imported only when it runs)
 
 COMMANDS = (restore, degrade, synth, sample, train, build_dsst, info, weights, clean, eval, bench, serve)
 

@@ -1,4 +1,4 @@
-"""`dynface degrade`: the synthetic degradation of METHOD §1 on image files (seeded, parameters recorded)."""
+"""`dynface degrade`: the synthetic degradation of docs/method.md §1 on image files (seeded, parameters recorded)."""
 from __future__ import annotations
 
 from dynface.cli.flags import IMAGE_SIDE_MAX, add_max_pixels, add_number, finish
@@ -6,7 +6,7 @@ from dynface.pipeline import SEED_MAX
 
 
 def register(sub) -> None:
-    p = sub.add_parser("degrade", help="synthetic degradation of METHOD §1 (seeded, parameters recorded)")
+    p = sub.add_parser("degrade", help="synthetic degradation of docs/method.md §1 (seeded, parameters recorded)")
     p.add_argument("inputs", nargs="+")
     p.add_argument("-o", "--output", required=True)
     add_number(p, "--seed", lo=0, hi=SEED_MAX, default=0)

@@ -5,7 +5,9 @@ import sys
 
 from dynface.cli.flags import add_max_pixels, add_number
 from dynface.core.imageio import ImageError
-from dynface.metrics.evaluate import ALL_METRICS, evaluate, format_table, unknown_metrics, write_report
+from dynface.metrics.evaluate import evaluate
+from dynface.metrics.names import ALL_METRICS, unknown_metrics
+from dynface.metrics.report import format_table, write_report
 
 
 def register(sub) -> None:

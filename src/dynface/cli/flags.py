@@ -115,8 +115,21 @@ def add_restore_options(p) -> None:
         add_option_flag(p, name)
 
 
+class _DeprecatedPrecision(argparse.Action):
+    """--bf16 / --no-bf16: hidden aliases of --precision bf16 / fp32 that warn (core/deprecation.py)."""
+
+    def __init__(self, option_strings, dest, const, **kw):
+        super().__init__(option_strings, dest, nargs=0, const=const, **kw)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from dynface.core.deprecation import deprecate
+
+        deprecate(f"`{option_string}`", "1.0", f"use `--precision {self.const}`")
+        setattr(namespace, self.dest, self.const)
+
+
 def add_runtime_options(p) -> None:
-    """--threads and --precision (with the old --bf16/--no-bf16 as hidden aliases), for every command that runs networks."""
+    """--threads and --precision (with --bf16/--no-bf16 as deprecated hidden aliases), for every command that runs networks."""
     from dynface.core.hardware import PRECISION_CHOICES
 
     add_number(p, "--threads", lo=1, hi=THREADS_MAX, default=None,
@@ -124,8 +137,8 @@ def add_runtime_options(p) -> None:
     p.add_argument("--precision", choices=PRECISION_CHOICES, default=RestoreOptions.precision,
                    help="autocast precision of every network; auto (default): bf16 only where the CPU/GPU runs it "
                         "natively (avx512_bf16/amx_bf16 or a bf16 CUDA device), else fp32")
-    p.add_argument("--bf16", dest="precision", action="store_const", const="bf16", help=argparse.SUPPRESS)
-    p.add_argument("--no-bf16", dest="precision", action="store_const", const="fp32", help=argparse.SUPPRESS)
+    p.add_argument("--bf16", dest="precision", action=_DeprecatedPrecision, const="bf16", help=argparse.SUPPRESS)
+    p.add_argument("--no-bf16", dest="precision", action=_DeprecatedPrecision, const="fp32", help=argparse.SUPPRESS)
 
 
 def add_engine_options(p) -> None:

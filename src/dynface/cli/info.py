@@ -14,8 +14,8 @@ from dynface.core.hardware import (torch_build, _cgroup_cpu_limit, available_cpu
 
 def info_lines(weights_dir=None) -> list[str]:
     from dynface.modelset.manifest import EMBEDDED_DIR
-    from dynface.modelset.weights import weights_dir as resolve_weights_dir
-    from dynface.modelset.weights import weights_list
+    from dynface.modelset.official import weights_dir as resolve_weights_dir
+    from dynface.modelset.official import weights_list
 
     cpus = available_cpus()
     limit = _cgroup_cpu_limit()

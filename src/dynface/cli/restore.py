@@ -42,6 +42,7 @@ def register(sub) -> None:
 def cmd_restore(a) -> int:
     import torch
 
+    from dynface.face.folders import FaceJobOptions
     from dynface.jobs.batch import restore_paths
     from dynface.modelset.folder import ModelSet
     from dynface.pipeline import Restorer
@@ -71,16 +72,16 @@ def cmd_restore(a) -> int:
     if models.manifest.get("note"):
         print(f"note: {models.manifest['note']}", file=sys.stderr)
     opt = options_from_args(a, models)
+    face = FaceJobOptions(aligned=a.aligned, aligned_template=a.framing, only_center_face=a.only_center_face,
+                          upscale=a.upscale, suffix=a.suffix, ext=a.ext, draw_box=a.draw_box)
     workers = engine_workers(a)
     if a.engine == "ray":
         from dynface.engines.ray_engine import restore_paths_ray
 
         if a.preset != "embedded" or models.device.type != "cpu":
             raise CLIError("--engine ray runs the embedded/--weights-dir model sets on CPUs only")
-        rep = restore_paths_ray(inputs, a.output, a.weights_dir, opt, address=a.address, workers=workers,
-                                threads=a.threads or 1, progress=not a.quiet, aligned=a.aligned, framing=a.framing,
-                                only_center_face=a.only_center_face, upscale=a.upscale, suffix=a.suffix, ext=a.ext,
-                                draw_box=a.draw_box)
+        rep = restore_paths_ray(inputs, a.output, a.weights_dir, opt, face, address=a.address, workers=workers,
+                                threads=a.threads or 1, progress=not a.quiet)
         if rep.skipped:
             print(f"skipped {rep.skipped} file(s) already done", file=sys.stderr)
         return finish(rep, a.output, "restored")
@@ -90,9 +91,7 @@ def cmd_restore(a) -> int:
         rep = run_video_restore(videos, a, Restorer(models), opt)
         if not inputs:
             return finish(rep, a.output, "restored")
-    rep_images = restore_paths(inputs, a.output, Restorer(models), opt, aligned=a.aligned, framing=a.framing,
-                               only_center_face=a.only_center_face, upscale=a.upscale, suffix=a.suffix, ext=a.ext,
-                               draw_box=a.draw_box, progress=not a.quiet)
+    rep_images = restore_paths(inputs, a.output, Restorer(models), opt, face, progress=not a.quiet)
     if videos:
         rep_images.done += rep.done
         rep_images.failed += rep.failed

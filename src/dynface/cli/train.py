@@ -27,18 +27,18 @@ def register(sub) -> None:
 
 
 def cmd_train(a) -> int:
-    from dynface.training.loop import export, load_config, train
+    from dynface.training.config import TrainConfig
+    from dynface.training.loop import export, train
 
-    cfg_path = a.config or str(Path(__file__).parent.parent / "configs" / f"{a.kind}.yaml")
-    cfg = load_config(cfg_path)
+    cfg = TrainConfig.load(a.config or Path(__file__).parent.parent / "configs" / f"{a.kind}.yaml")
     if a.cache_dir:
-        cfg["cache_dir"] = a.cache_dir
-    run_dir = a.run_dir or cfg.get("run_dir") or f"runs/{a.kind}"
+        cfg = cfg.replace(cache_dir=a.cache_dir)
+    run_dir = a.run_dir or cfg.default_run_dir(a.kind)
     if a.export_only:
         print(export(a.kind, cfg, run_dir))
         return 0
     if a.precision:
-        cfg["precision"] = a.precision
+        cfg = cfg.replace(precision=a.precision)
     out = train(a.kind, cfg, run_dir=run_dir, resume=a.resume, data=a.data, iters=a.iters, threads=a.threads,
                 progress=not a.quiet, device=a.device)
     print(out)

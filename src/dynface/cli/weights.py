@@ -6,7 +6,7 @@ import sys
 
 def register(sub) -> None:
     from dynface.modelset.catalogue import CHECKPOINTS, MODEL_SETS
-    from dynface.modelset.weights import ENV_WEIGHTS_DIR
+    from dynface.modelset.official import ENV_WEIGHTS_DIR
 
     names = list(CHECKPOINTS)
     presets = list(MODEL_SETS)  # `--preset NAME` / `export NAME`: an official model set
@@ -48,7 +48,7 @@ def _size_text(n) -> str:
 
 def cmd_weights_list(a) -> int:
     from dynface.modelset.catalogue import MODEL_SETS
-    from dynface.modelset.weights import weights_dir, weights_list
+    from dynface.modelset.official import weights_dir, weights_list
 
     used = {}
     for p in MODEL_SETS.values():
@@ -69,7 +69,7 @@ def cmd_weights_list(a) -> int:
 def cmd_weights_verify(a) -> int:
     from dynface.modelset.catalogue import MODEL_SETS
     from dynface.modelset.official import own_stage_files
-    from dynface.modelset.weights import weights_dir, weights_verify
+    from dynface.modelset.official import weights_dir, weights_verify
 
     names = list(a.names)
     if a.preset and not names:
@@ -98,7 +98,7 @@ def cmd_weights_verify(a) -> int:
 
 
 def cmd_weights_path(a) -> int:
-    from dynface.modelset.weights import official_file
+    from dynface.modelset.official import official_file
 
     path = official_file(a.name, a.weights_dir, must_exist=False)
     print(path)

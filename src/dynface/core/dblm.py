@@ -1,4 +1,4 @@
-"""Dynamic Blur-Level Mapping (paper Eq. 8 / 17, METHOD §3 and §7).
+"""Dynamic Blur-Level Mapping (paper Eq. 8 / 17, docs/method.md §3 and §7).
 
 The restorer's output is re-blurred to the level sigma_hat at which it can be trusted:
 y_g = k_sigma_hat (x) RM(y). sigma_hat = SDE(TM(y)) (supplement B.1: the guidance is built from

@@ -1,4 +1,4 @@
-"""Synthetic degradation of METHOD §1 (paper Eq. 16 / 18):
+"""Synthetic degradation of docs/method.md §1 (paper Eq. 16 / 18):
 
     y = [ (x (x) k_sigma) down_r + n_delta ]_JPEG(q) up_r
 

@@ -1,4 +1,4 @@
-"""Dynamic Starting Step lookup Table (paper Eq. 11 / 23, METHOD §4).
+"""Dynamic Starting Step lookup Table (paper Eq. 11 / 23, docs/method.md §4).
 
     t*(sigma) = min { t : sqrt(abar_t) D(sigma) <= tau sqrt(1 - abar_t) },
     D(sigma)  = E_x RMS(x - k_sigma (x) x)      over training faces x in [-1, 1].
@@ -41,7 +41,7 @@ def start_steps(gap: torch.Tensor, tau: float, schedule: Schedule) -> torch.Tens
 
 def calibrate_tau(gap: torch.Tensor, sigma_lo: float, sigma_hi: float, grid: torch.Tensor, schedule: Schedule,
                   t_hi: int = 925) -> float:
-    """tau such that t*(sigma_hi) = t_hi (the paper's largest reported start step, METHOD §4)."""
+    """tau such that t*(sigma_hi) = t_hi (the paper's largest reported start step, docs/method.md §4)."""
     i = int((grid - sigma_hi).abs().argmin())
     ab = schedule.alphas_cumprod[t_hi]
     return float(ab.sqrt() * gap[i] / (1 - ab).sqrt()) * 1.0001

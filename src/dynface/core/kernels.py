@@ -1,6 +1,6 @@
 """Isotropic Gaussian kernels k_sigma with sigma as a differentiable, batched tensor.
 
-The blur is the measurement operator A(x) = k_sigma (x) x of DynFaceRestore (METHOD §2, §5);
+The blur is the measurement operator A(x) = k_sigma (x) x of DynFaceRestore (docs/method.md §2, §5);
 sigma stays differentiable so that the kernel refinement of paper Eq. 7 can take d/d sigma.
 """
 from __future__ import annotations

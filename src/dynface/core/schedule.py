@@ -1,6 +1,6 @@
 """DDPM noise schedule and the per-step maths, kept apart from networks and samplers.
 
-T = 1000 steps, beta linear from 1e-4 to 2e-2 (METHOD notation). Respacing follows
+T = 1000 steps, beta linear from 1e-4 to 2e-2 (`docs/method.md` notation). Respacing follows
 improved-diffusion: a subset of timesteps keeps alpha_bar at those steps, and the network is
 called with the original timestep index.
 """

@@ -1,7 +1,7 @@
 """The sigma* label of DBLM (paper Eq. 9 / 19), vectorised over the sigma grid.
 
 sigma* = the smallest sigma on the grid with d(k_sigma (x) x, k_sigma (x) RM(y)) <= eps, where d is
-the mean absolute error on [0, 1] images (METHOD §3 open choice; default here). If no sigma meets
+the mean absolute error on [0, 1] images (docs/method.md §3 open choice; default here). If no sigma meets
 eps, the largest grid value is returned.
 """
 from __future__ import annotations

@@ -127,14 +127,12 @@ class FileWorker:
 
             clean_file(self.restorer, self.opt, src, dst, int(seed))
             return ""
-        from dynface.face.whole import process_photo_to_dir
+        from dynface.face.folders import FaceJobOptions, process_photo_to_dir
 
-        k = self.job["restore"]
         tmpl = self.restorer.models.manifest.get("template", "utkface")
-        rep = process_photo_to_dir(src, dst, self.restore_fn, self.template, self.restorer.models.size,
-                                   aligned=k["aligned"], aligned_template=k["framing"] if k["framing"] != "model"
-                                   else tmpl, only_center_face=k["only_center_face"], upscale=k["upscale"],
-                                   suffix=k["suffix"], ext=k["ext"], draw_box=k["draw_box"], stem=stem or None)
+        face = FaceJobOptions(**self.job["face"]).resolved(tmpl)
+        rep = process_photo_to_dir(src, dst, self.restore_fn, self.template, self.restorer.models.size, face,
+                                   stem=stem or None)
         return json.dumps(rep.to_dict())
 
     def __call__(self, batch: dict) -> dict:
@@ -214,25 +212,25 @@ def clean_folder_ray(dataset, out_dir, weights_dir, opt, *, limit=None, split="a
             "warnings": warnings, "workers": sorted({r["pid"] for r in res})}
 
 
-def restore_paths_ray(paths, out_dir, weights_dir, opt, *, address=None, workers=None, threads=1, batch=1,
-                      progress=True, **restore_kw):
-    """`batch.restore_paths` on Ray. A photo whose final_results image exists (written last) is done."""
+def restore_paths_ray(paths, out_dir, weights_dir, opt, face=None, *, address=None, workers=None, threads=1, batch=1,
+                      progress=True):
+    """`batch.restore_paths` on Ray (`face`: a `face.folders.FaceJobOptions`). A photo whose final_results
+    image exists (written last) is done."""
     import json
 
     from dynface.core.imageio import list_images
-    from dynface.face.whole import final_output
+    from dynface.face.folders import FaceJobOptions, final_output
     from dynface.jobs.batch import RESTORE_SUBFOLDERS, BatchReport, check_output_dir
     from dynface.jobs.outnames import output_stems
 
     files = list_images(paths)
     out_dir = check_output_dir(out_dir, files, RESTORE_SUBFOLDERS)
     stems, warnings = output_stems(files)
-    kw = {"aligned": False, "framing": "ffhq", "only_center_face": False, "upscale": 1, "suffix": None,
-          "ext": "auto", "draw_box": False, **restore_kw}
-    todo = [f for f in files if not final_output(out_dir, f, kw["suffix"], kw["ext"], stems[f]).exists()]
+    face = face or FaceJobOptions()
+    todo = [f for f in files if not final_output(out_dir, f, face.suffix, face.ext, stems[f]).exists()]
     rows = [{"src": str(f.resolve()), "dst": str(out_dir.resolve()), "seed": opt.seed, "stem": stems[f]}
             for f in todo]
-    job = {"kind": "restore", "opt": asdict(opt), "weights_dir": _abs(weights_dir), "restore": kw}
+    job = {"kind": "restore", "opt": asdict(opt), "weights_dir": _abs(weights_dir), "face": asdict(face)}
     report = BatchReport()
     report.warnings.extend(warnings)
     for r in run_rows(rows, job, address, workers, threads, batch, progress, "restoring"):

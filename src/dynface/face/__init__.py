@@ -11,20 +11,11 @@ from dynface.face.align import compose_affine, estimate_similarity, inverse_affi
 from dynface.face.detect import DetectorUnavailable, Face, detect_faces, set_detector_threads
 from dynface.face.paste import paste_faces, upscale_image
 from dynface.face.templates import FFHQ_512, UTKFACE_200, template_for, template_names
-from dynface.face.whole import (
-    DEFAULT_MIN_FACE,
-    FaceRecord,
-    PhotoReport,
-    WholeResult,
-    compose_side_by_side,
-    process_photo_to_dir,
-    reframe_aligned,
-    restore_whole_image,
-    sort_faces,
-)
+from dynface.face.folders import FaceJobOptions, PhotoReport, compose_side_by_side, final_output, process_photo_to_dir
+from dynface.face.whole import DEFAULT_MIN_FACE, FaceRecord, WholeResult, reframe_aligned, restore_whole_image, sort_faces
 
 __all__ = [
-    "DEFAULT_MIN_FACE", "DetectorUnavailable", "FFHQ_512", "Face", "FaceRecord", "PhotoReport",
+    "DEFAULT_MIN_FACE", "DetectorUnavailable", "FFHQ_512", "Face", "FaceJobOptions", "FaceRecord", "PhotoReport",
     "UTKFACE_200", "WholeResult", "compose_affine", "compose_side_by_side", "detect_faces",
     "estimate_similarity", "inverse_affine", "paste_faces", "process_photo_to_dir",
     "reframe_aligned", "restore_whole_image", "set_detector_threads", "sort_faces",

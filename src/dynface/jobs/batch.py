@@ -92,11 +92,12 @@ def make_restore_fn(restorer: Restorer, opt: RestoreOptions, show_steps: bool = 
     return restore_fn
 
 
-def restore_paths(paths, out_dir, restorer: Restorer, opt: RestoreOptions, *, aligned: bool = False,
-                  framing: str = "ffhq", only_center_face: bool = False, upscale: float = 1, suffix: str | None = None,
-                  ext: str = "auto", draw_box: bool = False, progress: bool = True) -> BatchReport:
-    """Restore every image (whole photos, or aligned crops with `aligned`) into out_dir's folders."""
+def restore_paths(paths, out_dir, restorer: Restorer, opt: RestoreOptions, face=None, *,
+                  progress: bool = True) -> BatchReport:
+    """Restore every image (whole photos, or aligned crops with `face.aligned`) into out_dir's folders;
+    `face`: a `face.folders.FaceJobOptions` (default: whole photos, FFHQ framing)."""
     from dynface.face.templates import template_for
+    from dynface.face.folders import FaceJobOptions
 
     report = BatchReport()
     files = list_inputs(paths)
@@ -105,6 +106,7 @@ def restore_paths(paths, out_dir, restorer: Restorer, opt: RestoreOptions, *, al
     size = restorer.models.size
     tmpl_name = restorer.models.manifest.get("template", "utkface")
     template = template_for(tmpl_name, size)
+    face = (face or FaceJobOptions()).resolved(tmpl_name)
     fn = make_restore_fn(restorer, opt, show_steps=progress)
     on_result = None
     if opt.samples > 1:  # K posterior samples: write their mean and std beside the restored faces
@@ -114,19 +116,16 @@ def restore_paths(paths, out_dir, restorer: Restorer, opt: RestoreOptions, *, al
             return {"uncertainty": write_uncertainty(rgb, res, stem, out_dir, sfx, final_ext, faces)}
 
     with protect(files):
-        _restore_each(files, out_dir, fn, template, size, stems, report, progress, aligned=aligned,
-                      aligned_template=(framing if framing != "model" else tmpl_name),
-                      only_center_face=only_center_face, upscale=upscale, suffix=suffix, ext=ext,
-                      draw_box=draw_box, on_result=on_result)
+        _restore_each(files, out_dir, fn, template, size, stems, report, progress, face, on_result)
     return report
 
 
-def _restore_each(files, out_dir, fn, template, size, stems, report, progress, **kw) -> None:
-    from dynface.face.whole import process_photo_to_dir
+def _restore_each(files, out_dir, fn, template, size, stems, report, progress, face, on_result) -> None:
+    from dynface.face.folders import process_photo_to_dir
 
     for f in tqdm(files, desc="restoring", unit="file", disable=not progress):
         try:
-            rep = process_photo_to_dir(f, out_dir, fn, template, size, stem=stems[f], **kw)
+            rep = process_photo_to_dir(f, out_dir, fn, template, size, face, on_result=on_result, stem=stems[f])
         except (ImageError, ValueError) as e:
             report.failed.append((str(f), str(e)))
             continue
@@ -143,7 +142,7 @@ def stable_index(name: str) -> int:
 
 def degrade_paths(paths, out_dir, cfg: DegradationConfig, seed: int, size: int | None = None,
                   progress: bool = True) -> BatchReport:
-    """Degrade images with METHOD §1; writes PNGs plus params.csv / params.json (sigma, r, delta, q)."""
+    """Degrade images with docs/method.md §1; writes PNGs plus params.csv / params.json (sigma, r, delta, q)."""
     from dynface.core.imageio import resize
 
     from dynface.core.imageio import check_output_pixels

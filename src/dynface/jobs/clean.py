@@ -1,4 +1,4 @@
-"""Extrinsic iterative enhancement (IDM, METHOD §9): restore a whole training folder so the
+"""Extrinsic iterative enhancement (IDM, docs/method.md §9): restore a whole training folder so the
 restorer and the prior can be retrained on the cleaned images (`dynface train ... --data CLEANED`).
 
 Resumable and reproducible: an image whose output already exists is skipped when the run record

@@ -1,4 +1,4 @@
-"""The DSST table of a model set (METHOD §4, Eq. 11): D(sigma) over training faces, tau calibrated."""
+"""The DSST table of a model set (docs/method.md §4, Eq. 11): D(sigma) over training faces, tau calibrated."""
 from __future__ import annotations
 
 import torch

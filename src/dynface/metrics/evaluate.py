@@ -1,4 +1,5 @@
-"""Evaluate a folder of restored faces: per-image rows, means, FID/KID, CSV/JSON report.
+"""Evaluate a folder of restored faces: per-image rows, means, FID/KID (reports: `metrics/report.py`;
+matching: `metrics/matching.py`; metric names and availability: `metrics/names.py`).
 
 ``evaluate(restored_dir, gt_dir=None, ref_dir=None, metrics=None, y_channel=False)``
 
@@ -31,34 +32,21 @@ pair is identical).
 """
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
-import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from PIL import Image
 
-from dynface.core.imageio import ImageError, list_images, read_rgb, write_bytes_atomic
+from dynface.core.imageio import ImageError, list_images, read_rgb
 from dynface.metrics.identity import MetricUnavailable
+from dynface.metrics.matching import match_files, resize_to, same_aspect
+from dynface.metrics.names import (ALL_METRICS, FULL_REF_METRICS, NUMERIC_COLUMNS, SET_METRICS, UNAVAILABLE,
+                                   normalise_metrics)
 
-__all__ = [
-    "ALL_METRICS", "FULL_REF_METRICS", "NO_REF_METRICS", "SET_METRICS", "EvalResult",
-    "match_files", "evaluate", "write_report", "format_table", "run_eval_cli",
-]
-
-FULL_REF_METRICS = ("psnr", "ssim", "id", "lmd")
-NO_REF_METRICS = ("niqe", "brisque")
-SET_METRICS = ("fid", "kid")
-ALL_METRICS = FULL_REF_METRICS + NO_REF_METRICS + SET_METRICS
-
-# per-image numeric columns and whether larger is better (for the table legend)
-_NUMERIC = ("psnr", "ssim", "id_cos", "id_dist", "lmd", "niqe", "brisque")
+__all__ = ["EvalResult", "evaluate"]
 
 
 @dataclass
@@ -104,67 +92,7 @@ def _jsonable(x):
     return x
 
 
-# ------------------------------------------------------------------ matching
-
-_SUFFIX = re.compile(r"^(.+)_\d+$")
-
-
-def match_files(restored: list[Path], gt: list[Path]) -> dict[Path, tuple[Path | None, str]]:
-    """Map each restored path to (ground-truth path or None, rule); see the module docstring."""
-    by_stem: dict[str, Path] = {}
-    for g in sorted(gt):
-        by_stem.setdefault(g.stem, g)
-    stems_longest_first = sorted(by_stem, key=len, reverse=True)
-    out: dict[Path, tuple[Path | None, str]] = {}
-    for r in restored:
-        s = r.stem
-        if s in by_stem:
-            out[r] = (by_stem[s], "exact")
-            continue
-        m = _SUFFIX.match(s)
-        if m and m.group(1) in by_stem:
-            out[r] = (by_stem[m.group(1)], "suffix")
-            continue
-        hit = next((g for g in stems_longest_first if s.startswith(g + "_")), None)
-        out[r] = (by_stem[hit], "prefix") if hit else (None, "none")
-    return out
-
-
-def _resize_to(img: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-    return np.asarray(Image.fromarray(img).resize((hw[1], hw[0]), Image.BICUBIC), dtype=np.uint8)
-
-
-def _same_aspect(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
-    return abs(a[0] / a[1] - b[0] / b[1]) <= 0.01 * (b[0] / b[1])
-
-
 # ------------------------------------------------------------------ evaluation
-
-def _normalise_metrics(metrics) -> list[str]:
-    if metrics is None:
-        return list(ALL_METRICS)
-    if isinstance(metrics, str):
-        metrics = [m for m in re.split(r"[,\s]+", metrics) if m]
-    out = []
-    for m in metrics:
-        m = m.lower().strip()
-        m = {"id_dlib": "id", "identity": "id", "lpips": "lpips", "dists": "dists", "arcface": "arcface"}.get(m, m)
-        if m not in out:
-            out.append(m)
-    return out
-
-
-def unknown_metrics(metrics) -> list[str]:
-    """The names in `metrics` that are no metric at all (not even a known-unavailable one)."""
-    return [m for m in (_normalise_metrics(metrics) if metrics else []) if m not in ALL_METRICS and m not in _UNAVAILABLE]
-
-
-_UNAVAILABLE = {
-    "lpips": "LPIPS unavailable: needs pretrained AlexNet/VGG + LPIPS linear weights, not shipped offline",
-    "dists": "DISTS unavailable: needs pretrained VGG + DISTS weights, not shipped offline",
-    "arcface": "ArcFace unavailable: no ArcFace weights offline; use 'id' (dlib 128-D) instead",
-}
-
 
 def evaluate(restored_dir, gt_dir=None, ref_dir=None, metrics=None, y_channel: bool = False,
              crop_border: int = 0, kid_subsets: int = 100, kid_subset_size: int = 1000, seed: int = 0,
@@ -178,7 +106,7 @@ def evaluate(restored_dir, gt_dir=None, ref_dir=None, metrics=None, y_channel: b
     image.  Missing folders raise ImageError; a restored folder without images too.
     """
     t0 = time.time()
-    requested = _normalise_metrics(metrics)
+    requested = normalise_metrics(metrics)
     restored_dir = Path(restored_dir)
     if not restored_dir.is_dir():
         raise ImageError(f"{restored_dir}: not a folder")
@@ -206,8 +134,8 @@ def evaluate(restored_dir, gt_dir=None, ref_dir=None, metrics=None, y_channel: b
     # decide what runs
     run: list[str] = []
     for m in requested:
-        if m in _UNAVAILABLE:
-            res.skipped[m] = _UNAVAILABLE[m]
+        if m in UNAVAILABLE:
+            res.skipped[m] = UNAVAILABLE[m]
         elif m not in ALL_METRICS:
             res.skipped[m] = f"unknown metric (known: {', '.join(ALL_METRICS)})"
         elif m in FULL_REF_METRICS and gt_dir is None:
@@ -287,9 +215,9 @@ def evaluate(restored_dir, gt_dir=None, ref_dir=None, metrics=None, y_channel: b
                 except ImageError as e:
                     notes.append(f"ground truth unreadable: {e}")
                 if gt_img is not None and gt_img.shape != img.shape:
-                    if _same_aspect(img.shape, gt_img.shape):
+                    if same_aspect(img.shape, gt_img.shape):
                         notes.append(f"gt resized {gt_img.shape[1]}x{gt_img.shape[0]}->{img.shape[1]}x{img.shape[0]}")
-                        gt_img = _resize_to(gt_img, img.shape[:2])
+                        gt_img = resize_to(gt_img, img.shape[:2])
                     else:
                         notes.append(f"size mismatch with gt ({gt_img.shape[1]}x{gt_img.shape[0]})")
                         gt_img = None
@@ -340,7 +268,7 @@ def _summarise(res: EvalResult) -> None:
     from dynface.metrics.fidelity import mean_psnr
 
     ok_rows = [r for r in res.rows if r.get("status") == "ok"]
-    for k in _NUMERIC:
+    for k in NUMERIC_COLUMNS:
         vals = [r[k] for r in ok_rows if isinstance(r.get(k), (int, float))]
         if not vals:
             continue
@@ -399,118 +327,3 @@ def _set_metrics(res, run, gen_feats, gen_gt, gt_dir, ref_dir, batch_size, kid_s
             res.set_metrics["kid"] = kid_from_features(g, r, kid_subsets, kid_subset_size, seed)
         info["kid_estimator"] = "paired U-statistic" if paired else "unbiased MMD^2 over subsets (Binkowski)"
     res.set_info = info
-
-
-# ------------------------------------------------------------------ reports
-
-_COLUMNS = ["name", "gt", "match", "size", "status", "psnr", "ssim", "id_cos", "id_dist", "face_restored",
-            "face_gt", "lmd", "lmd_anchor", "lmd_offset", "niqe", "brisque", "note"]
-
-
-def _fmt(v) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, (float, np.floating)):
-        v = float(v)
-        if math.isnan(v):
-            return "nan"
-        if math.isinf(v):
-            return "inf" if v > 0 else "-inf"
-        return f"{v:.6g}"
-    return str(v)
-
-
-def _columns(res: EvalResult) -> list[str]:
-    present = {k for r in res.rows for k in r}
-    cols = [c for c in _COLUMNS if c in present] + sorted(present - set(_COLUMNS) - {"note"})
-    cols += [k for k in SET_METRICS if k in res.set_metrics]  # filled on the MEAN row only
-    return cols + (["note"] if "note" in present else [])
-
-
-def write_report(result: EvalResult, out_dir) -> dict[str, Path]:
-    """Write ``metrics.csv`` (per-image rows, then a MEAN row and set metrics) and
-    ``metrics.json`` (everything) atomically into `out_dir`; returns their paths."""
-    out_dir = Path(out_dir)
-    cols = _columns(result)
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(cols)
-    for r in result.rows:
-        w.writerow([_fmt(r.get(c)) for c in cols])
-    mean_row = {"name": "MEAN", "status": f"{len(result.rows) - result.n_errors} ok / {len(result.rows)}"}
-    mean_row.update({k: v for k, v in result.means.items() if k in cols})
-    mean_row.update(result.set_metrics)
-    w.writerow([_fmt(mean_row.get(c)) for c in cols])
-    paths = {"csv": out_dir / "metrics.csv", "json": out_dir / "metrics.json"}
-    write_bytes_atomic(paths["csv"], buf.getvalue().encode("utf-8", "backslashreplace"))  # odd bytes escaped: valid UTF-8
-    doc = result.to_dict()
-    doc["columns"] = cols
-    doc["metric_names"] = {"psnr": "PSNR (Y, dB)" if result.y_channel else "PSNR (RGB, dB)",
-                           "ssim": "SSIM (Y)" if result.y_channel else "SSIM (RGB)",
-                           "id_cos": "ID (dlib) cosine", "id_dist": "ID (dlib) distance",
-                           "lmd": "LMD (dlib 68, px)", "niqe": "NIQE", "brisque": "BRISQUE",
-                           "fid": "FID (Inception, StyleGAN3/TF weights)", "kid": "KID"}
-    write_bytes_atomic(paths["json"], (json.dumps(doc, indent=2, allow_nan=False) + "\n").encode("utf-8"))
-    return paths
-
-
-_HEAD = {"psnr": "PSNR", "ssim": "SSIM", "id_cos": "ID cos", "id_dist": "ID dist", "lmd": "LMD",
-         "niqe": "NIQE", "brisque": "BRISQUE"}
-
-
-def format_table(result: EvalResult, per_image: bool = True, max_rows: int | None = None) -> str:
-    """A plain-text table for the terminal: per-image rows, the means, FID/KID, skipped metrics."""
-    num = [k for k in _NUMERIC if any(k in r for r in result.rows)]
-    heads = ["image"] + [_HEAD[k] + ("(Y)" if result.y_channel and k in ("psnr", "ssim") else "") for k in num] + ["note"]
-
-    def cell(k, v):
-        if v is None or v == "":
-            return "-"
-        if isinstance(v, float):
-            if math.isinf(v):
-                return "inf"
-            if math.isnan(v):
-                return "nan"
-            return f"{v:.4f}" if k in ("ssim", "id_cos", "id_dist") else f"{v:.2f}"
-        return str(v)
-
-    body = []
-    rows = result.rows if max_rows is None else result.rows[:max_rows]
-    if per_image:
-        for r in rows:
-            note = r.get("note", "") if r.get("status") == "ok" else r.get("status", "")
-            body.append([r["name"]] + [cell(k, r.get(k)) for k in num] + [note])
-        if max_rows is not None and len(result.rows) > max_rows:
-            body.append([f"... {len(result.rows) - max_rows} more"] + [""] * (len(num) + 1))
-    mean = ["MEAN"] + [cell(k, result.means.get(k)) for k in num]
-    extra = []
-    if result.means.get("psnr_n_inf"):
-        extra.append(f"{result.means['psnr_n_inf']} identical pair(s) (PSNR=inf) not in the PSNR mean")
-    mean.append("; ".join(extra))
-    widths = [max(len(str(x)) for x in col) for col in zip(heads, mean, *body)]
-    widths[-1] = max(len(heads[-1]), min(widths[-1], 60))
-
-    def line(cells):
-        out = [str(cells[0]).ljust(widths[0])] + [str(c).rjust(w) for c, w in zip(cells[1:-1], widths[1:-1])] + [str(cells[-1])]
-        return "  ".join(out).rstrip()
-
-    lines = []
-    if num:  # no per-image metric ran (e.g. only FID/KID): no table
-        rule = "-" * (sum(widths) + 2 * (len(widths) - 1))
-        lines += [line(heads), rule] + [line(b) for b in body] + ([rule] if body else []) + [line(mean)]
-    else:
-        lines += [f"{r['name']}: {r['status']}" for r in result.rows if r.get("status") != "ok"]
-    if result.set_metrics:
-        info = result.set_info
-        sets = f"{info.get('n_restored')} restored vs {info.get('n_reference')} {info.get('reference')} images"
-        lines.append("  ".join(f"{k.upper()} {v:.4f}" for k, v in result.set_metrics.items()) + f"   ({sets})")
-    by_reason: dict[str, list[str]] = {}
-    for m, why in result.skipped.items():
-        by_reason.setdefault(why, []).append(m)
-    for why, ms in by_reason.items():
-        lines.append(f"skipped {', '.join(ms)}: {why}")
-    for n in result.notes:
-        lines.append(f"note: {n}")
-    n_err = result.n_errors
-    lines.append(f"{len(result.rows)} image(s), {n_err} with errors, {result.seconds:.1f} s")
-    return "\n".join(lines)

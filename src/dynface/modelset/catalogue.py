@@ -20,7 +20,7 @@ line an official model set is chosen with ``--preset``.
 
 Sigma grid: the paper's 0.1 .. 15 (150 entries) at 512²; at 256² the same physical blur is
 0.05 .. 7.5 (the project's convention for other sizes, cf. the 128² configs). Multi-guidance
-spacing 1.0 at 512² (METHOD §7), 0.5 at 256² (the same blur seen at half the resolution).
+spacing 1.0 at 512² (docs/method.md §7), 0.5 at 256² (the same blur seen at half the resolution).
 """
 from __future__ import annotations
 

@@ -18,9 +18,9 @@ Sampler defaults written into the manifest (all overridable on the command line)
 
 * ``steps = 1000``: every step from the DSST start step t* down to 0, as in the paper
   (full-length DDPM, ~92 s per face on the authors' GPU). On a CPU use ``--steps 25`` or less.
-* ``zeta = 0.3``: METHOD §2's default (DPS, un-squared norm). Not tuned at these sizes.
+* ``zeta = 0.3``: docs/method.md §2's default (DPS, un-squared norm). Not tuned at these sizes.
 * ``sigma_lr = 0.0``: kernel refinement (Eq. 7) off until its step is tuned (``--sigma-lr``).
-* ``n_guidance = 3`` with spacing 1.0 at 512² (sigma_hat, sigma_hat - 1, sigma_hat - 2; METHOD §7),
+* ``n_guidance = 3`` with spacing 1.0 at 512² (sigma_hat, sigma_hat - 1, sigma_hat - 2; docs/method.md §7),
   0.5 at 256² (the same blur seen at half the resolution).
 * ``dm_sigma``: the fixed sigma of the DM-only ablation, the middle of the sigma grid.
 
@@ -28,18 +28,19 @@ SE and DSST files trained for another sigma grid are refused with a message sayi
 """
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+import os
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Iterable
 
 import torch
 
-from dynface.modelset.catalogue import CHECKPOINTS, MODEL_SETS, OfficialModelSet
+from dynface.modelset.catalogue import CHECKPOINTS, MODEL_SETS, OfficialCheckpoint, OfficialModelSet
 from dynface.modelset.folder import ModelError, ModelSet, resolve_device
 from dynface.modelset.manifest import DSST_FILE, STAGE_FILES, manifest_entry
 from dynface.networks.eps_model import EpsModel
 from dynface.networks.swinir import SwinIR
-from dynface.modelset.weights import WeightsError, load_checkpoint_state, load_into, official_file
-from dynface.modelset.weights import weights_dir as resolve_weights_dir
+from dynface.modelset.weights import WeightsError, compare_state, load_checkpoint_state, load_into, sha256_file
 
 __all__ = ["OWN_FILES", "official_manifest", "load_official_modelset", "build_official_prior", "build_official_rm",
            "own_stage_files", "export_for_training"]
@@ -57,6 +58,117 @@ _TRAIN_HINTS = {
 }
 
 
+ENV_WEIGHTS_DIR = "DYNFACE_WEIGHTS_DIR"
+DEFAULT_WEIGHTS_DIR = Path("~/.cache/dynface/weights")
+
+
+# ------------------------------------------------------------------------------------ where the files go, and checks
+def weights_dir(directory: str | os.PathLike | None = None) -> Path:
+    """Folder of the official files: the argument, else $DYNFACE_WEIGHTS_DIR, else ~/.cache/dynface/weights."""
+    if directory is not None and str(directory) != "":
+        return Path(directory).expanduser()
+    env = os.environ.get(ENV_WEIGHTS_DIR)
+    if env:
+        return Path(env).expanduser()
+    return DEFAULT_WEIGHTS_DIR.expanduser()
+
+
+_resolve_weights_dir = weights_dir  # for functions whose `weights_dir` argument hides the function
+
+
+def official_checkpoint(name: str) -> OfficialCheckpoint:
+    """The catalogue entry of an official checkpoint (WeightsError naming the known ones)."""
+    if name not in CHECKPOINTS:
+        raise WeightsError(f"unknown weights {name!r}; known: {', '.join(CHECKPOINTS)}")
+    return CHECKPOINTS[name]
+
+
+def official_file(name: str, directory: str | os.PathLike | None = None, must_exist: bool = True) -> Path:
+    """Path of an official checkpoint's file; with ``must_exist`` a missing file raises a how-to-get-it error."""
+    e = official_checkpoint(name)
+    path = weights_dir(directory) / e.filename
+    if must_exist and not path.is_file():
+        raise WeightsError(f"{name}: {path} not found; download {e.filename} from {e.url} and place it there "
+                           f"(or set {ENV_WEIGHTS_DIR})")
+    return path
+
+
+def weights_list(directory: str | os.PathLike | None = None) -> list[dict]:
+    """One dict per official checkpoint: its catalogue fields (the architecture by name) plus ``path``
+    and ``present``."""
+    out = []
+    for e in CHECKPOINTS.values():
+        path = official_file(e.name, directory, must_exist=False)
+        d = dict(e.__dict__, architecture=e.architecture.__name__)
+        d.update(path=str(path), present=path.is_file())
+        out.append(d)
+    return out
+
+
+@dataclass
+class VerifyResult:
+    name: str
+    path: Path
+    exists: bool
+    size: int | None = None
+    size_ok: bool | None = None  # None: no public size to compare with
+    sha256: str | None = None
+    sha256_ok: bool | None = None  # None: no public hash to compare with
+    keys_ok: bool | None = None
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.exists and self.size_ok is not False and self.sha256_ok is not False and bool(self.keys_ok)
+
+    def summary(self) -> str:
+        if not self.exists:
+            return f"{self.name}: MISSING  {self.message}"
+        parts = [f"{self.name}: {'OK' if self.ok else 'FAILED'}  {self.path}",
+                 f"size {self.size:,} B" + ("" if self.size_ok is None else (" (matches)" if self.size_ok else " (WRONG)")),
+                 f"sha256 {self.sha256}" + (" (not published)" if self.sha256_ok is None
+                                            else (" (matches)" if self.sha256_ok else " (WRONG)")),
+                 "keys match the architecture" if self.keys_ok else "keys do NOT match the architecture"]
+        text = "\n  ".join(parts)
+        return text + (f"\n  {self.message}" if self.message else "")
+
+
+def weights_verify(directory: str | os.PathLike | None = None, names: Iterable[str] | None = None,
+                   hash_files: bool = True) -> list[VerifyResult]:
+    """Check each official file: present, size/sha256 (where published), keys+shapes vs. its architecture."""
+    from dynface.networks.architectures import build_architecture
+
+    results = []
+    for name in (list(names) if names is not None else list(CHECKPOINTS)):
+        e = official_checkpoint(name)
+        path = official_file(name, directory, must_exist=False)
+        r = VerifyResult(name, path, path.is_file())
+        if not r.exists:
+            r.message = f"download {e.filename} from {e.url} into {path.parent}"
+            results.append(r)
+            continue
+        r.size = path.stat().st_size
+        if e.size is not None:
+            r.size_ok = r.size == e.size
+        if hash_files:
+            r.sha256 = sha256_file(path)
+            if e.sha256 is not None:
+                r.sha256_ok = r.sha256.lower() == e.sha256.lower()
+        try:
+            state = load_checkpoint_state(path)
+            arch = e.architecture.__name__
+            rep = compare_state(build_architecture(e.architecture(), device="meta"), state, target=f"architecture {arch}")
+            r.keys_ok = rep.ok
+            if not rep.ok:
+                r.message = rep.format()
+        except WeightsError as err:
+            r.keys_ok, r.message = False, str(err)
+        results.append(r)
+    return results
+
+
+
+# ------------------------------------------------------------------------------------ official model sets
 def _model_set(name: str) -> OfficialModelSet:
     if name not in MODEL_SETS:
         raise ModelError(f"unknown preset {name!r}; official model sets: {', '.join(MODEL_SETS)}")
@@ -66,7 +178,7 @@ def _model_set(name: str) -> OfficialModelSet:
 def own_stage_files(name: str, directory=None) -> dict[str, Path]:
     """Where each user-trained stage file of an official model set is looked for (existing or not)."""
     p = _model_set(name)
-    root = resolve_weights_dir(directory)
+    root = weights_dir(directory)
     sub = root / p.name
     base = sub if sub.is_dir() else root
     stages = [s for s in OWN_FILES if not (s == "rm" and p.rm is not None)]
@@ -198,7 +310,7 @@ def load_official_modelset(name: str, weights_dir=None, device="cpu", prior: boo
     """
     p = _model_set(name)
     dev = resolve_device(device)
-    root = resolve_weights_dir(weights_dir)
+    root = _resolve_weights_dir(weights_dir)
     manifest = official_manifest(name)
     nets = {}
     for stage, path in own_stage_files(name, root).items():  # the small files first: fail fast
@@ -221,7 +333,7 @@ def export_for_training(name: str, out_dir, weights_dir=None, dtype=torch.float3
     from dynface.modelset.checkpoint import export_safetensors
 
     p = _model_set(name)
-    root = resolve_weights_dir(weights_dir)
+    root = _resolve_weights_dir(weights_dir)
     out = Path(out_dir)
     written = {}
     prior = build_official_prior(p.prior, root)

@@ -1,5 +1,5 @@
-"""Checkpoint files: safe loading, strict key matching, where the official files go and whether they
-are intact (what they are: `catalogue.CHECKPOINTS`), and fp16 safetensors for dynface's own weights.
+"""Checkpoint files: safe loading, strict key matching, and fp16 safetensors for dynface's own weights.
+Where the official files go and whether they are intact: `official` (what they are: `catalogue`).
 
 Loading never executes code: ``.safetensors`` files are read with ``safetensors``, and
 ``.pt``/``.pth``/``.ckpt``/``.bin`` files with ``torch.load(..., weights_only=True)``, which refuses
@@ -31,24 +31,20 @@ import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Mapping
 
 import torch
 import torch.nn as nn
 
 from dynface.errors import DynfaceError
-from dynface.modelset.catalogue import CHECKPOINTS, OfficialCheckpoint
 
 __all__ = [
-    "WeightsError", "VerifyResult", "StateReport",
+    "WeightsError", "StateReport",
     "sha256_file", "load_torch_file", "load_safetensors_file", "load_checkpoint_state", "compare_state", "load_into",
-    "weights_dir", "official_checkpoint", "official_file", "weights_list", "weights_verify",
     "save_torch_file", "save_state", "save_safetensors_fp16", "load_model_safetensors", "read_safetensors_header",
     "read_safetensors_metadata",
 ]
 
-ENV_WEIGHTS_DIR = "DYNFACE_WEIGHTS_DIR"
-DEFAULT_WEIGHTS_DIR = Path("~/.cache/dynface/weights")
 _FP16_MAX = 65504.0
 _REPORT_LIMIT = 10
 # container keys, most specific first (BasicSR keeps both params and params_ema: take the EMA)
@@ -237,108 +233,6 @@ def load_into(model: nn.Module, state: Mapping[str, torch.Tensor], strict: bool 
     with torch.no_grad():
         model.load_state_dict(wanted, strict=False)
     return rep
-
-
-# ------------------------------------------------------------------------------------ official files
-def weights_dir(directory: str | os.PathLike | None = None) -> Path:
-    """Folder of the official files: the argument, else $DYNFACE_WEIGHTS_DIR, else ~/.cache/dynface/weights."""
-    if directory is not None and str(directory) != "":
-        return Path(directory).expanduser()
-    env = os.environ.get(ENV_WEIGHTS_DIR)
-    if env:
-        return Path(env).expanduser()
-    return DEFAULT_WEIGHTS_DIR.expanduser()
-
-
-def official_checkpoint(name: str) -> OfficialCheckpoint:
-    """The catalogue entry of an official checkpoint (WeightsError naming the known ones)."""
-    if name not in CHECKPOINTS:
-        raise WeightsError(f"unknown weights {name!r}; known: {', '.join(CHECKPOINTS)}")
-    return CHECKPOINTS[name]
-
-
-def official_file(name: str, directory: str | os.PathLike | None = None, must_exist: bool = True) -> Path:
-    """Path of an official checkpoint's file; with ``must_exist`` a missing file raises a how-to-get-it error."""
-    e = official_checkpoint(name)
-    path = weights_dir(directory) / e.filename
-    if must_exist and not path.is_file():
-        raise WeightsError(f"{name}: {path} not found; download {e.filename} from {e.url} and place it there "
-                           f"(or set {ENV_WEIGHTS_DIR})")
-    return path
-
-
-def weights_list(directory: str | os.PathLike | None = None) -> list[dict]:
-    """One dict per official checkpoint: its catalogue fields (the architecture by name) plus ``path``
-    and ``present``."""
-    out = []
-    for e in CHECKPOINTS.values():
-        path = official_file(e.name, directory, must_exist=False)
-        d = dict(e.__dict__, architecture=e.architecture.__name__)
-        d.update(path=str(path), present=path.is_file())
-        out.append(d)
-    return out
-
-
-@dataclass
-class VerifyResult:
-    name: str
-    path: Path
-    exists: bool
-    size: int | None = None
-    size_ok: bool | None = None  # None: no public size to compare with
-    sha256: str | None = None
-    sha256_ok: bool | None = None  # None: no public hash to compare with
-    keys_ok: bool | None = None
-    message: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.exists and self.size_ok is not False and self.sha256_ok is not False and bool(self.keys_ok)
-
-    def summary(self) -> str:
-        if not self.exists:
-            return f"{self.name}: MISSING  {self.message}"
-        parts = [f"{self.name}: {'OK' if self.ok else 'FAILED'}  {self.path}",
-                 f"size {self.size:,} B" + ("" if self.size_ok is None else (" (matches)" if self.size_ok else " (WRONG)")),
-                 f"sha256 {self.sha256}" + (" (not published)" if self.sha256_ok is None
-                                            else (" (matches)" if self.sha256_ok else " (WRONG)")),
-                 "keys match the architecture" if self.keys_ok else "keys do NOT match the architecture"]
-        text = "\n  ".join(parts)
-        return text + (f"\n  {self.message}" if self.message else "")
-
-
-def weights_verify(directory: str | os.PathLike | None = None, names: Iterable[str] | None = None,
-                   hash_files: bool = True) -> list[VerifyResult]:
-    """Check each official file: present, size/sha256 (where published), keys+shapes vs. its architecture."""
-    from dynface.networks.architectures import build_architecture
-
-    results = []
-    for name in (list(names) if names is not None else list(CHECKPOINTS)):
-        e = official_checkpoint(name)
-        path = official_file(name, directory, must_exist=False)
-        r = VerifyResult(name, path, path.is_file())
-        if not r.exists:
-            r.message = f"download {e.filename} from {e.url} into {path.parent}"
-            results.append(r)
-            continue
-        r.size = path.stat().st_size
-        if e.size is not None:
-            r.size_ok = r.size == e.size
-        if hash_files:
-            r.sha256 = sha256_file(path)
-            if e.sha256 is not None:
-                r.sha256_ok = r.sha256.lower() == e.sha256.lower()
-        try:
-            state = load_checkpoint_state(path)
-            arch = e.architecture.__name__
-            rep = compare_state(build_architecture(e.architecture(), device="meta"), state, target=f"architecture {arch}")
-            r.keys_ok = rep.ok
-            if not rep.ok:
-                r.message = rep.format()
-        except WeightsError as err:
-            r.keys_ok, r.message = False, str(err)
-        results.append(r)
-    return results
 
 
 # ------------------------------------------------------------------------------------ saving

@@ -6,9 +6,8 @@ to both hidden feature maps. The output bias starts at 0.9, so an untrained DGSA
 M = 1 (plain guidance).
 
 In training the clamp passes its gradient straight through (its values are the same): a hard
-clamp has no gradient where it clips, and the DGSA shipped until session 7 had trained itself
-into M = 1 on every pixel above t ~ 200 and M = 0 on 97 % of them at t = 0, where no loss
-could move it any more (its re-fits in sessions 5 and 7 were flat until this changed).
+clamp has no gradient where it clips, and a map trained with it saturates (M = 1 on every pixel
+at large t, M = 0 on nearly all at t = 0) where no loss can move it any more.
 """
 from __future__ import annotations
 

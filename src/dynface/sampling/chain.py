@@ -67,6 +67,6 @@ def sample(model, x: torch.Tensor, timesteps: list[int], schedule: Schedule, *, 
 
 def start_from_guidance(y_g: torch.Tensor, t_start: torch.Tensor | int, schedule: Schedule,
                         generator: torch.Generator | None = None) -> torch.Tensor:
-    """x_{t*} = sqrt(abar_{t*}) y_g + sqrt(1 - abar_{t*}) eps (METHOD §4)."""
+    """x_{t*} = sqrt(abar_{t*}) y_g + sqrt(1 - abar_{t*}) eps (docs/method.md §4)."""
     noise = randn(y_g.shape, generator, y_g.dtype).to(y_g.device)
     return schedule.q_sample(y_g, torch.as_tensor(t_start).reshape(-1).expand(y_g.shape[0]), noise)

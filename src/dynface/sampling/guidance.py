@@ -1,4 +1,4 @@
-"""Posterior guidance (METHOD §2, §5-§7): the blur measurement, the guided step on a Tweedie
+"""Posterior guidance (docs/method.md §2, §5-§7): the blur measurement, the guided step on a Tweedie
 estimate, and the model wrapper that puts both into the chain (k-diffusion's cond model, DPS's
 conditioning object).
 

@@ -1,4 +1,4 @@
-"""An adversarial loss for the restorer: a small PatchGAN critic trained beside it (issue 13).
+"""An adversarial loss for the restorer: a small PatchGAN critic trained beside it.
 
 L1 alone regresses to the blurry mean of the faces a degraded input could come from; a critic that
 scores every ~30x30 patch as real or restored (pix2pix's PatchGAN, Isola et al. 2017) penalises
@@ -13,7 +13,7 @@ et al. 2018) keep a critic this small stable without tuning:
 never touches the restorer's gradients.
 
 A critic that starts from scratch pulls a trained restorer's detail down for ~1,000 iterations
-while it learns (the "restart dip" of every new machine, docs/training.md), so a run can start its
+while it learns (the "restart dip" of every new machine, docs/history/training-log.md), so a run can start its
 critic from a saved one: `gan: {init: PATH}` (a `save_critic` file, fp16 safetensors).
 """
 from __future__ import annotations

@@ -7,6 +7,7 @@ import torch
 
 from dynface.core.degradation import DegradationConfig, degrade_random
 from dynface.core.schedule import Schedule
+from dynface.training.config import TrainConfig
 from dynface.training.data import Batcher
 
 
@@ -19,7 +20,7 @@ class Ctx:
     torch's CPU stream, both in the checkpoint), then moved with `on_device`: a run is the same on
     every device up to arithmetic, and a checkpoint resumes on another device."""
 
-    cfg: dict
+    cfg: TrainConfig
     batcher: Batcher
     schedule: Schedule
     frozen: dict = field(default_factory=dict)
@@ -27,6 +28,9 @@ class Ctx:
     adversary: object = None       # training/adversarial.Adversary when the config has `gan:`
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     channels_last: bool = False    # config `channels_last`: 4-D inputs in NHWC (the layout oneDNN convolves fastest)
+
+    def __post_init__(self):
+        self.cfg = TrainConfig.of(self.cfg)
 
     def on_device(self, *tensors):
         """The tensors moved to the networks' device (None stays None; a no-op on the CPU), 4-D
@@ -39,10 +43,11 @@ class Ctx:
         return t.to(self.device)
 
 
-def degrade_batch(x: torch.Tensor, cfg: dict, step: int) -> torch.Tensor:
+def degrade_batch(x: torch.Tensor, cfg: TrainConfig | dict, step: int) -> torch.Tensor:
     """Degrade a batch with seeds derived from (config seed, step, index): repeatable on resume."""
-    dcfg = DegradationConfig.from_dict(cfg.get("degradation"))
-    seed = int(cfg.get("seed", 0))
+    cfg = TrainConfig.of(cfg)
+    dcfg = DegradationConfig.from_dict(cfg.degradation)
+    seed = cfg.seed
     ys = [degrade_random(x[i:i + 1], dcfg, seed * 1_000_003 + step, i)[0] for i in range(x.shape[0])]
     return torch.cat(ys)
 
@@ -50,15 +55,15 @@ def degrade_batch(x: torch.Tensor, cfg: dict, step: int) -> torch.Tensor:
 def pick_patch(ctx: Ctx) -> tuple[int, int]:
     """(patch size, batch) for this step: Patch Diffusion draws a size by `patch.probs` and scales
     the batch by (smallest/p)^2 so every step costs about the same."""
-    cfg, size = ctx.cfg, ctx.cfg["size"]
-    patch = cfg.get("patch", {"sizes": [size], "probs": [1.0]})
+    cfg, size = ctx.cfg, ctx.cfg.size
+    patch = cfg.patch or {"sizes": [size], "probs": [1.0]}
     u, acc, p = ctx.batcher.rand(), 0.0, patch["sizes"][-1]
     for s, pr in zip(patch["sizes"], patch["probs"]):
         acc += pr
         if u < acc:
             p = s
             break
-    return p, max(1, int(cfg["batch"] * (min(patch["sizes"]) / p) ** 2))
+    return p, max(1, int(cfg.batch * (min(patch["sizes"]) / p) ** 2))
 
 
 def crop_patch(ctx: Ctx, p: int, *images: torch.Tensor):

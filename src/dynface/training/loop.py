@@ -1,6 +1,7 @@
 """Resumable training of every network: `dynface train prior|rm|se|dgsa|idm CONFIG [--device cuda]`.
 
-One loop for all: each kind supplies a builder and a loss for one batch. Checkpoints
+One loop for all (`TrainLoop`, configured by a `training.config.TrainConfig`): each kind supplies a
+builder and a loss for one batch (`training.losses.LOSSES`). Checkpoints
 (`ckpt.pt`, atomic, weights_only-loadable) hold the model, its EMA, the optimiser and every RNG
 state, so `--resume` continues the same run. `log.csv` records the loss; `final.safetensors` is
 the fp16 export with its architecture and training record.
@@ -32,39 +33,43 @@ from dynface.networks.factory import build_network
 from dynface.training import data as data_mod
 from dynface.training import distributed
 from dynface.training.batches import Ctx
+from dynface.training.config import TrainConfig
 from dynface.training.curves import Validator, append_row, plot_curve
 from dynface.training.losses import LOSSES
 from dynface.training.lr_schedule import learning_rate
 
 
 def load_config(path) -> dict:
+    """A config file's keys, checked against `TrainConfig` (an unknown key is an error)."""
     with open(path) as f:
-        return yaml.safe_load(f)
+        d = yaml.safe_load(f) or {}
+    TrainConfig.from_dict(d)
+    return d
 
 
-def config_precision(cfg: dict, device="cpu") -> str:
+def config_precision(cfg: TrainConfig | dict, device="cpu") -> str:
     """The resolved training precision: `precision: auto|fp32|fp16|bf16` (auto: bf16 only where the
-    CPU runs it natively). Configs written before it had `bf16: true|false`; true now means auto."""
-    name = cfg.get("precision") or ("auto" if cfg.get("bf16") else "fp32")
-    return resolve_precision(name, device)
+    CPU runs it natively)."""
+    return resolve_precision(TrainConfig.of(cfg).precision, device)
 
 
-# ---------------------------------------------------------------- per-kind losses
+# ---------------------------------------------------------------- the networks of a run
 
 
-def build_trainable(kind: str, cfg: dict, init: bool = True) -> nn.Module:
+def build_trainable(kind: str, cfg: TrainConfig | dict, init: bool = True) -> nn.Module:
     """The network(s) a run trains; `init` applies the config's init_tm/init_sde/init_from."""
+    cfg = TrainConfig.of(cfg)
     if kind == "se":
-        tm = build_network("tm", cfg["arch"]["tm"])
-        if init and cfg.get("init_tm"):
-            tm.load_state_dict(load_network(embedded_or_path(cfg["init_tm"]), ("rm", "tm")).state_dict())
-        sde = build_network("sde", cfg["arch"]["sde"])
-        if init and cfg.get("init_sde"):  # stage 2 may start from a separate stage-1 run
-            sde.load_state_dict(load_network(embedded_or_path(cfg["init_sde"]), "sde").state_dict())
+        tm = build_network("tm", cfg.arch["tm"])
+        if init and cfg.init_tm:
+            tm.load_state_dict(load_network(embedded_or_path(cfg.init_tm), ("rm", "tm")).state_dict())
+        sde = build_network("sde", cfg.arch["sde"])
+        if init and cfg.init_sde:  # stage 2 may start from a separate stage-1 run
+            sde.load_state_dict(load_network(embedded_or_path(cfg.init_sde), "sde").state_dict())
         return nn.ModuleDict({"tm": tm, "sde": sde})
-    net = build_network(kind, cfg["arch"])
-    if init and cfg.get("init_from"):
-        init_from(net, **cfg["init_from"])
+    net = build_network(kind, cfg.arch)
+    if init and cfg.init_from:
+        init_from(net, **cfg.init_from)
     return net
 
 
@@ -102,25 +107,27 @@ def init_from(net: nn.Module, path: str, skip: tuple[str, ...] = (), zero: tuple
     return counts
 
 
-def init_record(kind: str, cfg: dict) -> dict:
+def init_record(kind: str, cfg: TrainConfig | dict) -> dict:
     """Training already in the weights a run starts from (same kind via init_from / init_tm), so
     that curves and exports count cumulative iterations, images and hours; zeros for a fresh net."""
     from dynface.modelset.checkpoint import read_metadata
 
-    src = (cfg.get("init_from") or {}).get("path") if kind != "se" else cfg.get("init_tm")
+    cfg = TrainConfig.of(cfg)
+    src = (cfg.init_from or {}).get("path") if kind != "se" else cfg.init_tm
     if src:
         meta = read_metadata(embedded_or_path(src))
         if meta.get("kind") == kind or (kind == "se" and meta.get("kind") == "tm"):
             iters = int(meta.get("iters") or 0)
-            images = int(meta.get("images") or iters * int(cfg.get("batch", 1)))
+            images = int(meta.get("images") or iters * cfg.batch)
             return {"iters": iters, "images": images, "wall_time_s": float(meta.get("wall_time_s") or 0)}
     return {"iters": 0, "images": 0, "wall_time_s": 0.0}
 
 
-def build_adversary(kind: str, cfg: dict, world: int = 1, device="cpu", init: bool = True):
+def build_adversary(kind: str, cfg: TrainConfig | dict, world: int = 1, device="cpu", init: bool = True):
     """The PatchGAN critic of an RM config with `gan:` (a dict of GAN_DEFAULTS overrides, or true;
     training/adversarial.py), else None; `init` applies `gan: {init: PATH}` (a saved critic)."""
-    if cfg.get("gan") in (None, False):
+    cfg = TrainConfig.of(cfg)
+    if cfg.gan in (None, False):
         return None
     if kind != "rm":
         raise ValueError(f"`gan:` is an RM training option, not one of {kind!r}")
@@ -128,25 +135,26 @@ def build_adversary(kind: str, cfg: dict, world: int = 1, device="cpu", init: bo
         raise ValueError("`gan:` is not supported under torchrun (the critic is not synchronised across ranks)")
     from dynface.training.adversarial import Adversary, load_critic
 
-    gan = cfg["gan"] if isinstance(cfg["gan"], dict) else {}
+    gan = cfg.gan if isinstance(cfg.gan, dict) else {}
     adv = Adversary(gan, device=device)
     if init and gan.get("init"):
         load_critic(adv.critic, gan, embedded_or_path(gan["init"]))
     return adv
 
 
-def load_frozen(kind: str, cfg: dict, device="cpu") -> dict:
+def load_frozen(kind: str, cfg: TrainConfig | dict, device="cpu") -> dict:
     """The config's `frozen` helper networks (on `device`, no gradients) and, for DGSA, its DSST table."""
+    cfg = TrainConfig.of(cfg)
     frozen = {}
-    for name, path in (cfg.get("frozen") or {}).items():
+    for name, path in (cfg.frozen or {}).items():
         net = load_network(embedded_or_path(path)).to(device)
         for p in net.parameters():
             p.requires_grad_(False)
         frozen[name] = net
-    if kind == "dgsa" and cfg.get("dsst"):
+    if kind == "dgsa" and cfg.dsst:
         from dynface.core.dsst import DSST
 
-        frozen["dsst"] = DSST.load(embedded_or_path(cfg["dsst"]))
+        frozen["dsst"] = DSST.load(embedded_or_path(cfg.dsst))
     return frozen
 
 
@@ -176,152 +184,226 @@ class _StopOnSignal:
             signal.signal(sig, old)
 
 
-def train(kind: str, cfg: dict, run_dir=None, resume: bool = False, data=None, iters: int | None = None,
+class TrainLoop:
+    """One training run, in the shape of guided-diffusion's `TrainLoop`: `__init__` sets up (process
+    group, data, networks, optimiser, resume), `run()` repeats `run_step()` (`_set_lr` the
+    schedule, `_forward_backward`, `_optimise`, `_update_ema`) and calls `log_step`, `evaluate`
+    and `save` at their intervals, and `export` writes the final weights.
+
+    Set-up draws from the global RNG in a fixed order (data, networks, critic, then a resumed
+    checkpoint's RNG states), so a run resumed from any checkpoint is bit-exact to one that never
+    stopped; checkpoints hold exactly the entries `save` lists."""
+
+    def __init__(self, kind: str, cfg: TrainConfig | dict, run_dir=None, resume: bool = False, data=None,
+                 iters: int | None = None, threads: int | None = None, progress: bool = True, device="cpu"):
+        from dynface.modelset.folder import resolve_device
+
+        if kind not in LOSSES:
+            raise ValueError(f"unknown kind {kind!r}; choose from {sorted(LOSSES)}")
+        cfg = TrainConfig.of(cfg)
+        if data:
+            cfg = cfg.replace(data=str(data))
+        if iters:
+            cfg = cfg.replace(iters=int(iters))
+        cfg.check_complete()
+        self.kind, self.cfg, self.progress = kind, cfg, progress
+        self.device = resolve_device(device)
+        self.dd = dd = distributed.setup()  # torchrun: join the process group; one process: rank 0 of 1
+        if self.device.type != "cpu" and dd.world > 1:
+            raise ValueError("torchrun runs train on the CPU only; train on one GPU with a single process")
+        set_threads(threads or cfg.threads or distributed.default_threads(dd))
+        self.run_dir = Path(run_dir) if run_dir else cfg.default_run_dir(kind)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.ckpt_path = self.run_dir / "ckpt.pt"
+        if self.ckpt_path.exists() and not resume:
+            raise FileExistsError(f"{self.ckpt_path} exists: pass --resume to continue it, or choose another --run-dir")
+        self._setup_data()
+        ck = distributed.load_checkpoint(dd, self.ckpt_path, load_torch_file) if resume else None
+        self._setup_model(ck)
+        if dd.main:
+            write_bytes_atomic(self.run_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode())
+        self._setup_context(ck)
+        if ck is not None:  # after every network is built: building draws from the global RNG
+            distributed.restore_rng(dd, ck, self.batcher, cfg.seed)
+        self.images_seen = distributed.step_stats(dd, torch.zeros(()), self.batcher.drawn)[1]  # all ranks' draws
+        self.precision = config_precision(cfg, self.device)
+        self.validator = Validator(kind, cfg, self.ctx.frozen) if cfg.eval_every and dd.main else None
+        self.curve_path = self.run_dir / "curve.csv"
+
+    # ------------------------------------------------------------ set-up
+
+    def _setup_data(self) -> None:
+        """This rank's faces (its shard under torchrun) and the batcher that draws from them."""
+        cfg, dd = self.cfg, self.dd
+        self.rank_seed = distributed.rank_seed(cfg.seed, dd.rank)  # each rank its own batches, noise and degradations
+        torch.manual_seed(self.rank_seed)
+        self.batcher = data_mod.training_batcher(cfg, self.rank_seed, shard=(dd.rank, dd.world))
+        if dd.main:
+            data_mod.write_split(cfg.data, self.run_dir / "split.json")
+
+    def _setup_model(self, ck: dict | None) -> None:
+        """The trained network(s), their EMA copy and the optimiser; a checkpoint's states when resuming."""
+        cfg = self.cfg
+        self.model = build_trainable(self.kind, cfg, init=ck is None).to(self.device)
+        self.ema = copy.deepcopy(self.model).eval() if cfg.ema else None
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.opt = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.step, self.wall, self.base = 0, 0.0, init_record(self.kind, cfg)
+        if ck is not None:
+            self.model.load_state_dict(ck["model"])
+            if self.ema is not None and ck.get("ema") is not None:
+                self.ema.load_state_dict(ck["ema"])
+            self.opt.load_state_dict(ck["opt"])
+            self.step, self.wall = int(ck["step"]), float(ck.get("wall", 0.0))
+            self.base = ck.get("base") or self.base
+
+    def _setup_context(self, ck: dict | None) -> None:
+        """What the loss sees (`training.batches.Ctx`): frozen helpers, the critic, the schedule."""
+        kind, cfg, dev = self.kind, self.cfg, self.device
+        self.ctx = Ctx(cfg=cfg.replace(seed=self.rank_seed), batcher=self.batcher, schedule=Schedule.linear(),
+                       frozen=load_frozen(kind, cfg, dev),
+                       adversary=build_adversary(kind, cfg, self.dd.world, dev, init=ck is None), device=dev,
+                       channels_last=cfg.channels_last)
+        if ck is not None and self.ctx.adversary is not None and ck.get("adversary") is not None:
+            self.ctx.adversary.load_state_dict(ck["adversary"])
+        self.step_loss = distributed.loss_step(self.dd, self.model, LOSSES[kind], self.ctx, find_unused=kind == "se")
+
+    # ------------------------------------------------------------ one step
+
+    def _set_lr(self) -> float:
+        """The schedule: this step's rate (training/lr_schedule.py) on every parameter group."""
+        lr = learning_rate(self.cfg, self.step, self.base["iters"] + self.step)
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        return lr
+
+    def _forward_backward(self) -> torch.Tensor:
+        self.ctx.step = self.step
+        self.model.train()
+        with autocast(self.device.type, self.precision):
+            loss = self.step_loss()
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        return loss
+
+    def _optimise(self) -> None:
+        if self.cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
+        self.opt.step()
+
+    def _update_ema(self) -> None:
+        """EMA of the weights with the warm-up decay min(ema, (1 + step) / (10 + step)); buffers copied."""
+        if self.ema is None:
+            return
+        d = min(self.cfg.ema, (1 + self.step) / (10 + self.step))
+        with torch.no_grad():
+            for pe, pm in zip(self.ema.parameters(), self.model.parameters()):
+                pe.lerp_(pm, 1 - d)
+            for be, bm in zip(self.ema.buffers(), self.model.buffers()):
+                be.copy_(bm)
+
+    def run_step(self) -> tuple[float, float]:
+        """One iteration; returns (the loss averaged over ranks, the rate it used)."""
+        t0 = time.time()
+        lr = self._set_lr()
+        loss = self._forward_backward()
+        self._optimise()
+        self._update_ema()
+        self.step += 1
+        self.wall += time.time() - t0
+        loss_mean, self.images_seen = distributed.step_stats(self.dd, loss, self.batcher.drawn)
+        return loss_mean, lr
+
+    # ------------------------------------------------------------ around the steps
+
+    def save(self) -> None:
+        """The checkpoint (`ckpt.pt`, atomic): every rank takes part, rank 0 writes."""
+        ranks = distributed.rank_states(self.dd, self.batcher)
+        if self.dd.main:
+            adv = self.ctx.adversary
+            save_torch_file({"step": self.step, "wall": self.wall, "images": self.images_seen, "base": self.base,
+                             "model": self.model.state_dict(),
+                             "ema": self.ema.state_dict() if self.ema is not None else None,
+                             "opt": self.opt.state_dict(),
+                             "batcher_rng": self.batcher.state(), "torch_rng": torch.get_rng_state(),
+                             "adversary": adv.state_dict() if adv is not None else None,
+                             **({"ranks": ranks} if ranks else {})}, self.ckpt_path)
+
+    def evaluate(self) -> None:
+        """One learning-curve row: cumulative iterations / images / hours (shipped weights included)."""
+        base = self.base
+        metrics = self.validator(self.ema if self.ema is not None else self.model)
+        if self.validator.last_samples is not None:  # a prior's unconditional samples: a grid per evaluation
+            from dynface.core.grid import save_grid
+
+            (self.run_dir / "samples").mkdir(exist_ok=True)
+            save_grid(self.validator.last_samples, self.run_dir / "samples" / f"{base['iters'] + self.step:07d}.jpg")
+        append_row(self.curve_path, {"step": base["iters"] + self.step, "images": base["images"] + self.images_seen,
+                                     "wall_h": round((base["wall_time_s"] + self.wall) / 3600, 3), **metrics})
+        plot_curve(self.curve_path, self.run_dir / "curve.png", f"{self.kind}: {self.run_dir.name}")
+
+    def _due(self, every: int) -> bool:
+        return self.step % every == 0 or self.step == self.cfg.iters
+
+    def _open_log(self) -> None:
+        """log.csv (rank 0; appended to on resume) and the progress bar."""
+        self._log_f = open(self.run_dir / "log.csv" if self.dd.main else os.devnull, "a", newline="")
+        self._log = csv.writer(self._log_f)
+        if self._log_f.tell() == 0:
+            self._log.writerow(["step", "loss", "lr", "sec_per_iter", "wall_s"])
+        self._bar = tqdm(total=self.cfg.iters, initial=self.step, desc=f"train {self.kind}",
+                         disable=not (self.progress and self.dd.main), unit="it")
+
+    def log_step(self, loss: float, lr: float) -> None:
+        """Count one iteration; every `log_every` a log.csv row: mean loss, rate, seconds per iteration."""
+        self._running.append(loss)
+        self._bar.update(1)
+        if self._due(self.cfg.log_every):
+            now = time.time()
+            sec = (now - self._t_last) / max(1, len(self._running))
+            mean = np.mean(self._running)
+            self._log.writerow([self.step, f"{mean:.6f}", f"{lr:.3e}", f"{sec:.3f}", f"{self.wall:.0f}"])
+            self._log_f.flush()
+            self._bar.set_postfix(loss=f"{mean:.4f}")
+            self._running, self._t_last = [], now
+
+    def run(self) -> Path:
+        """Train to `iters` (or until SIGTERM / SIGINT, after a checkpoint); returns the export's path."""
+        cfg, dd = self.cfg, self.dd
+        self._open_log()
+        if self.validator is not None and not self.curve_path.exists():
+            self.evaluate()  # the starting point: the shipped weights when the run starts from them
+        self._running, self._t_last = [], time.time()
+        stop, stopping = _StopOnSignal(), False
+        while self.step < cfg.iters and not (stopping := distributed.any_rank(dd, stop.requested)):
+            self.log_step(*self.run_step())
+            if self.validator is not None and self._due(cfg.eval_every):
+                self.evaluate()
+            if self._due(cfg.ckpt_every):
+                self.save()
+        if stopping:
+            self.save()  # SIGTERM / SIGINT: keep every finished iteration, then stop
+        stop.restore()
+        self._bar.close()
+        self._log_f.close()
+        out = export(self.kind, cfg, self.run_dir, device=self.device) if dd.main else self.run_dir / "final.safetensors"
+        distributed.teardown(dd)
+        return out
+
+
+def train(kind: str, cfg: TrainConfig | dict, run_dir=None, resume: bool = False, data=None, iters: int | None = None,
           threads: int | None = None, progress: bool = True, device="cpu") -> Path:
     """Train `kind` per `cfg` on `device` (cpu | cuda | cuda:N | mps | auto); returns the path of
     the exported final.safetensors."""
-    from dynface.modelset.folder import resolve_device
-
-    if kind not in LOSSES:
-        raise ValueError(f"unknown kind {kind!r}; choose from {sorted(LOSSES)}")
-    dev = resolve_device(device)
-    cfg = dict(cfg)
-    if data:
-        cfg["data"] = str(data)
-    if iters:
-        cfg["iters"] = int(iters)
-    dd = distributed.setup()  # torchrun: join the process group; one process: rank 0 of 1
-    if dev.type != "cpu" and dd.world > 1:
-        raise ValueError("torchrun runs train on the CPU only; train on one GPU with a single process")
-    set_threads(threads or cfg.get("threads") or distributed.default_threads(dd))
-    run_dir = Path(run_dir or cfg.get("run_dir", f"runs/{kind}"))
-    run_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_path = run_dir / "ckpt.pt"
-    if ckpt_path.exists() and not resume:
-        raise FileExistsError(f"{ckpt_path} exists: pass --resume to continue it, or choose another --run-dir")
-    seed = int(cfg.get("seed", 0))
-    rseed = distributed.rank_seed(seed, dd.rank)  # each rank its own batches, noise and degradations
-    torch.manual_seed(rseed)
-    batcher = data_mod.training_batcher(cfg, rseed, shard=(dd.rank, dd.world))
-    if dd.main:
-        data_mod.write_split(cfg["data"], run_dir / "split.json")
-    ck = distributed.load_checkpoint(dd, ckpt_path, load_torch_file) if resume else None
-    model = build_trainable(kind, cfg, init=ck is None).to(dev)
-    ema = copy.deepcopy(model).eval() if cfg.get("ema") else None
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=float(cfg["lr"]), weight_decay=float(cfg.get("weight_decay", 0.0)))
-    step, wall, base = 0, 0.0, init_record(kind, cfg)
-    if ck is not None:
-        model.load_state_dict(ck["model"])
-        if ema is not None and ck.get("ema") is not None:
-            ema.load_state_dict(ck["ema"])
-        opt.load_state_dict(ck["opt"])
-        step, wall = int(ck["step"]), float(ck.get("wall", 0.0))
-        base = ck.get("base") or base
-    if dd.main:
-        write_bytes_atomic(run_dir / "config.yaml", yaml.safe_dump(cfg, sort_keys=False).encode())
-    ctx = Ctx(cfg={**cfg, "seed": rseed}, batcher=batcher, schedule=Schedule.linear(),
-              frozen=load_frozen(kind, cfg, dev), adversary=build_adversary(kind, cfg, dd.world, dev, init=ck is None), device=dev,
-              channels_last=bool(cfg.get("channels_last")))
-    if ck is not None and ctx.adversary is not None and ck.get("adversary") is not None:
-        ctx.adversary.load_state_dict(ck["adversary"])
-    loss_fn = LOSSES[kind]
-    step_loss = distributed.loss_step(dd, model, loss_fn, ctx, find_unused=kind == "se")
-    if ck is not None:  # after every network is built: building draws from the global RNG
-        distributed.restore_rng(dd, ck, batcher, seed)
-    images_seen = distributed.step_stats(dd, torch.zeros(()), batcher.drawn)[1]  # all ranks' draws
-    total = int(cfg["iters"])
-    log_every, ckpt_every = int(cfg.get("log_every", 25)), int(cfg.get("ckpt_every", 200))
-    precision = config_precision(cfg, dev)
-    log_f = open(run_dir / "log.csv" if dd.main else os.devnull, "a", newline="")  # rank 0 logs
-    log = csv.writer(log_f)
-    if log_f.tell() == 0:
-        log.writerow(["step", "loss", "lr", "sec_per_iter", "wall_s"])
-    bar = tqdm(total=total, initial=step, desc=f"train {kind}", disable=not (progress and dd.main), unit="it")
-    running, t_last = [], time.time()
-
-    eval_every = int(cfg.get("eval_every", 0))
-    validator = Validator(kind, cfg, ctx.frozen) if eval_every and dd.main else None
-    curve_path = run_dir / "curve.csv"
-
-    def evaluate():
-        """One learning-curve row: cumulative iterations / images / hours (shipped weights included)."""
-        t_eval = time.time()
-        metrics = validator(ema if ema is not None else model)
-        if validator.last_samples is not None:  # a prior's unconditional samples: a grid per evaluation
-            from dynface.core.grid import save_grid
-
-            (run_dir / "samples").mkdir(exist_ok=True)
-            save_grid(validator.last_samples, run_dir / "samples" / f"{base['iters'] + step:07d}.jpg")
-        append_row(curve_path, {"step": base["iters"] + step, "images": base["images"] + images_seen,
-                                "wall_h": round((base["wall_time_s"] + wall) / 3600, 3), **metrics})
-        plot_curve(curve_path, run_dir / "curve.png", f"{kind}: {run_dir.name}")
-        return time.time() - t_eval
-
-    if validator is not None and not curve_path.exists():
-        evaluate()  # the starting point: the shipped weights when the run starts from them
-
-    def checkpoint():
-        ranks = distributed.rank_states(dd, batcher)  # every rank takes part; rank 0 writes
-        if dd.main:
-            save_torch_file({"step": step, "wall": wall, "images": images_seen, "base": base, "model": model.state_dict(),
-                         "ema": ema.state_dict() if ema is not None else None, "opt": opt.state_dict(),
-                         "batcher_rng": batcher.state(), "torch_rng": torch.get_rng_state(),
-                         "adversary": ctx.adversary.state_dict() if ctx.adversary is not None else None,
-                         **({"ranks": ranks} if ranks else {})}, ckpt_path)
-
-    stop, stopping = _StopOnSignal(), False
-    while step < total and not (stopping := distributed.any_rank(dd, stop.requested)):
-        t0 = time.time()
-        lr = learning_rate(cfg, step, base["iters"] + step)
-        for g in opt.param_groups:
-            g["lr"] = lr
-        ctx.step = step
-        model.train()
-        with autocast(dev.type, precision):
-            loss = step_loss()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.get("grad_clip"):
-            torch.nn.utils.clip_grad_norm_(params, float(cfg["grad_clip"]))
-        opt.step()
-        if ema is not None:
-            d = min(float(cfg["ema"]), (1 + step) / (10 + step))
-            with torch.no_grad():
-                for pe, pm in zip(ema.parameters(), model.parameters()):
-                    pe.lerp_(pm, 1 - d)
-                for be, bm in zip(ema.buffers(), model.buffers()):
-                    be.copy_(bm)
-        step += 1
-        wall += time.time() - t0
-        loss_mean, images_seen = distributed.step_stats(dd, loss, batcher.drawn)
-        running.append(loss_mean)
-        bar.update(1)
-        if step % log_every == 0 or step == total:
-            now = time.time()
-            sec = (now - t_last) / max(1, len(running))
-            log.writerow([step, f"{np.mean(running):.6f}", f"{lr:.3e}", f"{sec:.3f}", f"{wall:.0f}"])
-            log_f.flush()
-            bar.set_postfix(loss=f"{np.mean(running):.4f}")
-            running, t_last = [], now
-        if validator is not None and (step % eval_every == 0 or step == total):
-            evaluate()
-        if step % ckpt_every == 0 or step == total:
-            checkpoint()
-    if stopping:
-        checkpoint()  # SIGTERM / SIGINT: keep every finished iteration, then stop
-    stop.restore()
-    bar.close()
-    log_f.close()
-    out = export(kind, cfg, run_dir, device=dev) if dd.main else run_dir / "final.safetensors"
-    distributed.teardown(dd)
-    return out
+    return TrainLoop(kind, cfg, run_dir, resume=resume, data=data, iters=iters, threads=threads,
+                     progress=progress, device=device).run()
 
 
-def export(kind: str, cfg: dict, run_dir, device=None) -> Path:
+def export(kind: str, cfg: TrainConfig | dict, run_dir, device=None) -> Path:
     """Export the EMA (else the model) of a run's checkpoint as fp16 safetensors (built on the CPU
     whatever the run trained on; a GPU that trained it is named in the record); a run with a
     critic also writes it to critic.safetensors (a later run's `gan: {init: ...}`)."""
+    cfg = TrainConfig.of(cfg)
     run_dir = Path(run_dir)
     ck = load_torch_file(run_dir / "ckpt.pt")
     model = build_trainable(kind, cfg, init=False)
@@ -329,14 +411,14 @@ def export(kind: str, cfg: dict, run_dir, device=None) -> Path:
     base = ck.get("base") or {"iters": 0, "images": 0, "wall_time_s": 0}
     record = {"iters": base["iters"] + int(ck["step"]), "images": base["images"] + int(ck.get("images", 0)),
               "wall_time_s": round(base["wall_time_s"] + float(ck.get("wall", 0.0))), "cpu": cpu_summary(),
-              "run_iters": int(ck["step"]), "data": str(cfg["data"]), "config": cfg}
+              "run_iters": int(ck["step"]), "data": str(cfg.data), "config": cfg.to_dict()}
     if device is not None and torch.device(device).type == "cuda":
         record["gpu"] = torch.cuda.get_device_name(torch.device(device))
     if ck.get("adversary") is not None:
         from dynface.training.adversarial import save_critic
 
-        save_critic(ck["adversary"]["critic"], cfg.get("gan"), run_dir / "critic.safetensors", record)
+        save_critic(ck["adversary"]["critic"], cfg.gan, run_dir / "critic.safetensors", record)
     if kind == "se":
-        export_safetensors(model["tm"], run_dir / "tm.safetensors", "tm", cfg["arch"]["tm"], record)
-        return export_safetensors(model["sde"], run_dir / "sde.safetensors", "sde", cfg["arch"]["sde"], record)
-    return export_safetensors(model, run_dir / "final.safetensors", kind, cfg["arch"], record)
+        export_safetensors(model["tm"], run_dir / "tm.safetensors", "tm", cfg.arch["tm"], record)
+        return export_safetensors(model["sde"], run_dir / "sde.safetensors", "sde", cfg.arch["sde"], record)
+    return export_safetensors(model, run_dir / "final.safetensors", kind, cfg.arch, record)

@@ -1,4 +1,4 @@
-"""The training loss of each stage (METHOD §2-§6), one function per kind, in `LOSSES`."""
+"""The training loss of each stage (docs/method.md §2-§6), one function per kind, in `LOSSES`."""
 from __future__ import annotations
 
 import torch
@@ -23,7 +23,7 @@ def loss_prior(model, ctx: Ctx) -> torch.Tensor:
     (x,), coords = crop_patch(ctx, p, ctx.batcher(b))
     t = torch.randint(0, ctx.schedule.num_steps, (b,))
     noise = torch.randn_like(x)
-    gamma = ctx.cfg.get("min_snr_gamma")
+    gamma = ctx.cfg.min_snr_gamma
     w = min_snr_weights(ctx.schedule, t, float(gamma)) if gamma else None
     x_t, t, noise, coords = ctx.on_device(ctx.schedule.q_sample(x, t, noise), t, noise, coords)
     eps, _ = model(x_t, t, coords=coords)
@@ -59,21 +59,21 @@ def fft_loss(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 def loss_rm(model, ctx: Ctx) -> torch.Tensor:
-    """Restorer RM: L1 to the clean face, plus what the config adds (each ablated in docs/training.md):
+    """Restorer RM: L1 to the clean face, plus what the config adds (each ablated in docs/history/training-log.md):
     `fft_weight` x fft_loss, `feature_weight` x Inception feature loss (training/feature_loss.py), and
     with `gan:` the PatchGAN generator loss (training/adversarial.py; the critic steps here too).
     `crop: p` trains on one random p x p window per batch, cut after the whole-face degradation."""
     cfg = ctx.cfg
-    x = ctx.batcher(cfg["batch"])
+    x = ctx.batcher(cfg.batch)
     y = degrade_batch(x, cfg, ctx.step)
-    if cfg.get("crop"):
-        (x, y), _ = crop_patch(ctx, int(cfg["crop"]), x, y)
+    if cfg.crop:
+        (x, y), _ = crop_patch(ctx, cfg.crop, x, y)
     x, y = ctx.on_device(x, y)
     out = model(y).float()
     loss = F.l1_loss(out, x)
-    if w := float(cfg.get("fft_weight", 0.0)):
+    if w := cfg.fft_weight:
         loss = loss + w * fft_loss(out, x)
-    if w := float(cfg.get("feature_weight", 0.0)):
+    if w := cfg.feature_weight:
         from dynface.training.feature_loss import inception_feature_loss
 
         loss = loss + w * inception_feature_loss(out, x)
@@ -91,10 +91,10 @@ def loss_se(model, ctx: Ctx) -> torch.Tensor:
     from dynface.core.sigma_label import sigma_grid, sigma_star
 
     cfg = ctx.cfg
-    smin, smax, n = cfg["sigma_grid"]
-    x = ctx.batcher(cfg["batch"])
+    smin, smax, n = cfg.sigma_grid
+    x = ctx.batcher(cfg.batch)
     sde, tm = model["sde"], model["tm"]
-    if ctx.step < cfg["stage1_iters"]:
+    if ctx.step < cfg.stage1_iters:
         sig = smin + (smax - smin) * torch.rand(x.shape[0])
         x, sig = ctx.on_device(x, sig)
         return F.l1_loss(sde.normalized(gaussian_blur(x, sig)).float(), sig / smax)
@@ -102,15 +102,15 @@ def loss_se(model, ctx: Ctx) -> torch.Tensor:
     x, y = ctx.on_device(x, y)
     with torch.no_grad():
         r = ctx.frozen["rm"](y).float()
-        s_star = sigma_star(x, r, sigma_grid(smin, smax, n), cfg["eps"])
+        s_star = sigma_star(x, r, sigma_grid(smin, smax, n), cfg.eps)
         target = gaussian_blur(x, s_star)
     out = tm(y)
     loss = F.l1_loss(out.float(), target)
-    return loss + cfg.get("lambda", 1.0) * F.l1_loss(sde.normalized(out).float(), s_star / smax)
+    return loss + cfg.lambda_ * F.l1_loss(sde.normalized(out).float(), s_star / smax)
 
 
 def loss_dgsa(model, ctx: Ctx) -> torch.Tensor:
-    """DGSA (METHOD §6): one guided step with M_t, then SWT-L1 + perceptual on x0_hat(x_{t-1})."""
+    """DGSA (docs/method.md §6): one guided step with M_t, then SWT-L1 + perceptual on x0_hat(x_{t-1})."""
     from dynface.training.dgsa_loss import dgsa_loss
 
     return dgsa_loss(model, ctx)

@@ -1,6 +1,6 @@
 """The learning rate of each training iteration: a linear warm-up, then constant, with an optional
-cosine decay over the run or a late anneal (issue 13: the last fraction of a dB a constant rate
-leaves on the table).
+cosine decay over the run or a late anneal (the last fraction of a dB a constant rate leaves on
+the table).
 
 Config keys (a training config, e.g. campaign/rm_deep.yaml):
     lr: 2.0e-4                 # the peak rate
@@ -15,17 +15,18 @@ from __future__ import annotations
 
 import math
 
-WARMUP = 200
+from dynface.training.config import TrainConfig
 
 
-def learning_rate(cfg: dict, step: int, cumulative: int) -> float:
+def learning_rate(cfg: TrainConfig | dict, step: int, cumulative: int) -> float:
     """The rate at run step `step` (0-based, this run directory's) whose weights have
     `cumulative` iterations behind them (shipped ones included)."""
-    lr = float(cfg["lr"]) * min(1.0, (step + 1) / int(cfg.get("warmup", WARMUP)))
-    if cfg.get("cosine"):
-        lr *= 0.5 * (1 + math.cos(math.pi * step / int(cfg["iters"])))
-    if cfg.get("anneal"):
-        a = cfg["anneal"]
+    cfg = TrainConfig.of(cfg)
+    lr = cfg.lr * min(1.0, (step + 1) / cfg.warmup)
+    if cfg.cosine:
+        lr *= 0.5 * (1 + math.cos(math.pi * step / cfg.iters))
+    if cfg.anneal:
+        a = cfg.anneal
         start, steps, final = int(a["start"]), int(a["steps"]), float(a["final"])
         if not 0.0 <= final <= 1.0 or steps <= 0:
             raise ValueError(f"anneal needs steps > 0 and 0 <= final <= 1, got {a}")

@@ -243,7 +243,7 @@ def run_job(uploads: list, settings: JobSettings, restorer: Restorer, base: Rest
     Raises JobError for a job that cannot start; everything else is a message in the result.
     """
     from dynface.face.templates import template_for
-    from dynface.face.whole import process_photo_to_dir
+    from dynface.face.folders import process_photo_to_dir
 
     t0 = time.monotonic()
     report = report or (lambda f, t: None)

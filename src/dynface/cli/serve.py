@@ -1,4 +1,4 @@
-"""`dynface serve`: the local web app. Its flags are generated from `ServerConfig` (defaults written once),
+"""`dynface serve`: the local web app (web/). Its flags are generated from `ServerConfig` (defaults written once),
 each number checked against its range in `SERVE_RANGES` (shown in `--help`; a bad value is exit 2).
 
 Uploads and results live in a private cache (mode 0700, under $GRADIO_TEMP_DIR or the system's
@@ -14,6 +14,7 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import fields
 
+from dynface.cli.flags import add_number, add_runtime_options
 from dynface.web.jobs import ServerConfig
 
 WEB_EXTRA_HINT = 'the web app needs the optional extra "web": pip install -e ".[web]" (Gradio)'
@@ -25,8 +26,6 @@ SERVE_RANGES = {"port": (int, 1, 65535, False), "max_upload_mb": (float, 0.0, 10
 
 
 def register(sub) -> None:
-    from dynface.cli.flags import add_number, add_runtime_options
-
     p = sub.add_parser("serve", help="local web app: upload photos, restore them, compare with a slider (Gradio)")
     for f in fields(ServerConfig):
         flag, text = "--" + f.name.replace("_", "-"), f"{f.metadata['help']} (default: {f.default})"
