@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -23,7 +22,8 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     import torch
 
-    from dynface.core.hardware import cpu_summary
+    from synth_speed import write_table  # benchmarks/ is the script's folder, first on sys.path
+
     from dynface.synth.generator import FaceGenerator, latent
     from dynface.synth.torch_port import TorchFaceGenerator
 
@@ -49,11 +49,7 @@ def main(argv=None) -> int:
     w = torch.from_numpy(ov._mapping([latent(0, 0)[None]])[0]).requires_grad_(True)
     tg(w).mean().backward()
     grad = f"gradient of the mean image w.r.t. the style: norm {w.grad.norm():.3e}, finite {bool(torch.isfinite(w.grad).all())}"
-    text = f"CPU: {cpu_summary()}\n\n" + "\n".join(rows) + f"\n\n{grad}\n"
-    print(text)
-    if a.output:
-        Path(a.output).write_text(text)
-    return 0
+    return write_table(rows, a.output, grad)
 
 
 if __name__ == "__main__":

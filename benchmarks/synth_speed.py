@@ -21,7 +21,6 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("-o", "--output", default=None, help="also write the table here")
     a = ap.parse_args(argv)
-    from dynface.core.hardware import cpu_summary
     from dynface.jobs.synth import SynthSettings, synthesize
     from dynface.synth.generator import FaceGenerator
 
@@ -36,10 +35,17 @@ def main(argv=None) -> int:
                 dt = time.perf_counter() - t0
             rows.append(f"| {size} | {th} | {a.n / dt:.2f} | {dt / a.n:.2f} | {rep['passed']}/{a.n} |")
             print(rows[-1], flush=True)
-    text = f"CPU: {cpu_summary()}\n\n" + "\n".join(rows) + "\n"
+    return write_table(rows, a.output)
+
+
+def write_table(rows: list[str], output=None, extra: str = "") -> int:
+    """Print a markdown table under the CPU's name (and `extra` below it); also into `output`."""
+    from dynface.core.hardware import cpu_summary
+
+    text = f"CPU: {cpu_summary()}\n\n" + "\n".join(rows) + "\n" + (f"\n{extra}\n" if extra else "")
     print(text)
-    if a.output:
-        Path(a.output).write_text(text)
+    if output:
+        Path(output).write_text(text)
     return 0
 
 
