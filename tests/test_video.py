@@ -45,7 +45,7 @@ def face_clip(data_dir, tmp_path_factory) -> Path:
 
 def restore(args, ms, capsys, *extra):
     code = main(["restore", *args, "--weights-dir", str(ms), "--steps", "2", "--threads", "1", "-q",
-                 "--no-bf16", *extra])
+                 "--precision", "fp32", *extra])
     return code, capsys.readouterr().err
 
 
