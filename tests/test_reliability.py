@@ -653,7 +653,7 @@ class _FifoWatchdog:
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
-@pytest.mark.parametrize("which", ["manifest.json", "rm.safetensors", "degrade --config"])
+@pytest.mark.parametrize("which", ["manifest.json", "rm.safetensors", "degrade --config", "train --config"])
 def test_fifos_as_model_files_or_configs_are_refused_not_waited_on(ms, tmp_path, which, capsys):
     import shutil
 
@@ -661,13 +661,14 @@ def test_fifos_as_model_files_or_configs_are_refused_not_waited_on(ms, tmp_path,
 
     folder = tmp_path / "ms"
     shutil.copytree(ms, folder)
-    if which == "degrade --config":
+    if which.endswith("--config"):
         save(tmp_path / "a.png")
         w = _FifoWatchdog(tmp_path / "cfg.yaml")
         try:
             t0 = time.time()
-            code = main(["degrade", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "--config",
-                         str(tmp_path / "cfg.yaml"), "-q"])
+            argv = (["degrade", str(tmp_path / "a.png"), "-o", str(tmp_path / "o")] if which.startswith("degrade")
+                    else ["train", "rm", "--run-dir", str(tmp_path / "run")])
+            code = main([*argv, "--config", str(tmp_path / "cfg.yaml"), "-q"])
         finally:
             w.close()
         err = capsys.readouterr().err

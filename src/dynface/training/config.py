@@ -25,6 +25,16 @@ PERCEPTUAL = ("ssim", "inception")  # DGSA's L_perc (a stand-in for DISTS); the 
 YAML_NAMES = {"lambda_": "lambda"}  # a field whose YAML key is a Python keyword
 
 
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def read_config_text(path) -> str:
+    """A config file's text: a regular file of at most MAX_CONFIG_BYTES."""
+    from dynface.core.files import read_regular
+
+    return read_regular(path, MAX_CONFIG_BYTES, "a training config").decode("utf-8")
+
+
 class ConfigError(DynfaceError, ValueError):
     """A training config with an unknown key, a value of the wrong type or a missing required key."""
 
@@ -124,8 +134,8 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path) -> TrainConfig:
-        with open(path) as f:
-            return cls.from_dict(yaml.safe_load(f))
+        """A YAML config file (a regular file of at most 1 MB: a FIFO is refused, never waited on)."""
+        return cls.from_dict(yaml.safe_load(read_config_text(path)))
 
     def to_dict(self) -> dict:
         """The keys whose values differ from the defaults (what a run's `config.yaml` records)."""

@@ -41,8 +41,9 @@ from dynface.training.lr_schedule import learning_rate
 
 def load_config(path) -> dict:
     """A config file's keys, checked against `TrainConfig` (an unknown key is an error)."""
-    with open(path) as f:
-        d = yaml.safe_load(f) or {}
+    from dynface.training.config import read_config_text
+
+    d = yaml.safe_load(read_config_text(path)) or {}
     TrainConfig.from_dict(d)
     return d
 
