@@ -347,6 +347,9 @@ def export(runs_dir: Path, runs, install: bool) -> None:
         if m not in rows[-1]:
             print(f"{r['name']}: exported {out}; no {m} on its curve yet (a new metric): not installed")
             continue
+        if r.get("candidate") is False:  # never installed, so not scored against the embedded weights
+            print(f"{r['name']}: exported {out}; {m} {rows[0][m]:.4f} (its first row) -> {rows[-1][m]:.4f}")
+            continue
         shipped = shipped_scores(r, cfg, runs_dir)
         gain, better, why = verdict(r, shipped, rows[-1])
         print(f"{r['name']}: exported {out}; {m} {shipped[m]:.4f} (embedded now) -> {rows[-1][m]:.4f} "

@@ -296,3 +296,14 @@ def test_a_fork_continues_its_source_bit_for_bit(tmp_path):
         assert torch.equal(a["model"][k], b["model"][k]), k
         assert torch.equal(a["ema"][k], b["ema"][k]), k
     assert [r["step"] for r in read_curve(dst / "curve.csv")] == [100, 102, 104]
+
+
+def test_export_of_a_control_arm_scores_nothing_and_installs_nothing(tmp_path, embedded, monkeypatch, capsys):
+    c = campaign_module()
+    monkeypatch.setattr(c, "DOCS", tmp_path / "docs")
+    monkeypatch.setattr(c, "shipped_scores", lambda *a: pytest.fail("a control arm is never scored"))
+    before = (embedded / "rm.safetensors").read_bytes()
+    arm = {**run_with_last_psnr(tmp_path, "control", 99.0), "candidate": False}
+    c.export(tmp_path / "runs", [arm], install=True)
+    assert (embedded / "rm.safetensors").read_bytes() == before
+    assert (tmp_path / "docs" / "control.csv").exists() and "(its first row) -> 99.0000" in capsys.readouterr().out
