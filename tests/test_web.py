@@ -253,20 +253,21 @@ def test_header_speaks_plainly_and_links_the_model_card(page):
     assert models_in_words(Bare()) == "Models: the model set '', which work on faces of 64×64 pixels."
 
 
-def test_examples_are_shipped_london_faces_degraded_at_run_time(tmp_path):
-    from dynface.web.examples import ATTRIBUTION, EXAMPLES_DIR, SPECS, make_examples
+def test_examples_are_london_faces_degraded_at_run_time(tmp_path, data_dir, monkeypatch):
+    from dynface.web import examples as ex
 
-    shipped = sorted(p.name for p in EXAMPLES_DIR.iterdir())
-    assert shipped == sorted([s.source for s in SPECS] + ["NOTICE.md"])
-    assert all((EXAMPLES_DIR / s.source).stat().st_size < 100_000 for s in SPECS)
-    assert "CC BY 4.0" in (EXAMPLES_DIR / "NOTICE.md").read_text() and "CC BY 4.0" in ATTRIBUTION
-    a, b = make_examples(tmp_path / "a"), make_examples(tmp_path / "b")
-    assert len(a) == len(SPECS) and [e.caption for e in a] == [s.caption for s in SPECS]
-    for ea, eb, spec in zip(a, b, SPECS):
+    folder = ex.examples_dir()
+    assert folder is not None and folder.resolve() == (data_dir / "london").resolve()
+    assert "CC BY 4.0" in ex.ATTRIBUTION
+    a, b = ex.make_examples(tmp_path / "a"), ex.make_examples(tmp_path / "b")
+    assert len(a) == len(ex.SPECS) and [e.caption for e in a] == [s.caption for s in ex.SPECS]
+    for ea, eb, spec in zip(a, b, ex.SPECS):
         deg, again = np.asarray(Image.open(ea.path)), np.asarray(Image.open(eb.path))
-        clean = np.asarray(Image.open(EXAMPLES_DIR / spec.source).convert("RGB"))
+        clean = np.asarray(Image.open(folder / spec.source).convert("RGB"))
         assert np.array_equal(deg, again) and deg.shape == clean.shape == (512, 512, 3)  # seeded: the same
         assert np.abs(deg.astype(int) - clean).mean() > 3  # visibly degraded
+    monkeypatch.setenv(ex.EXAMPLES_ENV, str(tmp_path / "nowhere"))
+    assert ex.examples_dir() is None and ex.make_examples(tmp_path / "c") == []  # no folder: no examples row
 
 
 def test_steps_are_greyed_out_for_the_method_that_does_not_sample(page):
