@@ -29,7 +29,6 @@ def cmd_sample(a) -> int:
 
     from tqdm import tqdm
 
-    from dynface.core.atomic import write_atomic
     from dynface.core.hardware import resolve_precision, set_threads
     from dynface.core.imageio import to_uint8, write_image
     from dynface.core.grid import save_grid
@@ -37,20 +36,16 @@ def cmd_sample(a) -> int:
 
     set_threads(a.threads)
     if a.prior:
-        from dynface.modelset.checkpoint import load_network
+        from dynface.modelset.checkpoint import load_network, read_metadata
 
-        net, size = load_network(a.prior, "prior"), None
-        size = int(net.unet.image_size) if hasattr(net.unet, "image_size") else None
+        net = load_network(a.prior, "prior")
+        size = int(read_metadata(a.prior)["arch"]["unet"]["image_size"])
     else:
         from dynface.modelset.folder import ModelSet
 
         models = ModelSet.load(a.weights_dir)
         models.need("prior", why="sampling")
         net, size = models.nets["prior"], models.size
-    if size is None:
-        from dynface.modelset.checkpoint import read_metadata
-
-        size = int(read_metadata(a.prior)["arch"]["unet"]["image_size"])
     out = Path(a.output)
     out.mkdir(parents=True, exist_ok=True)
     precision = resolve_precision(a.precision)
