@@ -70,8 +70,11 @@ def faces_done(folder: Path) -> int:
 
 
 def start_data(runs_dir: Path, specs: list[dict]) -> None:
-    """Resume `dynface synth` for every synthetic folder of runs.yaml that is not complete."""
+    """Resume `dynface synth` for every synthetic folder of runs.yaml that is not complete
+    (`active: false` pauses one: the training runs read the faces it has)."""
     for d in specs:
+        if not d.get("active", True):
+            continue
         folder = runs_dir / "data" / d["name"]
         pidfile = runs_dir / "data" / f"{d['name']}.pid"
         folder.parent.mkdir(parents=True, exist_ok=True)

@@ -307,3 +307,27 @@ def test_export_of_a_control_arm_scores_nothing_and_installs_nothing(tmp_path, e
     c.export(tmp_path / "runs", [arm], install=True)
     assert (embedded / "rm.safetensors").read_bytes() == before
     assert (tmp_path / "docs" / "control.csv").exists() and "(its first row) -> 99.0000" in capsys.readouterr().out
+
+
+def test_start_makes_only_the_active_unfinished_face_folders(tmp_path, monkeypatch, capsys):
+    campaign = campaign_module()
+    started = []
+
+    class FakeProcess:
+        pid = 4242
+
+        def __init__(self, cmd, **kw):
+            started.append(cmd)
+
+    monkeypatch.setattr(campaign.subprocess, "Popen", FakeProcess)
+    monkeypatch.setattr(campaign, "lower_autogroup", lambda pid: None)
+    done = tmp_path / "data" / "done"
+    done.mkdir(parents=True)
+    (done / "faces.csv").write_text("index,file\n0,face_000000.png\n1,face_000001.png\n")
+    campaign.start_data(tmp_path, [{"name": "paused", "num": 8, "size": 128, "active": False},
+                                   {"name": "done", "num": 2, "size": 128},
+                                   {"name": "todo", "num": 8, "size": 128, "seed": 5}])
+    assert len(started) == 1
+    assert f"synth -n 8 -o {tmp_path / 'data' / 'todo'} --size 128 --seed 5 --truncation 0.7" in " ".join(started[0])
+    assert (tmp_path / "data" / "todo.pid").read_text() == "4242" and not (tmp_path / "data" / "paused.pid").exists()
+    assert "making faces 0..7" in capsys.readouterr().out

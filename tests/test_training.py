@@ -279,3 +279,20 @@ def test_every_packaged_and_campaign_config_is_a_valid_train_config():
         cfg = TrainConfig.load(f)
         cfg.check_complete()
         assert cfg.kind in {"prior", "rm", "se", "dgsa", "idm"}, f
+
+
+def test_val_data_scores_a_folder_kept_apart_from_training(tmp_path):
+    from dynface.training.curves import Validator
+
+    cfg = idm_config(tmp_path)
+    held = tmp_path / "held"
+    held.mkdir()
+    want = [to_uint8(smooth_image(SIZE, seed=40 + i)[0]) for i in range(3)]
+    for i, img in enumerate(want):
+        write_image(held / f"real{i}.png", img)
+    v = Validator("idm", {**cfg, "val_data": str(held), "val_faces": 2})
+    assert v.x.shape == (2, 3, SIZE, SIZE)
+    for i in range(2):  # all of the folder's faces count (no split), in name order, val_faces of them
+        assert torch.equal(((v.x[i] + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0), torch.from_numpy(want[i]))
+    with pytest.raises(ValueError, match="environment variable"):
+        Validator("idm", {**cfg, "val_data": "$DYNFACE_NO_SUCH_VARIABLE/faces"})

@@ -73,6 +73,19 @@ def eps_from_x0(x_t: torch.Tensor, x0: torch.Tensor, abar_t: torch.Tensor) -> to
     return (x_t - abar_t.sqrt() * x0) / (1 - abar_t).sqrt()
 
 
+def v_target(x0: torch.Tensor, eps: torch.Tensor, abar_t: torch.Tensor) -> torch.Tensor:
+    """v = sqrt(abar_t) eps - sqrt(1 - abar_t) x0 (Salimans & Ho 2022, §4): the velocity target."""
+    abar_t = _bcast(abar_t, x0)
+    return abar_t.sqrt() * eps - (1 - abar_t).sqrt() * x0
+
+
+def eps_from_v(x_t: torch.Tensor, v: torch.Tensor, abar_t: torch.Tensor) -> torch.Tensor:
+    """eps = sqrt(abar_t) v + sqrt(1 - abar_t) x_t, the noise a v prediction implies; with it
+    tweedie_x0 gives x0_hat = sqrt(abar_t) x_t - sqrt(1 - abar_t) v."""
+    abar_t = _bcast(abar_t, x_t)
+    return abar_t.sqrt() * v + (1 - abar_t).sqrt() * x_t
+
+
 def ddpm_step(x_t, eps, abar_t, abar_prev, noise=None, log_variance=None):
     """Paper Eq. 6, ancestral DDPM step between two (possibly respaced) steps.
 

@@ -11,16 +11,23 @@ is. "x0_residual" (our IDM default) reads it as a correction of the condition,
 x0_hat = cond + out, and returns the equivalent eps (the inverse of Eq. 3), so every sampler
 sees an eps model. A zero-initialised output layer then starts as "return the degraded face"
 instead of noise, which is what lets a small conditional model train in CPU hours.
+"v" (Salimans & Ho 2022, progressive distillation §4) reads it as v = sqrt(abar) eps -
+sqrt(1 - abar) x0 and returns eps = sqrt(abar) v + sqrt(1 - abar) x_t (`core/schedule.py`).
+Our UNet's GroupNorm has one channel per group at its top level, so it cannot see the per-channel
+mean of x_t; an eps model then leaves the colour of x0_hat = (x_t - sqrt(1-abar) eps)/sqrt(abar)
+to the noise's mean times 1/sqrt(abar) (x158 at t = T-1): unconditional samples come out as
+saturated single-hue faces. A v model passes x_t's mean through exactly, and its x0_hat at the
+noisiest steps is -v, a bounded output (docs/training.md, "Prediction target").
 """
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
 
-from dynface.core.schedule import Schedule, eps_from_x0
+from dynface.core.schedule import Schedule, eps_from_v, eps_from_x0
 from dynface.networks.unet import UNetConfig, UNetModel
 
-PREDICTIONS = ("eps", "x0_residual")
+PREDICTIONS = ("eps", "x0_residual", "v")
 
 
 def coord_grid(size: int, batch: int = 1, top: int = 0, left: int = 0, patch: int | None = None,
@@ -64,6 +71,8 @@ class EpsModel(nn.Module):
         out, v = self._unet_out(x, t, cond, coords)
         if self.prediction == "eps":
             return out, v
+        if self.prediction == "v":
+            return eps_from_v(x.float(), out.float(), self.abar[t.long()]), v
         x0 = cond.float() + out.float()
         return eps_from_x0(x.float(), x0, self.abar[t.long()]), v
 
@@ -74,6 +83,11 @@ class EpsModel(nn.Module):
             raise ValueError("predict_x0 is for prediction='x0_residual' models")
         out, _ = self._unet_out(x, t, cond, coords)
         return cond.float() + out.float()
+
+    def unet_output(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None,
+                    coords: torch.Tensor | None = None) -> torch.Tensor:
+        """The UNet's own output (what `prediction` names), before any conversion to eps."""
+        return self._unet_out(x, t, cond, coords)[0]
 
     def _unet_out(self, x, t, cond, coords):
         extra = []

@@ -94,6 +94,7 @@ class TrainConfig:
     ckpt_every: int = 200
     eval_every: int = 0                  # learning-curve rows (0: none)
     val_faces: int = 16
+    val_data: str | None = None          # the folder whose first val_faces faces score the curves (None: the first source's val split)
     restore_val_faces: int = 0           # prior: faces restored with the model set per curve row
     sample_kid: dict | None = None       # prior: KID of unconditional samples {samples, steps, eta, batch, references} (training/curves.py)
     dgsa_val_faces: int = 8

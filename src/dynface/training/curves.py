@@ -1,7 +1,8 @@
 """Learning curves: every training run scores its EMA network on a fixed validation set.
 
-The validation set is the first `val_faces` UTKFace faces of the name-hash val split (data.py),
-degraded once with a fixed seed, so every evaluation of every run sees the same pixels. What is
+The validation set is the first `val_faces` faces of the first data source's name-hash val split
+(data.py), or of the `val_data` folder (real faces kept apart from training), degraded once with a
+fixed seed, so every evaluation of every run sees the same pixels. What is
 measured per kind:
 
 - rm:    PSNR / SSIM of RM(y) to the clean face, and the detail ratio (mean |Laplacian| of the
@@ -47,7 +48,10 @@ class Validator:
         cfg = TrainConfig.of(cfg)
         self.kind, self.cfg, self.frozen = kind, cfg, frozen or {}
         n = cfg.val_faces
-        x = data_mod.load_cache(data_mod.first_folder(cfg.data), cfg.size, "val", cache_dir=cfg.cache_dir, limit=n)
+        if cfg.val_data:  # a folder kept apart from training (real faces judging a run on generated ones)
+            x = data_mod.load_cache(data_mod.expand(cfg.val_data), cfg.size, "all", cache_dir=cfg.cache_dir, limit=n)
+        else:
+            x = data_mod.load_cache(data_mod.first_folder(cfg.data), cfg.size, "val", cache_dir=cfg.cache_dir, limit=n)
         self.x = x.float().div(127.5).sub(1)
         dcfg = DegradationConfig.from_dict(cfg.degradation or self._modelset_degradation(kind, cfg))
         self.y = torch.cat([degrade_random(self.x[i:i + 1], dcfg, VAL_SEED, i)[0] for i in range(len(self.x))])

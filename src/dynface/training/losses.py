@@ -4,32 +4,42 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from dynface.core.schedule import v_target
 from dynface.training.batches import Ctx, crop_patch, degrade_batch, pick_patch
 
 
-def min_snr_weights(schedule, t: torch.Tensor, gamma: float) -> torch.Tensor:
-    """Min-SNR-gamma loss weights of eps-prediction (Hang et al. 2023): min(SNR_t, gamma) / SNR_t,
-    SNR_t = abar_t / (1 - abar_t). Caps the weight of the nearly clean steps, whose eps targets
-    are noise the network cannot predict, so the steps that shape the face get the gradient."""
+def min_snr_weights(schedule, t: torch.Tensor, gamma: float, prediction: str = "eps") -> torch.Tensor:
+    """Min-SNR-gamma loss weights (Hang et al. 2023), SNR_t = abar_t / (1 - abar_t): on an eps-MSE
+    min(SNR_t, gamma) / SNR_t, on a v-MSE min(SNR_t, gamma) / (SNR_t + 1) -- the same objective,
+    since |v_hat - v|^2 = |eps_hat - eps|^2 (SNR_t + 1) / SNR_t. Caps the weight of the nearly clean
+    steps, whose eps targets are noise the network cannot predict, so the steps that shape the face
+    get the gradient."""
     abar = schedule.abar(t).double()
     snr = abar / (1 - abar)
-    return (snr.clamp(max=gamma) / snr).float()
+    return (snr.clamp(max=gamma) / (snr + 1 if prediction == "v" else snr)).float()
 
 
 def loss_prior(model, ctx: Ctx) -> torch.Tensor:
-    """DDPM eps-MSE on random patches with coordinate channels (Patch Diffusion); with
+    """DDPM eps-MSE on random patches with coordinate channels (Patch Diffusion); a v model
+    (`arch: {prediction: v}`) regresses its own output on v_target instead. With
     `min_snr_gamma: G` each sample's MSE is weighted by min_snr_weights."""
     p, b = pick_patch(ctx)
     (x,), coords = crop_patch(ctx, p, ctx.batcher(b))
     t = torch.randint(0, ctx.schedule.num_steps, (b,))
     noise = torch.randn_like(x)
     gamma = ctx.cfg.min_snr_gamma
-    w = min_snr_weights(ctx.schedule, t, float(gamma)) if gamma else None
-    x_t, t, noise, coords = ctx.on_device(ctx.schedule.q_sample(x, t, noise), t, noise, coords)
-    eps, _ = model(x_t, t, coords=coords)
+    prediction = getattr(model, "prediction", "eps")
+    w = min_snr_weights(ctx.schedule, t, float(gamma), prediction) if gamma else None
+    if prediction == "v":
+        target = v_target(x, noise, ctx.schedule.abar(t))
+        x_t, t, target, coords = ctx.on_device(ctx.schedule.q_sample(x, t, noise), t, target, coords)
+        out = model.unet_output(x_t, t, coords=coords)
+    else:
+        x_t, t, target, coords = ctx.on_device(ctx.schedule.q_sample(x, t, noise), t, noise, coords)
+        out, _ = model(x_t, t, coords=coords)
     if w is None:
-        return F.mse_loss(eps.float(), noise)
-    per_sample = (eps.float() - noise).pow(2).flatten(1).mean(1)
+        return F.mse_loss(out.float(), target)
+    per_sample = (out.float() - target).pow(2).flatten(1).mean(1)
     return (w.to(per_sample.device) * per_sample).mean()
 
 
