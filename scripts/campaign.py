@@ -45,7 +45,8 @@ MIN_GAIN = {"psnr": 0.02, "detail_ratio": 0.005, "x0_psnr_t300": 0.02, "sample10
             "restored_detail_ratio": 0.005}  # below: noise
 LOWER_IS_BETTER = {"sigma_abs_err", "niqe", "restored_niqe"}
 STAGE_PARTS = {"se": ("tm", "sde")}  # a run of kind se exports and installs two embedded files
-WARM_CRITIC = ROOT / "campaign" / "warm" / "rm_critic.safetensors"  # RM configs' `gan: {init: ...}`
+WARM_DIR = ROOT / "campaign" / "warm"
+WARM_CRITIC = WARM_DIR / "rm_critic.safetensors"  # RM configs' `gan: {init: ...}`
 
 
 def improvement(metric: str, first: float, last: float) -> float:
@@ -339,6 +340,7 @@ def export(runs_dir: Path, runs, install: bool) -> None:
             continue
         cfg = load_config(ROOT / r["config"])
         out = export_run(r["kind"], cfg, d)
+        keep_warm(r["name"], out)
         lost = document_curve(d / "curve.csv", DOCS / f"{r['name']}.csv")
         if lost:
             print(f"{r['name']}: {lost.name}: the documented rows this run does not continue (an earlier branch, "
@@ -376,6 +378,15 @@ def export(runs_dir: Path, runs, install: bool) -> None:
             install_run(runs_dir, runs, name, stage, path)
         else:
             print(f"would install {name} as embedded {stage} (pass --install)")
+
+
+def keep_warm(name: str, export_path: Path) -> None:
+    """A run that keeps its weights in the repository (campaign/warm/NAME.safetensors, which its
+    config's init_from names, so a new machine continues from them) gets them refreshed from each export."""
+    warm = WARM_DIR / f"{name}.safetensors"
+    if warm.exists():
+        shutil.copyfile(export_path, warm)
+        print(f"{name}: {warm} refreshed from its export")
 
 
 def document_curve(run_csv: Path, doc_csv: Path) -> Path | None:

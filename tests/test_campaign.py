@@ -331,3 +331,16 @@ def test_start_makes_only_the_active_unfinished_face_folders(tmp_path, monkeypat
     assert f"synth -n 8 -o {tmp_path / 'data' / 'todo'} --size 128 --seed 5 --truncation 0.7" in " ".join(started[0])
     assert (tmp_path / "data" / "todo.pid").read_text() == "4242" and not (tmp_path / "data" / "paused.pid").exists()
     assert "making faces 0..7" in capsys.readouterr().out
+
+
+def test_export_refreshes_the_warm_weights_a_run_keeps_in_the_repository(tmp_path, embedded, monkeypatch, capsys):
+    c = campaign_module()
+    monkeypatch.setattr(c, "DOCS", tmp_path / "docs")
+    monkeypatch.setattr(c, "WARM_DIR", tmp_path / "warm")
+    (tmp_path / "warm").mkdir()
+    (tmp_path / "warm" / "kept.safetensors").write_bytes(b"an older export")
+    runs = [{**run_with_last_psnr(tmp_path, name, 99.0), "candidate": False} for name in ("kept", "other")]
+    c.export(tmp_path / "runs", runs, install=False)
+    assert (tmp_path / "warm" / "kept.safetensors").read_bytes() == (tmp_path / "runs" / "kept" / "final.safetensors").read_bytes()
+    assert not (tmp_path / "warm" / "other.safetensors").exists()  # only a run that keeps warm weights
+    assert "kept: " in capsys.readouterr().out

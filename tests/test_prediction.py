@@ -87,3 +87,8 @@ def test_a_v_prior_starts_from_an_eps_one_trains_and_loads_as_v(tmp_path):
     x, t = smooth_image(SIZE, seed=2), torch.tensor([400])
     with torch.no_grad():  # what it returns is the eps its v output implies
         assert torch.allclose(net(x, t)[0], eps_from_v(x, net.unet_output(x, t), Schedule.linear().abar(t)), atol=1e-5)
+    from dynface.sampling.unconditional import sample_prior
+
+    a = sample_prior(net, SIZE, [0, 1], steps=3, seed=5)
+    assert a.shape == (2, 3, SIZE, SIZE) and torch.isfinite(a).all() and a.abs().max() <= 1
+    assert torch.allclose(a[1:], sample_prior(net, SIZE, [1], steps=3, seed=5), atol=1e-4)  # face k: its own stream
