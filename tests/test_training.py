@@ -296,3 +296,15 @@ def test_val_data_scores_a_folder_kept_apart_from_training(tmp_path):
         assert torch.equal(((v.x[i] + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0), torch.from_numpy(want[i]))
     with pytest.raises(ValueError, match="environment variable"):
         Validator("idm", {**cfg, "val_data": "$DYNFACE_NO_SUCH_VARIABLE/faces"})
+
+
+def test_sample_faces_counts_samples_with_a_face_and_with_ffhq_framing(data_dir):
+    from PIL import Image
+
+    from dynface.core.imageio import read_rgb
+    from dynface.training.curves import sample_faces
+
+    face = np.asarray(Image.fromarray(read_rgb(sorted((data_dir / "london").iterdir())[0])).resize((128, 128), Image.BICUBIC))
+    shifted = np.roll(face, 16, axis=1)  # a face, 1/8 of the side off the template
+    grey = np.full((128, 128, 3), 128, np.uint8)
+    assert sample_faces([face, shifted, grey, face]) == {"faces_found": 0.75, "framed": 0.5}

@@ -13,7 +13,8 @@ measured per kind:
          rewards the posterior mean, which is smoother, not the detail the prior should add.
          With `sample_kid: {samples, steps, eta, references: [FOLDER, ...]}` also KID x 1000 of
          that many unconditional samples (seed fixed) against the faces of each reference folder
-         (column kid_<folder name>), and `last_samples` holds the first 64 for a sample grid.
+         (column kid_<folder name>), the shares of samples with a face found and with FFHQ framing
+         (faces_found, framed), and `last_samples` holds the first 64 for a sample grid.
 - idm:   the same x0_hat PSNRs with the condition, and PSNR / detail ratio of a 10-step sample.
 - se:    mean |sigma_hat - sigma*| against sigma* labels (Eq. 19) from the run's frozen RM.
 - dgsa:  the whole default restoration (DBLM, DSST, guided sampling with the candidate M_t of
@@ -39,6 +40,21 @@ from dynface.training.config import TrainConfig
 
 VAL_SEED = 20_251_123
 X0_STEPS = (100, 300, 600)
+
+
+def sample_faces(imgs: list) -> dict:
+    """Shares of samples (uint8 RGB) in which the face detector finds a face (`faces_found`) and
+    that pass the FFHQ framing check of generated training faces (`framed`: one face, eyes and
+    landmarks near the template; face/framing.py); {} where the detector cannot load."""
+    from dynface.face.detect import DetectorUnavailable
+    from dynface.face.framing import check_framing
+
+    try:
+        checks = [check_framing(im) for im in imgs]
+    except DetectorUnavailable:
+        return {}
+    return {"faces_found": sum(c.faces > 0 for c in checks) / len(checks),
+            "framed": sum(c.ok for c in checks) / len(checks)}
 
 
 class Validator:
@@ -137,6 +153,7 @@ class Validator:
                              device=self.device)
             imgs += [to_uint8(x[k:k + 1]) for k in range(len(x))]
         self.last_samples = imgs[:64]
+        res = sample_faces(imgs)
         feats = inception_features(imgs)
         if self._ref_feats is None:
             self._ref_feats = {}
@@ -145,7 +162,8 @@ class Validator:
                                           limit=int(sk.get("reference_faces", 512)))
                 self._ref_feats[Path(folder).name] = inception_features(
                     [r.permute(1, 2, 0).numpy() for r in ref])
-        return {f"kid_{name}": 1000 * kid_from_features(feats, ref) for name, ref in self._ref_feats.items()}
+        res.update({f"kid_{name}": 1000 * kid_from_features(feats, ref) for name, ref in self._ref_feats.items()})
+        return res
 
     def _idm(self, net) -> dict:
         from dynface.sampling.chain import sample
