@@ -51,7 +51,18 @@ def torchrun(cfg_path: Path, run_dir: Path, *extra: str):
 
 
 def single_process_steps(cfg: dict, ranks: list[int], steps: int) -> dict:
-    """The same steps in one process, each over the concatenation of the given ranks' batches."""
+    """The same steps in one process, each over the concatenation of the given ranks' batches, on one
+    thread like each rank (with two, a busy machine can reorder oneDNN's weight-gradient sums, and
+    Adam's first step turns the sign of a near-zero gradient into a whole learning-rate step)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _single_process_steps(cfg, ranks, steps)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _single_process_steps(cfg: dict, ranks: list[int], steps: int) -> dict:
     torch.manual_seed(cfg["seed"])
     model = build_trainable("rm", cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=0.0)
