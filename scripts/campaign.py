@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import shutil
 import signal
@@ -494,9 +495,11 @@ def install_named(runs_dir: Path, runs, name: str) -> None:
     install_run(runs_dir, runs, name, next(r for r in runs if r["name"] == name)["stage"], path)
 
 
-def bench(runs_dir: Path, runs, names, settings: str, limit, out_dir: Path, clean_dir: str) -> None:
+def bench(runs_dir: Path, runs, names, settings: str, limit, out_dir: Path, clean_dir: str,
+          template: str | None = None) -> None:
     """The end-to-end evidence the curves cannot give: each named run's export dropped into a copy
-    of the embedded model set, benched like the shipped set, tables side by side."""
+    of the embedded model set, benched like the shipped set, tables side by side. `template`: the
+    copies align faces to it (ffhq: runs trained at FFHQ framing restore the whole aligned crop)."""
     import tempfile
 
     from dynface.modelset.assemble import replace_stage
@@ -513,6 +516,9 @@ def bench(runs_dir: Path, runs, names, settings: str, limit, out_dir: Path, clea
             for part_run in n.split("+"):
                 for part, src in stage_files(by_name[part_run]["stage"], exports[part_run]):
                     replace_stage(sets[n], part, src)
+            if template:
+                manifest = json.loads((sets[n] / "manifest.json").read_text())
+                (sets[n] / "manifest.json").write_text(json.dumps({**manifest, "template": template}, indent=1))
         for n, folder in sets.items():
             cmd = [sys.executable, "-m", "dynface.cli", "bench", clean_dir, "-o", str(out_dir / n), "--settings", settings,
                    "--weights-dir", str(folder), "-q"] + (["--limit", str(limit)] if limit else [])
@@ -531,6 +537,7 @@ def main(argv=None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="with bench: first N faces only")
     ap.add_argument("-o", "--output", default="campaign-bench", help="with bench: output folder")
     ap.add_argument("--clean-dir", default=str(ROOT.parent / "shared" / "data" / "val" / "clean"))
+    ap.add_argument("--template", default=None, help="with bench: the alignment template of the runs' copies (e.g. ffhq)")
     ap.add_argument("--device", default="cpu", help="with start: cpu (default), cuda or cuda:N, for every run")
     ap.add_argument("--threads", type=int, default=None, help="with start: CPU threads per run (default: its own)")
     ap.add_argument("--same-session", action="store_true",
@@ -550,7 +557,7 @@ def main(argv=None) -> int:
             raise SystemExit(f"campaign: run {a.run[0]!r} trains no critic (no `gan:` in its config)")
         keep_critic(a.run[0], critic)
     elif a.command == "bench":
-        bench(runs_dir, runs, a.run, a.settings, a.limit, Path(a.output), a.clean_dir)
+        bench(runs_dir, runs, a.run, a.settings, a.limit, Path(a.output), a.clean_dir, a.template)
     elif a.command == "export":
         export(runs_dir, runs, a.install)
     elif a.command == "start":

@@ -344,3 +344,30 @@ def test_export_refreshes_the_warm_weights_a_run_keeps_in_the_repository(tmp_pat
     assert (tmp_path / "warm" / "kept.safetensors").read_bytes() == (tmp_path / "runs" / "kept" / "final.safetensors").read_bytes()
     assert not (tmp_path / "warm" / "other.safetensors").exists()  # only a run that keeps warm weights
     assert "kept: " in capsys.readouterr().out
+
+
+def test_bench_aligns_the_runs_copies_to_the_template_asked_for(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from tiny_models import make_tiny_modelset
+
+    emb = make_tiny_modelset(tmp_path / "embedded")
+    shipped_template = json.loads((emb / "manifest.json").read_text())["template"]
+    monkeypatch.setattr(manifest_mod, "EMBEDDED_DIR", emb)
+    cfg = {**rm_config(tmp_path, "embedded:rm.safetensors"), "iters": 1, "eval_every": 0,
+           "cache_dir": str(tmp_path / "runs" / "cache")}
+    (tmp_path / "rm_a.yaml").write_text(yaml.safe_dump(cfg))
+    train("rm", cfg, run_dir=tmp_path / "runs" / "rm_a", progress=False)
+    run = {"name": "rm_a", "kind": "rm", "config": str(tmp_path / "rm_a.yaml"), "stage": "rm", "metric": "psnr"}
+    c = campaign_module()
+    seen = {}
+
+    def fake_run(cmd, **kw):  # what each benched set's manifest says when its bench runs
+        folder = Path(cmd[cmd.index("--weights-dir") + 1])
+        seen[cmd[cmd.index("-o") + 1]] = json.loads((folder / "manifest.json").read_text())["template"]
+        return SimpleNamespace(returncode=0)
+
+    monkeypatch.setattr(c.subprocess, "run", fake_run)
+    c.bench(tmp_path / "runs", [run], ["rm_a"], "RM only", None, tmp_path / "out", "clean", template="ffhq")
+    assert shipped_template != "ffhq"
+    assert seen == {str(tmp_path / "out" / "shipped"): shipped_template, str(tmp_path / "out" / "rm_a"): "ffhq"}
