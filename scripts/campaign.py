@@ -341,7 +341,8 @@ def export(runs_dir: Path, runs, install: bool) -> None:
             continue
         cfg = load_config(ROOT / r["config"])
         out = export_run(r["kind"], cfg, d)
-        keep_warm(r["name"], out)
+        if r.get("active", True):  # a retired arm's warm weights stay where it stopped being the campaign's
+            keep_warm(r["name"], out)
         lost = document_curve(d / "curve.csv", DOCS / f"{r['name']}.csv")
         if lost:
             print(f"{r['name']}: {lost.name}: the documented rows this run does not continue (an earlier branch, "

@@ -339,10 +339,13 @@ def test_export_refreshes_the_warm_weights_a_run_keeps_in_the_repository(tmp_pat
     monkeypatch.setattr(c, "WARM_DIR", tmp_path / "warm")
     (tmp_path / "warm").mkdir()
     (tmp_path / "warm" / "kept.safetensors").write_bytes(b"an older export")
-    runs = [{**run_with_last_psnr(tmp_path, name, 99.0), "candidate": False} for name in ("kept", "other")]
+    (tmp_path / "warm" / "retired.safetensors").write_bytes(b"where it stopped")
+    runs = [{**run_with_last_psnr(tmp_path, name, 99.0), "candidate": False} for name in ("kept", "other", "retired")]
+    runs[2]["active"] = False
     c.export(tmp_path / "runs", runs, install=False)
     assert (tmp_path / "warm" / "kept.safetensors").read_bytes() == (tmp_path / "runs" / "kept" / "final.safetensors").read_bytes()
     assert not (tmp_path / "warm" / "other.safetensors").exists()  # only a run that keeps warm weights
+    assert (tmp_path / "warm" / "retired.safetensors").read_bytes() == b"where it stopped"  # and still trains
     assert "kept: " in capsys.readouterr().out
 
 
