@@ -308,3 +308,11 @@ def test_sample_faces_counts_samples_with_a_face_and_with_ffhq_framing(data_dir)
     shifted = np.roll(face, 16, axis=1)  # a face, 1/8 of the side off the template
     grey = np.full((128, 128, 3), 128, np.uint8)
     assert sample_faces([face, shifted, grey, face]) == {"faces_found": 0.75, "framed": 0.5}
+
+
+def test_data_label_names_every_source_and_its_weight():
+    from dynface.training.loop import data_label
+
+    assert data_label({"data": "faces/"}) == "faces/"
+    assert data_label({"data": [{"path": "a", "weight": 3}, {"path": "b"}], "synth": {"weight": 0.5}}) == \
+        "a (weight 3), b (weight 1), generated faces (weight 0.5)"

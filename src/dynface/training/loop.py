@@ -108,6 +108,19 @@ def init_from(net: nn.Module, path: str, skip: tuple[str, ...] = (), zero: tuple
     return counts
 
 
+def data_label(cfg: TrainConfig) -> str:
+    """What a run trained on, for an export's record and the model card: its folder, or its sources
+    with their weights (and the generated faces it drew on the fly)."""
+    cfg = TrainConfig.of(cfg)
+    if isinstance(cfg.data, list):
+        parts = [f"{d['path']} (weight {d.get('weight', 1)})" for d in cfg.data]
+    else:
+        parts = [str(cfg.data)]
+    if cfg.synth:
+        parts.append(f"generated faces (weight {cfg.synth.get('weight', 1)})")
+    return ", ".join(parts)
+
+
 def init_record(kind: str, cfg: TrainConfig | dict) -> dict:
     """Training already in the weights a run starts from (same kind via init_from / init_tm), so
     that curves and exports count cumulative iterations, images and hours; zeros for a fresh net."""
@@ -412,7 +425,7 @@ def export(kind: str, cfg: TrainConfig | dict, run_dir, device=None) -> Path:
     base = ck.get("base") or {"iters": 0, "images": 0, "wall_time_s": 0}
     record = {"iters": base["iters"] + int(ck["step"]), "images": base["images"] + int(ck.get("images", 0)),
               "wall_time_s": round(base["wall_time_s"] + float(ck.get("wall", 0.0))), "cpu": cpu_summary(),
-              "run_iters": int(ck["step"]), "data": str(cfg.data), "config": cfg.to_dict()}
+              "run_iters": int(ck["step"]), "data": data_label(cfg), "config": cfg.to_dict()}
     if device is not None and torch.device(device).type == "cuda":
         record["gpu"] = torch.cuda.get_device_name(torch.device(device))
     if ck.get("adversary") is not None:

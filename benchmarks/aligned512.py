@@ -1,0 +1,107 @@
+"""What users see: FFHQ-aligned faces restored as `dynface restore --aligned` does, scored on the
+whole 512 px image and at 128 px, for one model set or several side by side.
+
+    python benchmarks/aligned512.py ../shared/data/london --set shipped= --set rm_ffhq=DIR \\
+        [--methods "RM only,DynFaceRestore"] [--limit 16] [-o table.md] [--grid grid.jpg]
+
+`--set LABEL=DIR`: a model set folder (empty: the embedded set); its manifest's template decides
+how much of the aligned crop it restores (utkface: the inner face, pasted back; ffhq: all of it).
+Each clean face, resized to 512, is taken down to 128 px, degraded with the first set's training
+ranges (manifest `degradation`, seed 0, face i's own stream) and brought back to 512 bicubically:
+the low-quality aligned photo a user sends. Rows: the input and each set's methods; columns: PSNR,
+SSIM and detail ratio (mean |Laplacian| against the truth's; 1 = as much fine detail) on the
+whole 512 px image and on both taken to 128 px. `--grid`: input | each row | truth, first 4 faces
+(for looking; faces from ../shared/data are never committed).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("clean_dir")
+    ap.add_argument("--set", action="append", default=[], metavar="LABEL=DIR", dest="sets")
+    ap.add_argument("--methods", default="RM only,DynFaceRestore")
+    ap.add_argument("--limit", type=int, default=16)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("-o", "--output", default=None)
+    ap.add_argument("--grid", default=None)
+    a = ap.parse_args(argv)
+    import torch
+
+    from synth_speed import write_table  # benchmarks/ is the script's folder, first on sys.path
+
+    from dynface.core.degradation import DegradationConfig, degrade_random
+    from dynface.core.hardware import set_threads
+    from dynface.core.imagemetrics import detail_ratio, psnr, ssim_pm1
+    from dynface.core.imageio import list_images, read_rgb, to_tensor, to_uint8, write_image
+    from dynface.face.templates import template_for
+    from dynface.face.whole import reframe_aligned
+    from dynface.jobs.batch import make_restore_fn
+    from dynface.modelset.folder import ModelSet
+    from dynface.pipeline import Restorer, RestoreOptions
+
+    set_threads(a.threads)
+    sets = [(label, ModelSet.load(folder or None)) for label, _, folder in (s.partition("=") for s in a.sets or ["shipped="])]
+    methods = {"RM only": "rm", "DynFaceRestore": None, "IDM": "idm"}
+    wanted = [m.strip() for m in a.methods.split(",")]
+    unknown = [m for m in wanted if m not in methods]
+    if unknown:
+        raise SystemExit(f"error: unknown method(s) {unknown}; choose from {list(methods)}")
+    dcfg = DegradationConfig.from_dict(sets[0][1].manifest.get("degradation"))
+    rows = {"input": []}
+    faces_out = {"input": [], "truth": []}
+    for i, f in enumerate(list_images([a.clean_dir])[: a.limit]):
+        clean = cv2.resize(read_rgb(f), (512, 512), interpolation=cv2.INTER_AREA)
+        small = to_tensor(cv2.resize(clean, (128, 128), interpolation=cv2.INTER_AREA))
+        low = to_uint8(degrade_random(small, dcfg, 0, i)[0])
+        sent = cv2.resize(low, (512, 512), interpolation=cv2.INTER_CUBIC)
+        outs = {"input": sent}
+        for label, ms in sets:
+            rst, base = Restorer(ms), RestoreOptions.for_models(ms, seed=0)
+            tmpl = template_for(ms.manifest.get("template", "utkface"), ms.size)
+            for m in wanted:
+                opt = base if methods[m] is None else replace(base, method=methods[m])
+                fn = make_restore_fn(rst, opt, show_steps=False)
+                outs[f"{label}: {m}"] = reframe_aligned(sent, "ffhq", tmpl, ms.size, restore_fn=fn).image
+        for name, out in outs.items():
+            rows.setdefault(name, []).append(scores(out, clean, psnr, ssim_pm1, detail_ratio, to_tensor))
+            if i < 4:
+                faces_out.setdefault(name, []).append(cv2.resize(out, (256, 256), interpolation=cv2.INTER_AREA))
+        if i < 4:
+            faces_out["truth"].append(cv2.resize(clean, (256, 256), interpolation=cv2.INTER_AREA))
+        print(f"face {i + 1}: " + ", ".join(f"{n} {s[0]:.2f} dB" for n, s in ((n, r[-1]) for n, r in rows.items())),
+              file=sys.stderr, flush=True)
+    table = ["| row | PSNR 512 | SSIM 512 | detail 512 | PSNR 128 | SSIM 128 | detail 128 |", "|---|---|---|---|---|---|---|"]
+    for name, r in rows.items():
+        mean = [statistics.mean(col) for col in zip(*r)]
+        table.append(f"| {name} | " + " | ".join(f"{v:.3f}" if k in (1, 4) else f"{v:.2f}" for k, v in enumerate(mean)) + " |")
+    if a.grid:
+        order = ["input", *[n for n in faces_out if n not in ("input", "truth")], "truth"]
+        grid = np.concatenate([np.concatenate(faces_out[n], 0) for n in order], 1)
+        write_image(a.grid, grid, quality=90)
+        print(f"wrote {a.grid} (columns: {', '.join(order)})", file=sys.stderr)
+    sets_line = "; ".join(f"{label}: {json.dumps(ms.manifest.get('template'))} template, {ms.describe()}"
+                          for label, ms in sets)
+    return write_table(table, a.output, f"{len(rows['input'])} faces of {a.clean_dir}; {sets_line}")
+
+
+def scores(out, clean, psnr, ssim_pm1, detail_ratio, to_tensor) -> tuple:
+    """PSNR, SSIM, detail ratio of `out` against `clean` at 512 px and both taken to 128 px."""
+    o, c = to_tensor(out), to_tensor(clean)
+    o128 = to_tensor(cv2.resize(out, (128, 128), interpolation=cv2.INTER_AREA))
+    c128 = to_tensor(cv2.resize(clean, (128, 128), interpolation=cv2.INTER_AREA))
+    return (psnr(o, c), ssim_pm1(o, c), detail_ratio(o, c), psnr(o128, c128), ssim_pm1(o128, c128), detail_ratio(o128, c128))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
