@@ -23,7 +23,7 @@ QUALITY_SECTION = "## The shipped model set"
 LIMITS_SECTION = "## Limits"
 
 STAGES = {  # manifest file key -> (name, role)
-    "prior": ("face prior", "the diffusion model the sampler guides (ε-prediction UNet)"),
+    "prior": ("face prior", "the diffusion model the sampler guides"),
     "rm": ("RM", "restoration network: the first clean estimate, source of the guidance images"),
     "tm": ("TM", "transfer model of the blur-level estimator (SE)"),
     "sde": ("SDE", "standard-deviation estimator: σ̂ of the blur the guidance keeps"),
@@ -39,7 +39,9 @@ def _arch(arch: dict | None) -> str:
     if "unet" in arch:
         u = arch["unet"]
         mult = "-".join(str(m) for m in u.get("channel_mult", []))
-        return f"ADM UNet, {u.get('model_channels')} ch, mult {mult}, {u.get('num_res_blocks')} block(s)/level"
+        target = {"eps": "ε", "v": "v", "x0_residual": "x0 residual"}.get(arch.get("prediction", "eps"), arch.get("prediction"))
+        return (f"ADM UNet, {u.get('model_channels')} ch, mult {mult}, {u.get('num_res_blocks')} block(s)/level, "
+                f"predicts {target}")
     if arch.get("type") == "resunet":
         return f"ResUNet {'-'.join(str(c) for c in arch['channels'])}, {arch.get('blocks')} blocks/stage"
     if "width" in arch and "sigma_max" in arch:

@@ -257,8 +257,8 @@ def plot_curve(csv_path, png_path, title: str = "", sessions=()) -> Path:
 
 
 def plot_compare(curves: dict, png_path, title: str = "", sessions=()) -> Path:
-    """Several runs' curves (name -> curve CSV) on shared panels, one per metric they all have (a
-    metric added mid-run too, from its first row); the input's PSNR (the same for every run: the
+    """Several runs' curves (name -> curve CSV) on shared panels, one per metric at least two of them
+    have (a metric added mid-run too, from its first row); the input's PSNR (the same for every run: the
     fixed validation set) is drawn as a dashed line, and each of `sessions` as a dotted one."""
     import matplotlib
 
@@ -267,8 +267,9 @@ def plot_compare(curves: dict, png_path, title: str = "", sessions=()) -> Path:
 
     data = {name: read_curve(path) for name, path in curves.items()}
     seen = {name: dict.fromkeys(k for r in rows for k in r) for name, rows in data.items()}
-    keys = [k for k in next(iter(seen.values())) if k not in ("step", "images", "wall_h", "input_psnr")
-            and all(k in have for have in seen.values())]
+    union = dict.fromkeys(k for have in seen.values() for k in have)
+    keys = [k for k in union if k not in ("step", "images", "wall_h", "input_psnr")
+            and sum(k in have for have in seen.values()) >= min(2, len(seen))]
     fig, axes = plt.subplots(1, max(1, len(keys)), figsize=(3.6 * max(1, len(keys)), 2.9), squeeze=False)
     for ax, k in zip(axes[0], keys):
         for name, rows in data.items():
