@@ -52,8 +52,7 @@ def torchrun(cfg_path: Path, run_dir: Path, *extra: str):
 
 def single_process_steps(cfg: dict, ranks: list[int], steps: int) -> dict:
     """The same steps in one process, each over the concatenation of the given ranks' batches, on one
-    thread like each rank (with two, a busy machine can reorder oneDNN's weight-gradient sums, and
-    Adam's first step turns the sign of a near-zero gradient into a whole learning-rate step)."""
+    thread like each rank (`threads: 1`), so both sides sum their gradients in the same order."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -82,7 +81,7 @@ def _single_process_steps(cfg: dict, ranks: list[int], steps: int) -> dict:
 
 
 def test_ddp_step_equals_the_combined_batch_step_and_resumes(tmp_path):
-    cfg = rm_config(tmp_path)
+    cfg = {**rm_config(tmp_path), "threads": 1}  # each rank on one thread, as the single process below
     cfg_path = tmp_path / "rm.yaml"
     cfg_path.write_text(yaml.safe_dump(cfg))
 

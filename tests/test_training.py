@@ -1,5 +1,6 @@
 """Training: resume is bit-exact, IDM's x0-residual parameterisation and its start from the prior."""
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -316,3 +317,18 @@ def test_data_label_names_every_source_and_its_weight():
     assert data_label({"data": "faces/"}) == "faces/"
     assert data_label({"data": [{"path": "a", "weight": 3}, {"path": "b"}], "synth": {"weight": 0.5}}) == \
         "a (weight 3), b (weight 1), generated faces (weight 0.5)"
+
+
+def test_ranks_caching_their_shards_leave_a_cache_whose_names_match_its_images(tmp_path):
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    for i in range(6):
+        write_image(folder / f"f{i}.png", to_uint8(smooth_image(SIZE, seed=60 + i)[0]))
+    plain = data_mod.load_cache(folder, SIZE, "all")
+    cache = tmp_path / "cache"
+    a = data_mod.load_cache(folder, SIZE, "all", cache_dir=cache, shard=(0, 2))
+    b = data_mod.load_cache(folder, SIZE, "all", cache_dir=cache, shard=(1, 2))
+    assert torch.equal(a, plain[0::2]) and torch.equal(b, plain[1::2])
+    assert torch.equal(data_mod.load_cache(folder, SIZE, "all", cache_dir=cache), plain)
+    index = json.loads(next(cache.glob("*.json")).read_text())
+    assert [p.name for p in cache.glob("*.npy")] == [index["array"]]  # the array it names, no stale one

@@ -60,10 +60,12 @@ def load_cache(folder, size: int, split: str = "train", cache_dir=None, limit: i
     order, unreadable files left out. `shard=(rank, world)`: only every world-th file from the
     rank-th (one torchrun rank's share).
 
-    With `cache_dir`, decoded images are kept per folder and size (`FOLDER-SIZE-HASH.npy` with
-    its `.json` of file names): a later call decodes only the files not cached yet, so a folder
-    that grows (`dynface synth` still running) costs only its new files. The cache is replaced
-    whole (atomic rename): ranks sharing a cache folder never read half a file."""
+    With `cache_dir`, decoded images are kept per folder and size (`FOLDER-SIZE-HASH.json`, the
+    file names, naming the `.npy` array it was written with): a later call decodes only the files
+    not cached yet, so a folder that grows (`dynface synth` still running) costs only its new files.
+    Each update writes a new array under a new name, then the index (both by atomic rename), so
+    ranks sharing a cache folder (each caching its own shard at the same time) never read half a
+    file, nor one writer's array with another's names."""
     folder = Path(folder)
     files = split_files(folder, split)
     if limit:
@@ -83,13 +85,15 @@ def load_cache(folder, size: int, split: str = "train", cache_dir=None, limit: i
         return torch.from_numpy(np.stack(rows)) if rows else torch.empty((0, 3, size, size), dtype=torch.uint8)
     key = hashlib.sha1(str(folder.resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:12]
     base = Path(cache_dir) / f"{folder.name}-{size}-{key}"
-    npy, index_file = base.with_suffix(".npy"), base.with_suffix(".json")
+    index_file = base.with_suffix(".json")
     index: dict = {"names": [], "unreadable": []}
     images = np.empty((0, 3, size, size), dtype=np.uint8)
-    if npy.exists() and index_file.exists():
+    old_array = None
+    if index_file.exists():
         try:
             index = json.loads(index_file.read_text())
-            images = np.load(npy, mmap_mode="r")
+            old_array = base.parent / index.get("array", base.with_suffix(".npy").name)  # no "array": an older cache
+            images = np.load(old_array, mmap_mode="r")
             if len(images) != len(index["names"]):
                 raise ValueError("cache and its index disagree")
         except (OSError, ValueError, KeyError):
@@ -110,10 +114,13 @@ def load_cache(folder, size: int, split: str = "train", cache_dir=None, limit: i
             images = np.concatenate([np.asarray(images), np.stack(added)])
             for n in names:
                 row_of[n] = len(row_of)
-        index = {"names": sorted(row_of, key=row_of.get), "unreadable": sorted(bad)}
-        npy.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(npy, lambda tmp: np.save(tmp, images))
+        array = base.parent / f"{base.name}.{os.getpid()}-{os.urandom(4).hex()}.npy"
+        index = {"names": sorted(row_of, key=row_of.get), "unreadable": sorted(bad), "array": array.name}
+        array.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(array, lambda tmp: np.save(tmp, images))
         write_bytes(index_file, json.dumps(index).encode())
+        if old_array is not None and old_array != array:
+            old_array.unlink(missing_ok=True)  # a reader holding it mapped keeps reading it
     keep = [row_of[f.name] for f in files if f.name in row_of]
     if files and not keep:  # nothing to train on: one line, not a sampler error later
         raise _none_readable(folder, split, files)
