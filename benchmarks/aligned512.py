@@ -42,7 +42,6 @@ def main(argv=None) -> int:
 
     from dynface.core.degradation import DegradationConfig, degrade_random
     from dynface.core.hardware import set_threads
-    from dynface.core.imagemetrics import detail_ratio, psnr, ssim_pm1
     from dynface.core.imageio import list_images, read_rgb, to_tensor, to_uint8, write_image
     from dynface.face.templates import template_for
     from dynface.face.whole import reframe_aligned
@@ -58,6 +57,13 @@ def main(argv=None) -> int:
     if unknown:
         raise SystemExit(f"error: unknown method(s) {unknown}; choose from {list(methods)}")
     dcfg = DegradationConfig.from_dict(sets[0][1].manifest.get("degradation"))
+    restorers = []  # (row name, restore_fn, template points, crop size) per set and method, built once
+    for label, ms in sets:
+        rst, base = Restorer(ms), RestoreOptions.for_models(ms, seed=0)
+        tmpl = template_for(ms.manifest.get("template", "utkface"), ms.size)
+        for m in wanted:
+            opt = base if methods[m] is None else replace(base, method=methods[m])
+            restorers.append((f"{label}: {m}", make_restore_fn(rst, opt, show_steps=False), tmpl, ms.size))
     rows = {"input": []}
     faces_out = {"input": [], "truth": []}
     for i, f in enumerate(list_images([a.clean_dir])[: a.limit]):
@@ -66,15 +72,10 @@ def main(argv=None) -> int:
         low = to_uint8(degrade_random(small, dcfg, 0, i)[0])
         sent = cv2.resize(low, (512, 512), interpolation=cv2.INTER_CUBIC)
         outs = {"input": sent}
-        for label, ms in sets:
-            rst, base = Restorer(ms), RestoreOptions.for_models(ms, seed=0)
-            tmpl = template_for(ms.manifest.get("template", "utkface"), ms.size)
-            for m in wanted:
-                opt = base if methods[m] is None else replace(base, method=methods[m])
-                fn = make_restore_fn(rst, opt, show_steps=False)
-                outs[f"{label}: {m}"] = reframe_aligned(sent, "ffhq", tmpl, ms.size, restore_fn=fn).image
+        for name, fn, tmpl, size in restorers:
+            outs[name] = reframe_aligned(sent, "ffhq", tmpl, size, restore_fn=fn).image
         for name, out in outs.items():
-            rows.setdefault(name, []).append(scores(out, clean, psnr, ssim_pm1, detail_ratio, to_tensor))
+            rows.setdefault(name, []).append(scores(out, clean))
             if i < 4:
                 faces_out.setdefault(name, []).append(cv2.resize(out, (256, 256), interpolation=cv2.INTER_AREA))
         if i < 4:
@@ -95,8 +96,11 @@ def main(argv=None) -> int:
     return write_table(table, a.output, f"{len(rows['input'])} faces of {a.clean_dir}; {sets_line}")
 
 
-def scores(out, clean, psnr, ssim_pm1, detail_ratio, to_tensor) -> tuple:
+def scores(out, clean) -> tuple:
     """PSNR, SSIM, detail ratio of `out` against `clean` at 512 px and both taken to 128 px."""
+    from dynface.core.imagemetrics import detail_ratio, psnr, ssim_pm1
+    from dynface.core.imageio import to_tensor
+
     o, c = to_tensor(out), to_tensor(clean)
     o128 = to_tensor(cv2.resize(out, (128, 128), interpolation=cv2.INTER_AREA))
     c128 = to_tensor(cv2.resize(clean, (128, 128), interpolation=cv2.INTER_AREA))

@@ -32,17 +32,24 @@ def timed(fn, repeats: int) -> float:
     return statistics.median(out)
 
 
-def ceiling(clean_dir: str, size: int, limit: int) -> tuple[float, float]:
+def clean_faces(clean_dir: str, limit: int) -> list:
+    """The first `limit` clean faces at 512 px, in [-1, 1]."""
+    import torch.nn.functional as F
+
+    from dynface.core.imageio import list_images, read_rgb, to_tensor
+
+    return [F.interpolate(to_tensor(read_rgb(p)), size=(512, 512), mode="bicubic", antialias=True).clamp(-1, 1)
+            for p in list_images([clean_dir])[:limit]]
+
+
+def ceiling(faces: list, size: int) -> tuple[float, float]:
     """PSNR and detail ratio at 512 px of the clean faces round-tripped through size x size."""
-    import torch
     import torch.nn.functional as F
 
     from dynface.core.imagemetrics import detail_ratio, psnr
-    from dynface.core.imageio import list_images, read_rgb, to_tensor
 
     ps, ds = [], []
-    for path in list_images([clean_dir])[:limit]:
-        x = F.interpolate(to_tensor(read_rgb(path)), size=(512, 512), mode="bicubic", antialias=True).clamp(-1, 1)
+    for x in faces:
         low = F.interpolate(x, size=(size, size), mode="bicubic", antialias=True)
         up = F.interpolate(low, size=(512, 512), mode="bicubic").clamp(-1, 1)
         ps.append(psnr(up, x))
@@ -72,6 +79,7 @@ def main(argv=None) -> int:
     torch.manual_seed(0)
     arch = {k: read_metadata(embedded_or_path(f"embedded:{k}.safetensors"))["arch"] for k in ("rm", "tm", "sde", "prior", "dgsa")}
     auto = resolve_precision("auto", torch.device("cpu"))
+    faces = clean_faces(a.clean_dir, a.faces)
     rows = [f"| size | precision | RM s | SE s | one guided step s | networks s/face, 25 steps | 8 steps | "
             f"ceiling PSNR at 512 | ceiling detail at 512 |", "|---|---|---|---|---|---|---|---|---|"]
     for s in a.sizes:
@@ -79,7 +87,7 @@ def main(argv=None) -> int:
         nets = {k: build_network(k, arch[k]).eval() for k in ("rm", "tm", "sde", "dgsa")}
         prior = build_network("prior", {**arch["prior"], "unet": unet}).eval()
         x, t = torch.rand(1, 3, s, s) * 2 - 1, torch.tensor([500])
-        p, dr = ceiling(a.clean_dir, s, a.faces)
+        p, dr = ceiling(faces, s)
         for precision in dict.fromkeys([auto, "fp32"]):
             def run(fn):
                 def go():

@@ -64,10 +64,10 @@ class Validator:
         cfg = TrainConfig.of(cfg)
         self.kind, self.cfg, self.frozen = kind, cfg, frozen or {}
         n = cfg.val_faces
-        if cfg.val_data:  # a folder kept apart from training (real faces judging a run on generated ones)
-            x = data_mod.load_cache(data_mod.expand(cfg.val_data), cfg.size, "all", cache_dir=cfg.cache_dir, limit=n)
-        else:
-            x = data_mod.load_cache(data_mod.first_folder(cfg.data), cfg.size, "val", cache_dir=cfg.cache_dir, limit=n)
+        # all of a `val_data` folder kept apart from training (real faces judging a run on generated
+        # ones), else the val split of the first source
+        folder, split = (data_mod.expand(cfg.val_data), "all") if cfg.val_data else (data_mod.first_folder(cfg.data), "val")
+        x = data_mod.load_cache(folder, cfg.size, split, cache_dir=cfg.cache_dir, limit=n)
         self.x = x.float().div(127.5).sub(1)
         dcfg = DegradationConfig.from_dict(cfg.degradation or self._modelset_degradation(kind, cfg))
         self.y = torch.cat([degrade_random(self.x[i:i + 1], dcfg, VAL_SEED, i)[0] for i in range(len(self.x))])

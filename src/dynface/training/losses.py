@@ -28,15 +28,10 @@ def loss_prior(model, ctx: Ctx) -> torch.Tensor:
     t = torch.randint(0, ctx.schedule.num_steps, (b,))
     noise = torch.randn_like(x)
     gamma = ctx.cfg.min_snr_gamma
-    prediction = getattr(model, "prediction", "eps")
-    w = min_snr_weights(ctx.schedule, t, float(gamma), prediction) if gamma else None
-    if prediction == "v":
-        target = v_target(x, noise, ctx.schedule.abar(t))
-        x_t, t, target, coords = ctx.on_device(ctx.schedule.q_sample(x, t, noise), t, target, coords)
-        out = model.unet_output(x_t, t, coords=coords)
-    else:
-        x_t, t, target, coords = ctx.on_device(ctx.schedule.q_sample(x, t, noise), t, noise, coords)
-        out, _ = model(x_t, t, coords=coords)
+    w = min_snr_weights(ctx.schedule, t, float(gamma), model.prediction) if gamma else None
+    target = v_target(x, noise, ctx.schedule.abar(t)) if model.prediction == "v" else noise
+    x_t, t, target, coords = ctx.on_device(ctx.schedule.q_sample(x, t, noise), t, target, coords)
+    out = model.unet_output(x_t, t, coords=coords)  # eps or v, as the network predicts
     if w is None:
         return F.mse_loss(out.float(), target)
     per_sample = (out.float() - target).pow(2).flatten(1).mean(1)
