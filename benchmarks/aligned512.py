@@ -10,8 +10,11 @@ Each clean face, resized to 512, is taken down to 128 px, degraded with the firs
 ranges (manifest `degradation`, seed 0, face i's own stream) and brought back to 512 bicubically:
 the low-quality aligned photo a user sends. Rows: the input and each set's methods; columns: PSNR,
 SSIM and detail ratio (mean |Laplacian| against the truth's; 1 = as much fine detail) on the
-whole 512 px image and on both taken to 128 px. `--grid`: input | each row | truth, first 4 faces
-(for looking; faces from ../shared/data are never committed).
+whole 512 px image and on both taken to 128 px; at 512 px also NIQE (lower is better), dlib's
+identity distance to the truth (lower is better; < 0.6 = the same person by dlib's rule) and paired
+KID x 1000 against the truths (Inception features; with 16 faces a coarse figure). A set with a face
+upsampler (`docs/method.md` §8a) uses it, as `dynface restore` does. `--grid`: input | each row |
+truth, first 4 faces (for looking; faces from ../shared/data are never committed).
 """
 from __future__ import annotations
 
@@ -64,7 +67,7 @@ def main(argv=None) -> int:
         for m in wanted:
             opt = base if methods[m] is None else replace(base, method=methods[m])
             restorers.append((f"{label}: {m}", make_restore_fn(rst, opt, show_steps=False), tmpl, ms.size))
-    rows = {"input": []}
+    rows, images, truths = {"input": []}, {}, []
     faces_out = {"input": [], "truth": []}
     for i, f in enumerate(list_images([a.clean_dir])[: a.limit]):
         clean = cv2.resize(read_rgb(f), (512, 512), interpolation=cv2.INTER_AREA)
@@ -74,18 +77,26 @@ def main(argv=None) -> int:
         outs = {"input": sent}
         for name, fn, tmpl, size in restorers:
             outs[name] = reframe_aligned(sent, "ffhq", tmpl, size, restore_fn=fn).image
+        truths.append(clean)
         for name, out in outs.items():
             rows.setdefault(name, []).append(scores(out, clean))
+            images.setdefault(name, []).append(out)
             if i < 4:
                 faces_out.setdefault(name, []).append(cv2.resize(out, (256, 256), interpolation=cv2.INTER_AREA))
         if i < 4:
             faces_out["truth"].append(cv2.resize(clean, (256, 256), interpolation=cv2.INTER_AREA))
         print(f"face {i + 1}: " + ", ".join(f"{n} {s[0]:.2f} dB" for n, s in ((n, r[-1]) for n, r in rows.items())),
               file=sys.stderr, flush=True)
-    table = ["| row | PSNR 512 | SSIM 512 | detail 512 | PSNR 128 | SSIM 128 | detail 128 |", "|---|---|---|---|---|---|---|"]
+    from dynface.metrics.fid import inception_features, kid_from_features
+
+    truth_feats = inception_features(truths)
+    table = ["| row | PSNR 512 | SSIM 512 | detail 512 | NIQE 512 | ID dist 512 | KID 512 | PSNR 128 | SSIM 128 | detail 128 |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in rows.items():
         mean = [statistics.mean(col) for col in zip(*r)]
-        table.append(f"| {name} | " + " | ".join(f"{v:.3f}" if k in (1, 4) else f"{v:.2f}" for k, v in enumerate(mean)) + " |")
+        kid = 1000 * kid_from_features(inception_features(images[name]), truth_feats, paired=True)
+        cells = [f"{v:.3f}" if k in (1, 6) else f"{v:.2f}" for k, v in enumerate(mean)]
+        table.append(f"| {name} | " + " | ".join([*cells[:5], f"{kid:.1f}", *cells[5:]]) + " |")
     if a.grid:
         order = ["input", *[n for n in faces_out if n not in ("input", "truth")], "truth"]
         grid = np.concatenate([np.concatenate(faces_out[n], 0) for n in order], 1)
@@ -97,14 +108,18 @@ def main(argv=None) -> int:
 
 
 def scores(out, clean) -> tuple:
-    """PSNR, SSIM, detail ratio of `out` against `clean` at 512 px and both taken to 128 px."""
+    """PSNR, SSIM, detail ratio, NIQE and dlib identity distance of `out` against `clean` at 512 px,
+    then PSNR, SSIM, detail ratio with both taken to 128 px."""
     from dynface.core.imagemetrics import detail_ratio, psnr, ssim_pm1
     from dynface.core.imageio import to_tensor
+    from dynface.metrics.identity import identity
+    from dynface.metrics.noref import niqe
 
     o, c = to_tensor(out), to_tensor(clean)
     o128 = to_tensor(cv2.resize(out, (128, 128), interpolation=cv2.INTER_AREA))
     c128 = to_tensor(cv2.resize(clean, (128, 128), interpolation=cv2.INTER_AREA))
-    return (psnr(o, c), ssim_pm1(o, c), detail_ratio(o, c), psnr(o128, c128), ssim_pm1(o128, c128), detail_ratio(o128, c128))
+    return (psnr(o, c), ssim_pm1(o, c), detail_ratio(o, c), niqe(out), identity(out, clean)["id_dist"],
+            psnr(o128, c128), ssim_pm1(o128, c128), detail_ratio(o128, c128))
 
 
 if __name__ == "__main__":

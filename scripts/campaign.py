@@ -160,7 +160,9 @@ def start(runs_dir: Path, runs, device: str = "cpu", threads: int | None = None,
         lower_autogroup(p.pid)
         if not same_session:
             log_session(d, r)
-        print(f"{r['name']}: {'resumed' if resume else 'started from the shipped weights'} on {device} "
+        fresh = "from its config's init_from" if yaml.safe_load((ROOT / r["config"]).read_text()).get("init_from") else "afresh"
+        how = "resumed" if resume else f"started {fresh}"
+        print(f"{r['name']}: {how} on {device} "
               f"(pid {p.pid}, log {d / 'train.log'})")
 
 
@@ -448,7 +450,7 @@ def install_run(runs_dir: Path, runs, name: str, stage: str, path: Path) -> None
     for part, src in files:
         entry = replace_stage(EMBEDDED_DIR, part, src)
         print(f"installed {name} as embedded {part}: {entry['iters']} iterations, {entry.get('images', '?')} images")
-    if (path.parent / "critic.safetensors").exists():
+    if stage == "rm" and (path.parent / "critic.safetensors").exists():  # the RM configs' warm critic
         keep_critic(name, path.parent / "critic.safetensors")
     used = {f"embedded:{STAGE_FILES[part]}" for part, _ in files}
     for r in runs:

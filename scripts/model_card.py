@@ -30,6 +30,7 @@ STAGES = {  # manifest file key -> (name, role)
     "dgsa": ("DGSA", "per-pixel guidance-scale map"),
     "idm": ("IDM", "conditional diffusion restorer (`--method idm`)"),
     "dsst": ("DSST", "start-step table t*(σ)"),
+    "up": ("face upsampler", "learned ×4 enlargement of the restored face (`--no-upsample`: bicubic)"),
 }
 
 
@@ -48,6 +49,8 @@ def _arch(arch: dict | None) -> str:
         return f"conv σ regressor, width {arch['width']}"
     if "width" in arch:
         return f"3-layer conv net, width {arch['width']}"
+    if "scale" in arch and "blocks" in arch:
+        return f"×{arch['scale']} sub-pixel net, {arch.get('channels')} ch, {arch['blocks']} residual blocks"
     return ", ".join(f"{k} {v}" for k, v in arch.items() if not isinstance(v, dict))
 
 

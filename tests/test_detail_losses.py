@@ -62,9 +62,10 @@ def test_critic_step_learns_to_separate_and_generator_loss_leaves_critic_alone()
     assert all(p.requires_grad for p in adv.critic.parameters())  # unfrozen again for its own step
 
 
-def test_gan_is_rm_only():
-    with pytest.raises(ValueError, match="RM training option"):
+def test_gan_is_for_the_rm_and_the_upsampler_only():
+    with pytest.raises(ValueError, match="RM and upsampler training option"):
         build_adversary("prior", {"gan": {}})
+    assert build_adversary("up", {"gan": {}}) is not None
     with pytest.raises(ValueError, match="torchrun"):
         build_adversary("rm", {"gan": {}}, world=2)
     assert build_adversary("rm", {}) is None

@@ -322,8 +322,9 @@ def test_reframe_ffhq_to_utk_roundtrip():
 def test_compose_side_by_side():
     a = np.zeros((128, 128, 3), np.uint8)
     b = np.full((256, 256, 3), 255, np.uint8)
-    c = compose_side_by_side(a, b)
-    assert c.shape == (128, 256, 3) and c[:, :128].max() == 0 and c[:, 128:].min() == 255
+    c = compose_side_by_side(a, b)  # the crop enlarged to the restored face's height
+    assert c.shape == (256, 512, 3) and c[:, :256].max() == 0 and c[:, 256:].min() == 255
+    assert compose_side_by_side(b, a).shape == (256, 512, 3)
 
 
 def test_a_photo_without_faces_never_calls_the_restorer():

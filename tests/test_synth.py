@@ -1,5 +1,6 @@
 """Synthetic faces: the generator, the framing check, `dynface synth` and training on its folders."""
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -279,3 +280,22 @@ def test_cache_of_a_growing_folder_decodes_only_new_files(tmp_path, monkeypatch)
     assert torch.equal(grown, data_mod.load_cache(folder, 8, "all"))  # the same as decoding everything
     assert torch.equal(grown[:3], first) and grown[:, 0, 0, 0].tolist() == [0, 40, 80, 120, 160]
     assert data_mod.load_cache(folder, 8, "all", cache_dir=tmp_path / "cache", limit=3).shape[0] == 2  # broken, f0, f1
+
+
+def test_a_whole_cache_is_mapped_from_its_file_not_copied(tmp_path):
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    for i in range(4):
+        write_image(folder / f"f{i}.png", np.full((16, 16, 3), 30 * i, np.uint8))
+    cache = tmp_path / "cache"
+    for _ in range(2):  # written, then read back
+        x = data_mod.load_cache(folder, 8, "all", cache_dir=cache)
+        assert x.shape == (4, 3, 8, 8) and x[:, 0, 0, 0].tolist() == [0, 30, 60, 90]
+        array = json.loads(next(cache.glob("*.json")).read_text())["array"]
+        maps = Path("/proc/self/maps")
+        if maps.exists():  # the process maps the cache file instead of holding a copy
+            assert array in maps.read_text()
+        x[0] += 1  # copy-on-write: the file stays as cached
+    assert data_mod.load_cache(folder, 8, "all", cache_dir=cache)[0, 0, 0, 0] == 0
+    sub = data_mod.load_cache(folder, 8, "all", cache_dir=cache, limit=2)
+    assert sub[:, 0, 0, 0].tolist() == [0, 30]  # a subset: a copy of its rows

@@ -11,6 +11,7 @@ from tiny_models import ARCH, SIZE
 from dynface.core.imageio import to_uint8, write_image
 from dynface.core.schedule import Schedule, tweedie_x0
 from dynface.modelset.checkpoint import export_safetensors
+from dynface.training.config import KINDS
 from dynface.modelset.weights import load_torch_file
 from dynface.networks.eps_model import coord_grid
 from dynface.networks.factory import build_network
@@ -144,7 +145,7 @@ def test_packaged_configs_name_existing_embedded_weights():
         if not f.name.endswith(".yaml"):
             continue
         cfg = load_config(f)
-        assert cfg["kind"] in {"prior", "rm", "se", "dgsa", "idm"}, f.name
+        assert cfg["kind"] in set(KINDS), f.name
         refs = [cfg.get("init_tm"), cfg.get("init_sde"), (cfg.get("init_from") or {}).get("path"),
                 *(cfg.get("frozen") or {}).values()]
         for r in refs:
@@ -279,7 +280,7 @@ def test_every_packaged_and_campaign_config_is_a_valid_train_config():
     for f in files:
         cfg = TrainConfig.load(f)
         cfg.check_complete()
-        assert cfg.kind in {"prior", "rm", "se", "dgsa", "idm"}, f
+        assert cfg.kind in set(KINDS), f
 
 
 def test_val_data_scores_a_folder_kept_apart_from_training(tmp_path):

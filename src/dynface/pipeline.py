@@ -86,6 +86,9 @@ class RestoreOptions:
     samples: int = field(default=1, metadata=_flag(  # K posterior samples in one batch; 1 = the plain restoration
         "draw K posterior samples in one batch and write their mean and per-pixel std heat map "
         "to uncertainty/ (default 1: no map)", 1, 64, metavar="K"))
+    upsample: bool = field(default=True, metadata=_flag(  # networks/upsampler.py, applied by restore_crops
+        "enlarge restored faces with the model set's learned face upsampler (where it has one) "
+        "instead of bicubically; off: faces come out at the working size"))
 
     @classmethod
     def for_models(cls, models: ModelSet, **given) -> "RestoreOptions":
@@ -144,6 +147,19 @@ class Restorer:
         """Autocast of a resolved `opt.precision` on the set's device (fp32: none)."""
         dev = self.models.device
         return autocast(dev.type, resolve_precision(opt.precision, dev))
+
+    def upsamples(self, opt: RestoreOptions) -> bool:
+        """Whether `restore_crops` enlarges this restoration with the set's face upsampler."""
+        return opt.upsample and opt.method != "bicubic" and "up" in self.models.nets
+
+    @torch.no_grad()
+    def upsample(self, x: torch.Tensor, opt: RestoreOptions) -> torch.Tensor:
+        """Restored faces (B, 3, S, S) enlarged by the face upsampler to (B, 3, kS, kS), on x's device."""
+        net = self.models.nets["up"]
+        with self.amp(opt):
+            out = net(x.to(self.models.device)).float()
+        check_finite(out, "upsampler")
+        return out.clamp(-1, 1).to(x.device)
 
     @torch.no_grad()
     def rm(self, y: torch.Tensor, opt: RestoreOptions | None = None) -> torch.Tensor:
@@ -293,9 +309,20 @@ def _with_samples(res: RestoreResult, k: int) -> RestoreResult:
 
 
 def restore_crops(restorer: Restorer, crops: list[torch.Tensor], opt: RestoreOptions, progress=None):
-    """Restore crops of any size: resize to the model size, restore as one batch, resize back."""
+    """Restore crops of any size: resize to the model size, restore as one batch, resize back. With
+    the model set's face upsampler (`Restorer.upsamples`) the restored faces are enlarged by it first,
+    and a crop smaller than the enlarged face comes back at the enlarged face's size (its aspect
+    kept): a 128 px crop restored at 128 px comes back at 512 px, for `paste_faces` to place."""
     s = restorer.models.size
     batch = torch.cat([resize(c.float(), s) for c in crops])
     res = restorer.restore(batch, opt, progress)
-    outs = [resize(res.images[i:i + 1], tuple(c.shape[-2:])).clamp(-1, 1) for i, c in enumerate(crops)]
+    images = restorer.upsample(res.images, opt) if restorer.upsamples(opt) else res.images
+    outs = [resize(images[i:i + 1], _out_size(tuple(c.shape[-2:]), images.shape[-1])).clamp(-1, 1)
+            for i, c in enumerate(crops)]
     return outs, res
+
+
+def _out_size(crop_hw: tuple[int, int], side: int) -> tuple[int, int]:
+    """The crop's size, or, when its longer side is below `side` (an upsampled face), scaled up to it."""
+    k = max(1.0, side / max(crop_hw))
+    return round(crop_hw[0] * k), round(crop_hw[1] * k)

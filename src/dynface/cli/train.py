@@ -4,11 +4,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from dynface.cli.flags import THREADS_MAX, add_number
+from dynface.training.config import KINDS
 
 
 def register(sub) -> None:
     p = sub.add_parser("train", help="train one network from a config (resumable)")
-    p.add_argument("kind", choices=["prior", "rm", "se", "dgsa", "idm"])
+    p.add_argument("kind", choices=list(KINDS))
     p.add_argument("--config", default=None, help="YAML config (default: the packaged one for KIND)")
     p.add_argument("--run-dir", default=None)
     p.add_argument("--resume", action="store_true")

@@ -19,13 +19,16 @@ __all__ = ["FaceJobOptions", "PhotoReport", "compose_side_by_side", "final_outpu
 
 
 def compose_side_by_side(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``[a | b]``; `b` is resized (keeping its aspect) to `a`'s height if they differ."""
-    if b.shape[0] != a.shape[0]:
-        nh = a.shape[0]
-        nw = max(1, round(b.shape[1] * nh / b.shape[0]))
-        interp = cv2.INTER_AREA if nh < b.shape[0] else cv2.INTER_CUBIC
-        b = cv2.resize(b, (nw, nh), interpolation=interp)
-    return np.concatenate([a, b], axis=1)
+    """``[a | b]`` at the taller one's height: the shorter is enlarged (bicubic, keeping its aspect),
+    so an upsampled face is shown at its own size beside the crop it came from."""
+    nh = max(a.shape[0], b.shape[0])
+
+    def tall(im):
+        if im.shape[0] == nh:
+            return im
+        return cv2.resize(im, (max(1, round(im.shape[1] * nh / im.shape[0])), nh), interpolation=cv2.INTER_CUBIC)
+
+    return np.concatenate([tall(a), tall(b)], axis=1)
 
 
 _WRITABLE = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}

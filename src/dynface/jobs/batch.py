@@ -83,9 +83,9 @@ def make_restore_fn(restorer: Restorer, opt: RestoreOptions, show_steps: bool = 
         finally:
             if bar is not None:
                 bar.close()
-        if res.samples is not None:  # K > 1: (mean, std) per crop, at the crop's size and framing
-            restore_fn.uncertainty = [mean_and_std(resize(res.samples[:, i], tuple(c.shape[-2:])).clamp(-1, 1))
-                                      for i, c in enumerate(tensors)]
+        if res.samples is not None:  # K > 1: (mean, std) per crop, at the restored face's size and framing
+            restore_fn.uncertainty = [mean_and_std(resize(res.samples[:, i], tuple(o.shape[-2:])).clamp(-1, 1))
+                                      for i, o in enumerate(outs)]
         return [to_uint8(o) for o in outs]
 
     restore_fn.uncertainty = []

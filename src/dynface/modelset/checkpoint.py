@@ -11,6 +11,8 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+NETWORK_KINDS = ("prior", "idm", "rm", "tm", "sde", "dgsa", "up")  # what build_network builds from a file
+
 
 def export_safetensors(module: nn.Module, path, kind: str, arch: dict, extra: dict | None = None,
                        dtype=torch.float16) -> Path:
@@ -58,7 +60,7 @@ def load_network(path, kind: str | tuple[str, ...] | None = None, shipped: bool 
     kinds = (kind,) if isinstance(kind, str) else kind
     if kinds is not None and meta.get("kind") not in kinds:
         raise ValueError(f"{path}: holds a {meta.get('kind')!r} network, expected {' or '.join(map(repr, kinds))}")
-    if meta.get("kind") not in ("prior", "idm", "rm", "tm", "sde", "dgsa") or "arch" not in meta:
+    if meta.get("kind") not in NETWORK_KINDS or "arch" not in meta:
         raise NetworkCheckError(f"{path}: metadata names no dynface network (kind {meta.get('kind')!r})")
     if not shipped:  # the package's own embedded files are not a stranger's (the check costs ~0.4 s a network)
         check_network_file(path, meta["kind"], meta["arch"])

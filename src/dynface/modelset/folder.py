@@ -135,7 +135,7 @@ class ModelSet:
 
     def describe(self) -> str:
         parts = []
-        for name in ("prior", "rm", "tm", "sde", "dgsa", "dsst", "idm"):
+        for name in ("prior", "rm", "tm", "sde", "dgsa", "dsst", "idm", "up"):
             info = self.manifest.get("files", {}).get(name, {})
             if name == "dsst" and name in self.nets:
                 parts.append("dsst")

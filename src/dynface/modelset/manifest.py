@@ -8,7 +8,8 @@ EMBEDDED_DIR = Path(__file__).parent.parent / "embedded"  # src/dynface/embedded
 
 
 STAGE_FILES = {"prior": "prior.safetensors", "rm": "rm.safetensors", "tm": "tm.safetensors",
-               "sde": "sde.safetensors", "dgsa": "dgsa.safetensors", "idm": "idm.safetensors"}
+               "sde": "sde.safetensors", "dgsa": "dgsa.safetensors", "idm": "idm.safetensors",
+               "up": "up.safetensors"}
 DSST_FILE = "dsst.json"
 
 

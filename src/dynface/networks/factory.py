@@ -5,7 +5,8 @@ import torch.nn as nn
 
 
 def build_network(kind: str, arch: dict) -> nn.Module:
-    """kind: prior | idm (EpsModel), rm | tm (SwinIR, or ResUNet with arch type "resunet"), sde, dgsa."""
+    """kind: prior | idm (EpsModel), rm | tm (SwinIR, or ResUNet with arch type "resunet"), sde, dgsa,
+    up (FaceUpsampler)."""
     arch = dict(arch)
     if kind in ("prior", "idm"):
         from dynface.networks.eps_model import EpsModel
@@ -28,6 +29,10 @@ def build_network(kind: str, arch: dict) -> nn.Module:
         from dynface.networks.dgsa import DGSA
 
         return DGSA(**arch)
+    if kind == "up":
+        from dynface.networks.upsampler import FaceUpsampler, UpsamplerConfig
+
+        return FaceUpsampler(UpsamplerConfig(**arch))
     raise ValueError(f"unknown network kind {kind!r}")
 
 

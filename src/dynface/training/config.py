@@ -19,7 +19,7 @@ import yaml
 
 from dynface.errors import DynfaceError
 
-KINDS = ("prior", "rm", "se", "dgsa", "idm")
+KINDS = ("prior", "rm", "se", "dgsa", "idm", "up")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 PERCEPTUAL = ("ssim", "inception")  # DGSA's L_perc (a stand-in for DISTS); the first is the default
 YAML_NAMES = {"lambda_": "lambda"}  # a field whose YAML key is a Python keyword
@@ -55,7 +55,8 @@ class TrainConfig:
     degradation: dict | None = None      # ranges of core.degradation.DegradationConfig (None: the paper's)
     patch: dict | None = None            # {sizes: [...], probs: [...]}: Patch Diffusion (prior, IDM)
     min_snr_gamma: float | None = None   # prior: min-SNR-gamma loss weighting (training/losses.py)
-    crop: int | None = None              # RM: train on random crops of this size
+    crop: int | None = None              # RM, up: train on random crops of this size (up: of the output)
+    input_blur: list | None = None       # up: [min, max] Gaussian sigma (input px) after the downsampling
     # optimisation
     seed: int = 0
     iters: int = 0

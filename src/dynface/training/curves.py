@@ -17,6 +17,8 @@ measured per kind:
          (faces_found, framed), and `last_samples` holds the first 64 for a sample grid.
 - idm:   the same x0_hat PSNRs with the condition, and PSNR / detail ratio of a 10-step sample.
 - se:    mean |sigma_hat - sigma*| against sigma* labels (Eq. 19) from the run's frozen RM.
+- up:    the face upsampler on the faces shrunk by its scale (and blurred, with `input_blur`): PSNR /
+         SSIM / detail ratio at the output size, beside bicubic enlargement's.
 - dgsa:  the whole default restoration (DBLM, DSST, guided sampling with the candidate M_t of
          Eq. 12) of the first `dgsa_val_faces` faces, seed 0: PSNR, detail ratio and NIQE (from 96 px).
 
@@ -34,6 +36,7 @@ import torch
 from dynface.core.atomic import write_bytes
 from dynface.core.degradation import DegradationConfig, degrade_random
 from dynface.core.imagemetrics import detail_ratio, psnr, ssim_pm1
+from dynface.core.imageio import resize
 from dynface.core.schedule import Schedule, space_timesteps, tweedie_x0
 from dynface.training import data as data_mod
 from dynface.training.config import TrainConfig
@@ -69,8 +72,13 @@ class Validator:
         folder, split = (data_mod.expand(cfg.val_data), "all") if cfg.val_data else (data_mod.first_folder(cfg.data), "val")
         x = data_mod.load_cache(folder, cfg.size, split, cache_dir=cfg.cache_dir, limit=n)
         self.x = x.float().div(127.5).sub(1)
-        dcfg = DegradationConfig.from_dict(cfg.degradation or self._modelset_degradation(kind, cfg))
-        self.y = torch.cat([degrade_random(self.x[i:i + 1], dcfg, VAL_SEED, i)[0] for i in range(len(self.x))])
+        if kind == "up":  # the faces shrunk by the upsampler's scale: enlarging a sharp small face
+            from dynface.training.losses import upsampler_input
+
+            self.y = upsampler_input(self.x, int(cfg.arch.get("scale", 4)), None, None)
+        else:
+            dcfg = DegradationConfig.from_dict(cfg.degradation or self._modelset_degradation(kind, cfg))
+            self.y = torch.cat([degrade_random(self.x[i:i + 1], dcfg, VAL_SEED, i)[0] for i in range(len(self.x))])
         self.schedule = Schedule.linear()
         self._sigma_star = None
         self._models = None  # dgsa: the model set the candidate map is scored in (loaded once)
@@ -112,6 +120,25 @@ class Validator:
                          for i in range(0, len(self.y), 4)]).clamp(-1, 1)
         return {"psnr": psnr(out, self.x), "ssim": ssim_pm1(out, self.x), "detail_ratio": detail_ratio(out, self.x),
                 "input_psnr": psnr(self.y, self.x)}
+
+    def _up(self, net) -> dict:
+        """The upsampler on the shrunk faces, and (with `input_blur`) on the same faces blurred by the
+        middle of its range (as soft as a restored face): PSNR / SSIM / detail ratio at the output
+        size; input_psnr / input_detail_ratio are bicubic enlargement's (the untrained network's)."""
+        from dynface.training.losses import upsampler_input
+
+        def run(y):
+            return torch.cat([net(y[i:i + 4].to(self.device)).float().cpu() for i in range(0, len(y), 4)]).clamp(-1, 1)
+
+        out = run(self.y)
+        bicubic = resize(self.y, tuple(self.x.shape[-2:])).clamp(-1, 1)
+        res = {"psnr": psnr(out, self.x), "ssim": ssim_pm1(out, self.x), "detail_ratio": detail_ratio(out, self.x),
+               "input_psnr": psnr(bicubic, self.x), "input_detail_ratio": detail_ratio(bicubic, self.x)}
+        if self.cfg.input_blur:
+            mid = sum(map(float, self.cfg.input_blur)) / 2
+            soft = run(upsampler_input(self.x, net.scale, [mid, mid], lambda: 0.0))
+            res.update(soft_psnr=psnr(soft, self.x), soft_detail_ratio=detail_ratio(soft, self.x))
+        return res
 
     def _x0_psnrs(self, net, cond=None) -> dict:
         gen = torch.Generator().manual_seed(VAL_SEED)

@@ -78,11 +78,14 @@ def load_cache(folder, size: int, split: str = "train", cache_dir=None, limit: i
     if not files and split == "train":
         raise ImageError(f"{folder}: no {split} images found")
     if cache_dir is None:
-        rows = [r for r in (_decode(f, size) for f in tqdm(files, desc=f"reading {folder.name}/{split} at {size}px",
-                                                            unit="img")) if r is not None]
-        if files and not rows:
+        out, n = np.empty((len(files), 3, size, size), dtype=np.uint8), 0
+        for f in tqdm(files, desc=f"reading {folder.name}/{split} at {size}px", unit="img"):
+            r = _decode(f, size)
+            if r is not None:
+                out[n], n = r, n + 1
+        if files and not n:
             raise _none_readable(folder, split, files)
-        return torch.from_numpy(np.stack(rows)) if rows else torch.empty((0, 3, size, size), dtype=torch.uint8)
+        return torch.from_numpy(out[:n])
     key = hashlib.sha1(str(folder.resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:12]
     base = Path(cache_dir) / f"{folder.name}-{size}-{key}"
     index_file = base.with_suffix(".json")
@@ -102,29 +105,59 @@ def load_cache(folder, size: int, split: str = "train", cache_dir=None, limit: i
     bad = set(index["unreadable"])
     new = [f for f in files if f.name not in row_of and f.name not in bad]
     if new:
-        added, names = [], []
-        for f in tqdm(new, desc=f"caching {folder.name}/{split} at {size}px", unit="img"):
-            r = _decode(f, size)
-            if r is None:
-                bad.add(f.name)
-            else:
-                added.append(r)
-                names.append(f.name)
-        if added:
-            images = np.concatenate([np.asarray(images), np.stack(added)])
-            for n in names:
-                row_of[n] = len(row_of)
         array = base.parent / f"{base.name}.{os.getpid()}-{os.urandom(4).hex()}.npy"
-        index = {"names": sorted(row_of, key=row_of.get), "unreadable": sorted(bad), "array": array.name}
         array.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(array, lambda tmp: np.save(tmp, images))
+        done: dict = {}
+        write_atomic(array, lambda tmp: done.update(names=_extend_array(
+            tmp, images, new, size, bad, f"caching {folder.name}/{split} at {size}px")))
+        for n in done["names"]:
+            row_of[n] = len(row_of)
+        index = {"names": sorted(row_of, key=row_of.get), "unreadable": sorted(bad), "array": array.name}
         write_bytes(index_file, json.dumps(index).encode())
         if old_array is not None and old_array != array:
             old_array.unlink(missing_ok=True)  # a reader holding it mapped keeps reading it
+        images = np.load(array, mmap_mode="r")
     keep = [row_of[f.name] for f in files if f.name in row_of]
     if files and not keep:  # nothing to train on: one line, not a sampler error later
         raise _none_readable(folder, split, files)
-    return torch.from_numpy(np.ascontiguousarray(images[keep])) if keep else torch.empty((0, 3, size, size), dtype=torch.uint8)
+    if not keep:
+        return torch.empty((0, 3, size, size), dtype=torch.uint8)
+    if keep == list(range(len(images))) and isinstance(images, np.memmap):
+        # the whole cache, in order: a copy-on-write map of the file, read through the page cache
+        # (a 512 px cache of thousands of faces is gigabytes: never held twice in memory)
+        return torch.from_numpy(np.load(images.filename, mmap_mode="c"))
+    return torch.from_numpy(np.ascontiguousarray(images[keep]))
+
+
+def _extend_array(path: Path, old: np.ndarray, files: list[Path], size: int, bad: set, desc: str) -> list[str]:
+    """Write `old`'s rows and then those of the readable `files` (decoded at `size`) as one .npy at
+    `path`, streaming through a memory map (peak memory: one image); unreadable files go to `bad`.
+    Returns the readable files' names, in row order."""
+    names = []
+    mm = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(len(old) + len(files), 3, size, size))
+    for i in range(0, len(old), 256):
+        mm[i:min(len(old), i + 256)] = old[i:i + 256]
+    row = len(old)
+    for f in tqdm(files, desc=desc, unit="img"):
+        r = _decode(f, size)
+        if r is None:
+            bad.add(f.name)
+            continue
+        mm[row] = r
+        row += 1
+        names.append(f.name)
+    mm.flush()
+    del mm
+    if row < len(old) + len(files):  # some files unreadable: rewrite with exactly the rows filled
+        full = np.load(path, mmap_mode="r")
+        tmp = path.with_name(path.name + ".trim")
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(row, 3, size, size))
+        for i in range(0, row, 256):
+            out[i:i + 256] = full[i:min(row, i + 256)]
+        out.flush()
+        del out, full
+        os.replace(tmp, path)
+    return names
 
 
 @dataclass(frozen=True)

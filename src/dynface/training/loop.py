@@ -138,13 +138,13 @@ def init_record(kind: str, cfg: TrainConfig | dict) -> dict:
 
 
 def build_adversary(kind: str, cfg: TrainConfig | dict, world: int = 1, device="cpu", init: bool = True):
-    """The PatchGAN critic of an RM config with `gan:` (a dict of GAN_DEFAULTS overrides, or true;
-    training/adversarial.py), else None; `init` applies `gan: {init: PATH}` (a saved critic)."""
+    """The PatchGAN critic of an RM or upsampler config with `gan:` (a dict of GAN_DEFAULTS overrides,
+    or true; training/adversarial.py), else None; `init` applies `gan: {init: PATH}` (a saved critic)."""
     cfg = TrainConfig.of(cfg)
     if cfg.gan in (None, False):
         return None
-    if kind != "rm":
-        raise ValueError(f"`gan:` is an RM training option, not one of {kind!r}")
+    if kind not in ("rm", "up"):
+        raise ValueError(f"`gan:` is an RM and upsampler training option, not one of {kind!r}")
     if world > 1:
         raise ValueError("`gan:` is not supported under torchrun (the critic is not synchronised across ranks)")
     from dynface.training.adversarial import Adversary, load_critic

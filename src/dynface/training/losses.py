@@ -64,9 +64,7 @@ def fft_loss(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 def loss_rm(model, ctx: Ctx) -> torch.Tensor:
-    """Restorer RM: L1 to the clean face, plus what the config adds (each ablated in docs/history/training-log.md):
-    `fft_weight` x fft_loss, `feature_weight` x Inception feature loss (training/feature_loss.py), and
-    with `gan:` the PatchGAN generator loss (training/adversarial.py; the critic steps here too).
+    """Restorer RM: L1 to the clean face, plus what the config adds (`restoration_loss`).
     `crop: p` trains on one random p x p window per batch, cut after the whole-face degradation."""
     cfg = ctx.cfg
     x = ctx.batcher(cfg.batch)
@@ -74,7 +72,43 @@ def loss_rm(model, ctx: Ctx) -> torch.Tensor:
     if cfg.crop:
         (x, y), _ = crop_patch(ctx, cfg.crop, x, y)
     x, y = ctx.on_device(x, y)
-    out = model(y).float()
+    return restoration_loss(model(y).float(), x, ctx)
+
+
+def upsampler_input(x: torch.Tensor, scale: int, blur: list | None, draw) -> torch.Tensor:
+    """What the face upsampler sees in training: the face shrunk by `scale` (antialiased bicubic) and,
+    with `blur: [lo, hi]`, blurred by a Gaussian of sigma ~ U[lo, hi] input px per image (`draw()`
+    gives the uniforms), as soft as a restored face can be."""
+    from dynface.core.imageio import resize
+    from dynface.core.kernels import gaussian_blur
+
+    y = resize(x, (x.shape[-2] // scale, x.shape[-1] // scale))
+    if blur:
+        lo, hi = float(blur[0]), float(blur[1])
+        sig = torch.tensor([lo + (hi - lo) * draw() for _ in range(len(y))])
+        sharp = sig < 0.1  # below a tenth of a pixel a Gaussian is the identity
+        if not sharp.all():
+            y = torch.where(sharp[:, None, None, None], y, gaussian_blur(y, sig.clamp(min=0.1)))
+    return y.clamp(-1, 1)
+
+
+def loss_up(model, ctx: Ctx) -> torch.Tensor:
+    """Face upsampler: a random `crop` window of the sharp face (at the output size) is the target,
+    its `upsampler_input` the input; the loss is the RM's (`restoration_loss`)."""
+    cfg = ctx.cfg
+    x = ctx.batcher(cfg.batch)
+    if cfg.crop:
+        (x,), _ = crop_patch(ctx, cfg.crop, x)
+    y = upsampler_input(x, model.scale, cfg.input_blur, ctx.batcher.rand)
+    x, y = ctx.on_device(x, y)
+    return restoration_loss(model(y).float(), x, ctx)
+
+
+def restoration_loss(out: torch.Tensor, x: torch.Tensor, ctx: Ctx) -> torch.Tensor:
+    """L1 to the clean face plus what the config adds (each ablated in docs/history/training-log.md):
+    `fft_weight` x fft_loss, `feature_weight` x Inception feature loss (training/feature_loss.py), and
+    with `gan:` the PatchGAN generator loss (training/adversarial.py; the critic steps here too)."""
+    cfg = ctx.cfg
     loss = F.l1_loss(out, x)
     if w := cfg.fft_weight:
         loss = loss + w * fft_loss(out, x)
@@ -121,4 +155,4 @@ def loss_dgsa(model, ctx: Ctx) -> torch.Tensor:
     return dgsa_loss(model, ctx)
 
 
-LOSSES = {"prior": loss_prior, "idm": loss_idm, "rm": loss_rm, "se": loss_se, "dgsa": loss_dgsa}
+LOSSES = {"prior": loss_prior, "idm": loss_idm, "rm": loss_rm, "se": loss_se, "dgsa": loss_dgsa, "up": loss_up}

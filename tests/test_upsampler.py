@@ -1,0 +1,126 @@
+"""The face upsampler: its network, its training input and loss, its curve, and its place in restoration."""
+import shutil
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import faces_with_val_split, smooth_image
+from dynface.core.imageio import read_rgb, to_tensor, to_uint8, write_image
+from dynface.modelset.assemble import replace_stage
+from dynface.modelset.checkpoint import export_safetensors, load_network
+from dynface.modelset.folder import ModelSet
+from dynface.networks.factory import build_network
+from dynface.networks.upsampler import FaceUpsampler, UpsamplerConfig
+from dynface.pipeline import Restorer, RestoreOptions, restore_crops
+from dynface.training.losses import upsampler_input
+from tiny_models import SIZE
+
+UP_ARCH = {"channels": 8, "blocks": 1, "scale": 4}
+
+
+def test_an_untrained_upsampler_is_bicubic_enlargement():
+    x = smooth_image(16, seed=3).repeat(2, 1, 1, 1)
+    for scale in (2, 4):
+        net = FaceUpsampler(UpsamplerConfig(channels=8, blocks=1, scale=scale))
+        out = net(x)
+        assert out.shape == (2, 3, 16 * scale, 16 * scale)
+        assert torch.equal(out, F.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False))
+    with pytest.raises(ValueError, match="scale"):
+        UpsamplerConfig(scale=3)
+
+
+def test_upsampler_input_shrinks_and_blurs_repeatably():
+    x = smooth_image(64, seed=1).repeat(3, 1, 1, 1)
+    plain = upsampler_input(x, 4, None, None)
+    assert plain.shape == (3, 3, 16, 16)
+    assert torch.equal(upsampler_input(x, 4, [0.0, 0.0], lambda: 0.5), plain)  # sigma 0: no blur
+    draws = iter([0.0, 0.5, 1.0])
+    soft = upsampler_input(x, 4, [0.0, 2.0], lambda: next(draws))  # sigmas 0, 1, 2
+    assert torch.equal(soft[0], plain[0])
+    hf = [float((s - F.avg_pool2d(s[None], 3, 1, 1, count_include_pad=False)[0]).abs().mean()) for s in soft]
+    assert hf[0] > hf[1] > hf[2]  # more blur, less fine detail
+    draws = iter([0.0, 0.5, 1.0])
+    assert torch.equal(upsampler_input(x, 4, [0.0, 2.0], lambda: next(draws)), soft)
+
+
+def _up_config(tmp_path) -> dict:
+    return {"kind": "up", "data": str(faces_with_val_split(tmp_path / "faces")), "size": SIZE, "crop": 16,
+            "input_blur": [0.0, 0.5], "seed": 2, "iters": 4, "batch": 2, "lr": 1e-3, "warmup": 1, "ema": 0.9,
+            "precision": "fp32", "ckpt_every": 2, "log_every": 1, "eval_every": 2, "val_faces": 3,
+            "cache_dir": str(tmp_path / "cache"), "gan": {"channels": 8, "layers": 2, "start": 2},
+            "arch": UP_ARCH}
+
+
+def test_an_upsampler_run_scores_bicubic_first_and_exports_what_it_trained(tmp_path):
+    from dynface.training.curves import read_curve
+    from dynface.training.loop import train
+
+    run = tmp_path / "run"
+    path = train("up", _up_config(tmp_path), run_dir=run, progress=False)
+    rows = read_curve(run / "curve.csv")
+    assert [r["step"] for r in rows] == [0, 2, 4]
+    first = rows[0]  # the zero-initialised output conv: exactly bicubic enlargement
+    assert first["psnr"] == pytest.approx(first["input_psnr"], abs=1e-4)
+    assert first["detail_ratio"] == pytest.approx(first["input_detail_ratio"], abs=1e-4)
+    assert {"soft_psnr", "soft_detail_ratio", "ssim"} <= set(first)
+    assert rows[-1]["psnr"] != first["psnr"]  # it trained
+    assert (run / "critic.safetensors").exists()  # the adversarial term's critic, kept for a later run
+    net = load_network(path, "up")
+    assert isinstance(net, FaceUpsampler) and net.scale == 4
+    ck = torch.load(run / "ckpt.pt", weights_only=True)
+    ema = build_network("up", UP_ARCH)
+    ema.load_state_dict(ck["ema"])
+    x = smooth_image(SIZE, seed=9)
+    assert torch.allclose(net(x), ema.half().float()(x), atol=1e-6)  # the fp16 export is the EMA network
+
+
+@pytest.fixture(scope="module")
+def ms_up(ms, tmp_path_factory):
+    """The tiny model set with a (random, so not bicubic) x4 face upsampler."""
+    root = tmp_path_factory.mktemp("ms_up") / "set"
+    shutil.copytree(ms, root)
+    torch.manual_seed(0)
+    net = build_network("up", UP_ARCH)
+    torch.nn.init.normal_(net.tail.weight, std=0.02)
+    src = export_safetensors(net, root.parent / "up.safetensors", "up", UP_ARCH, {"iters": 0}, dtype=torch.float32)
+    replace_stage(root, "up", src)
+    return root
+
+
+def test_restore_crops_enlarge_with_the_upsampler(ms_up):
+    restorer = Restorer(ModelSet.load(ms_up))
+    crop = smooth_image(SIZE, seed=4)
+    out, _ = restore_crops(restorer, [crop], RestoreOptions(method="rm", precision="fp32"))
+    assert out[0].shape[-2:] == (4 * SIZE, 4 * SIZE)
+    plain, _ = restore_crops(restorer, [crop], RestoreOptions(method="rm", upsample=False))
+    assert plain[0].shape[-2:] == (SIZE, SIZE)
+    rm = restorer.rm(crop)
+    assert torch.allclose(out[0], restorer.models.nets["up"](rm).clamp(-1, 1), atol=1e-5)  # RM, then the upsampler
+    big = smooth_image(6 * SIZE, seed=5)  # a crop larger than the enlarged face keeps its size
+    assert restore_crops(restorer, [big], RestoreOptions(method="rm"))[0][0].shape[-2:] == (6 * SIZE, 6 * SIZE)
+    bic, _ = restore_crops(restorer, [crop], RestoreOptions(method="bicubic"))
+    assert bic[0].shape[-2:] == (SIZE, SIZE)  # the bicubic baseline stays bicubic
+    assert "up(0 it)" in ModelSet.load(ms_up).describe()
+
+
+def test_cli_restore_writes_upsampled_faces_into_a_same_size_photo(ms_up, tmp_path):
+    from dynface.cli import main
+
+    img = to_uint8(smooth_image(96, seed=6))
+    write_image(tmp_path / "in" / "a.png", img)
+    args = [str(tmp_path / "in" / "a.png"), "--aligned", "--method", "rm", "--weights-dir", str(ms_up), "-q"]
+    assert main(["restore", *args, "-o", str(tmp_path / "o")]) == 0
+    assert read_rgb(tmp_path / "o" / "restored_faces" / "a_00.png").shape == (4 * SIZE, 4 * SIZE, 3)
+    final = read_rgb(tmp_path / "o" / "final_results" / "a.png")
+    assert final.shape == img.shape
+    cmp = read_rgb(tmp_path / "o" / "cmp" / "a_00.png")
+    assert cmp.shape == (4 * SIZE, 8 * SIZE, 3)  # the crop shown at the upsampled face's size
+    assert main(["restore", *args, "--no-upsample", "-o", str(tmp_path / "o2")]) == 0
+    assert read_rgb(tmp_path / "o2" / "restored_faces" / "a_00.png").shape == (SIZE, SIZE, 3)
+    assert not np.array_equal(read_rgb(tmp_path / "o2" / "final_results" / "a.png"), final)
+    assert to_tensor(final).shape[-1] == 96
+    assert main(["restore", *args, "--samples", "2", "-o", str(tmp_path / "o3")]) == 0
+    mean = read_rgb(tmp_path / "o3" / "uncertainty" / "a_00_mean.png")
+    assert mean.shape == (4 * SIZE, 4 * SIZE, 3)  # the maps come at the restored face's size
