@@ -4,7 +4,8 @@
 
 Each FFHQ-aligned crop is restored as `dynface restore --aligned` does (re-framed to the model's
 template, restored, mapped back to the input's framing) by each method; rows are faces, columns are
-input | RM only | DynFaceRestore | IDM, each at 160 px. `--rm-arm LABEL=FILE` (repeatable) adds an
+input | RM only | DynFaceRestore | (with a face upsampler in the set: DynFaceRestore --no-upsample |)
+IDM, each at `--px` px (160; the upsampler's detail shows from about 256). `--rm-arm LABEL=FILE` (repeatable) adds an
 "RM: LABEL" column restored by another RM export (e.g. the arms of a training ablation).
 """
 from __future__ import annotations
@@ -48,6 +49,8 @@ def main(argv=None):
     base = RestoreOptions.for_models(ms, seed=a.seed)  # each method at its default steps
     methods = [("input", None, restorer), ("RM only", replace(base, method="rm"), restorer),
                ("DynFaceRestore", base, restorer)]
+    if "up" in ms.nets:  # what the face upsampler adds: the same restoration enlarged bicubically
+        methods.append(("DynFaceRestore --no-upsample", replace(base, upsample=False), restorer))
     if "idm" in ms.nets:
         methods.append(("IDM", replace(base, method="idm"), restorer))
     for arm in a.rm_arm:

@@ -386,11 +386,16 @@ def export(runs_dir: Path, runs, install: bool) -> None:
 
 def keep_warm(name: str, export_path: Path) -> None:
     """A run that keeps its weights in the repository (campaign/warm/NAME.safetensors, which its
-    config's init_from names, so a new machine continues from them) gets them refreshed from each export."""
+    config's init_from names, so a new machine continues from them) gets them refreshed from each
+    export, and its critic too where it keeps one (campaign/warm/NAME_critic.safetensors)."""
     warm = WARM_DIR / f"{name}.safetensors"
     if warm.exists():
         shutil.copyfile(export_path, warm)
         print(f"{name}: {warm} refreshed from its export")
+    critic, warm_critic = export_path.parent / "critic.safetensors", WARM_DIR / f"{name}_critic.safetensors"
+    if warm_critic.exists() and critic.exists():  # its config's `gan: {init: ...}`: the critic comes along
+        shutil.copyfile(critic, warm_critic)
+        print(f"{name}: {warm_critic} refreshed from its export")
 
 
 def document_curve(run_csv: Path, doc_csv: Path) -> Path | None:

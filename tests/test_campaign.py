@@ -374,3 +374,18 @@ def test_bench_aligns_the_runs_copies_to_the_template_asked_for(tmp_path, monkey
     c.bench(tmp_path / "runs", [run], ["rm_a"], "RM only", None, tmp_path / "out", "clean", template="ffhq")
     assert shipped_template != "ffhq"
     assert seen == {str(tmp_path / "out" / "shipped"): shipped_template, str(tmp_path / "out" / "rm_a"): "ffhq"}
+
+
+def test_export_refreshes_a_warm_critic_beside_the_warm_weights(tmp_path, embedded, monkeypatch):
+    c = campaign_module()
+    monkeypatch.setattr(c, "DOCS", tmp_path / "docs")
+    monkeypatch.setattr(c, "WARM_DIR", tmp_path / "warm")
+    monkeypatch.setattr(c, "WARM_CRITIC", tmp_path / "warm" / "rm_critic.safetensors")
+    (tmp_path / "warm").mkdir()
+    for f in ("gan.safetensors", "gan_critic.safetensors"):
+        (tmp_path / "warm" / f).write_bytes(b"an older export")
+    run = {**run_with_last_psnr(tmp_path, "gan", 99.0, gan={"weight": 0.01, "channels": 8}), "candidate": False}
+    c.export(tmp_path / "runs", [run], install=False)
+    assert (tmp_path / "warm" / "gan_critic.safetensors").read_bytes() == \
+        (tmp_path / "runs" / "gan" / "critic.safetensors").read_bytes()
+    assert not c.WARM_CRITIC.exists()  # the RM configs' warm critic changes only when an RM is installed

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from conftest import faces_with_val_split, smooth_image
-from dynface.core.imageio import read_rgb, to_tensor, to_uint8, write_image
+from dynface.core.imageio import read_rgb, resize, to_tensor, to_uint8, write_image
 from dynface.modelset.assemble import replace_stage
 from dynface.modelset.checkpoint import export_safetensors, load_network
 from dynface.modelset.folder import ModelSet
@@ -17,16 +17,26 @@ from dynface.pipeline import Restorer, RestoreOptions, restore_crops
 from dynface.training.losses import upsampler_input
 from tiny_models import SIZE
 
-UP_ARCH = {"channels": 8, "blocks": 1, "scale": 4}
+UP_ARCH = {"channels": 8, "blocks": 1, "scale": 4, "project": False}
 
 
-def test_an_untrained_upsampler_is_bicubic_enlargement():
-    x = smooth_image(16, seed=3).repeat(2, 1, 1, 1)
+def test_an_untrained_upsampler_is_bicubic_enlargement_and_projection_keeps_the_input():
+    x = torch.cat([smooth_image(16, seed=3), torch.rand(1, 3, 16, 16) * 2 - 1])  # smooth, and all detail
     for scale in (2, 4):
-        net = FaceUpsampler(UpsamplerConfig(channels=8, blocks=1, scale=scale))
-        out = net(x)
+        plain = FaceUpsampler(UpsamplerConfig(channels=8, blocks=1, scale=scale, project=False))
+        out = plain(x)
         assert out.shape == (2, 3, 16 * scale, 16 * scale)
         assert torch.equal(out, F.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False))
+        projected = FaceUpsampler(UpsamplerConfig(channels=8, blocks=1, scale=scale))
+        projected.load_state_dict(plain.state_dict())
+        torch.nn.init.normal_(projected.tail.weight, std=0.05)  # a network that adds detail of its own
+        plain.load_state_dict(projected.state_dict())
+
+        def back(y):  # the enlarged image shrunk to the input's size: how far from the input it strays
+            return float((resize(y.detach(), (16, 16)) - x).abs().mean())
+
+        assert back(projected(x)) < 0.6 * back(plain(x))
+        assert not torch.allclose(projected(x), F.interpolate(x, scale_factor=scale, mode="bicubic"))
     with pytest.raises(ValueError, match="scale"):
         UpsamplerConfig(scale=3)
 
@@ -61,7 +71,7 @@ def test_an_upsampler_run_scores_bicubic_first_and_exports_what_it_trained(tmp_p
     path = train("up", _up_config(tmp_path), run_dir=run, progress=False)
     rows = read_curve(run / "curve.csv")
     assert [r["step"] for r in rows] == [0, 2, 4]
-    first = rows[0]  # the zero-initialised output conv: exactly bicubic enlargement
+    first = rows[0]  # the zero-initialised output conv and no projection: exactly bicubic enlargement
     assert first["psnr"] == pytest.approx(first["input_psnr"], abs=1e-4)
     assert first["detail_ratio"] == pytest.approx(first["input_detail_ratio"], abs=1e-4)
     assert {"soft_psnr", "soft_detail_ratio", "ssim"} <= set(first)
@@ -82,9 +92,10 @@ def ms_up(ms, tmp_path_factory):
     root = tmp_path_factory.mktemp("ms_up") / "set"
     shutil.copytree(ms, root)
     torch.manual_seed(0)
-    net = build_network("up", UP_ARCH)
+    arch = {**UP_ARCH, "project": True}
+    net = build_network("up", arch)
     torch.nn.init.normal_(net.tail.weight, std=0.02)
-    src = export_safetensors(net, root.parent / "up.safetensors", "up", UP_ARCH, {"iters": 0}, dtype=torch.float32)
+    src = export_safetensors(net, root.parent / "up.safetensors", "up", arch, {"iters": 0}, dtype=torch.float32)
     replace_stage(root, "up", src)
     return root
 

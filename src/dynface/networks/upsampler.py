@@ -8,8 +8,12 @@ adversarial term so it draws detail rather than the blurry mean: training/losses
 
 Residual design (as ESPCN/EDSR-style super-resolution networks): residual blocks at the input size,
 two x2 sub-pixel (pixel-shuffle) stages, and the output is bicubic(x) + f(x) with the last conv
-zeroed at construction, so an untrained network is exactly bicubic enlargement. Cost grows with
-the input size only (every layer but the last two runs at the input size).
+zeroed at construction, so an untrained network is bicubic enlargement. With `project` (the
+default) one back-projection step follows, out += bicubic(x - shrink(out)): the output shrunk back
+to the input's size is the input, up to the bicubic pair's own error, so the network adds detail
+above the input's resolution and leaves what the restoration decided (shape, colour, the
+restoration's own detail at 128 px) as it is. Cost grows with the input size only (every layer but
+the last two runs at the input size).
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from dynface.core.imageio import resize
 from dynface.networks.restorer import ResBlock
 
 
@@ -27,6 +32,7 @@ class UpsamplerConfig:
     channels: int = 48       # feature width at the input size
     blocks: int = 8          # residual blocks at the input size
     scale: int = 4           # 2 or 4: one x2 sub-pixel stage per factor of 2
+    project: bool = True     # one back-projection step: shrink(out) = the input (module docstring)
 
     def __post_init__(self):
         if self.scale not in (2, 4):
@@ -59,8 +65,13 @@ class FaceUpsampler(nn.Module):
     def scale(self) -> int:
         return self.config.scale
 
+    def enlarge(self, x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x.float(), scale_factor=self.scale, mode="bicubic", align_corners=False)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        base = F.interpolate(x.float(), scale_factor=self.scale, mode="bicubic", align_corners=False)
         f = self.head(x)
         f = f + self.body(f)
-        return base + self.tail(self.up(f)).float()
+        out = self.enlarge(x) + self.tail(self.up(f)).float()
+        if self.config.project:
+            out = out + self.enlarge(x.float() - resize(out, tuple(x.shape[-2:])))
+        return out
