@@ -4,9 +4,10 @@
 
 Each FFHQ-aligned crop is restored as `dynface restore --aligned` does (re-framed to the model's
 template, restored, mapped back to the input's framing) by each method; rows are faces, columns are
-input | RM only | DynFaceRestore | (with a face upsampler in the set: DynFaceRestore --no-upsample |)
-IDM, each at `--px` px (160; the upsampler's detail shows from about 256). `--rm-arm LABEL=FILE` (repeatable) adds an
-"RM: LABEL" column restored by another RM export (e.g. the arms of a training ablation).
+input | RM only | DynFaceRestore | ("no upsampler": DynFaceRestore with `--no-upsample`, where the set
+has a face upsampler |) IDM, each at `--px` px (160; the upsampler's detail shows from about 256).
+`--rm-arm LABEL=FILE` (repeatable) adds an "RM: LABEL" column restored by another RM export (e.g.
+the arms of a training ablation).
 """
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ def main(argv=None):
     methods = [("input", None, restorer), ("RM only", replace(base, method="rm"), restorer),
                ("DynFaceRestore", base, restorer)]
     if "up" in ms.nets:  # what the face upsampler adds: the same restoration enlarged bicubically
-        methods.append(("DynFaceRestore --no-upsample", replace(base, upsample=False), restorer))
+        methods.append(("no upsampler", replace(base, upsample=False), restorer))
     if "idm" in ms.nets:
         methods.append(("IDM", replace(base, method="idm"), restorer))
     for arm in a.rm_arm:

@@ -387,3 +387,15 @@ def test_process_aligned_to_dir(tmp_path):
     assert rep.n_restored == 1 and rep.size_out == (512, 512)
     assert read_rgb(rep.outputs["cropped_faces"][0]).shape == (128, 128, 3)
     assert Path(rep.outputs["final_results"][0]).name == "codeformer_0412.png"
+
+
+def test_a_face_far_larger_than_its_place_is_area_averaged_not_aliased():
+    bg = np.full((200, 200, 3), 127, np.uint8)
+    M = np.array([[2.0, 0.0, -40.0], [0.0, 2.0, -40.0]])  # photo px (20..84) -> a 128 px crop
+    noise = np.random.default_rng(0).integers(0, 256, (512, 512, 3), dtype=np.uint8)  # all fine detail (std 74)
+    out, mask = paste_faces(bg, [(noise, M, 128)], return_mask=True)  # restored at 4x the crop: 8x too large
+    inside = out[mask > 0.99].astype(np.float64)
+    # averaged over its 8x8 px per output px (std ~9); a cubic warp would pick single pixels (std ~50)
+    assert inside.size and abs(inside.mean() - 127.5) < 3 and inside.std() < 20
+    small = paste_faces(bg, [(noise[::4, ::4].copy(), M, 128)])  # a face at the crop's size
+    assert np.array_equal(out[mask == 0], small[mask == 0])  # the same footprint and feather

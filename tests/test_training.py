@@ -8,7 +8,7 @@ import torch
 
 from conftest import rm_config, shipped_rm, smooth_image
 from tiny_models import ARCH, SIZE
-from dynface.core.imageio import to_uint8, write_image
+from dynface.core.imageio import ImageError, to_uint8, write_image
 from dynface.core.schedule import Schedule, tweedie_x0
 from dynface.modelset.checkpoint import export_safetensors
 from dynface.training.config import KINDS
@@ -298,6 +298,12 @@ def test_val_data_scores_a_folder_kept_apart_from_training(tmp_path):
         assert torch.equal(((v.x[i] + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0), torch.from_numpy(want[i]))
     with pytest.raises(ValueError, match="environment variable"):
         Validator("idm", {**cfg, "val_data": "$DYNFACE_NO_SUCH_VARIABLE/faces"})
+    train_only = tmp_path / "train_only"  # names the name-hash split puts in train: no validation faces
+    train_only.mkdir()
+    for name in [n for n in (f"t{i}.png" for i in range(20)) if data_mod.split_of(n) == "train"][:3]:
+        write_image(train_only / name, want[0])
+    with pytest.raises(ImageError, match="no validation faces.*val_data"):
+        Validator("idm", {**cfg, "data": str(train_only)})
 
 
 def test_sample_faces_counts_samples_with_a_face_and_with_ffhq_framing(data_dir):

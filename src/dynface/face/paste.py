@@ -23,6 +23,8 @@ from dynface.face.align import apply_affine, compose_affine, inverse_affine
 
 __all__ = ["paste_faces", "upscale_image", "upscale_affine", "face_mask"]
 
+MINIFY_LIMIT = 0.75  # a face shrunk more than this when pasted is area-averaged first (warp_to_photo)
+
 
 def upscale_affine(sx: float, sy: float | None = None) -> np.ndarray:
     """The 2x3 map from input pixels to pixels of the image resized by (sx, sy) with cv2.resize
@@ -75,6 +77,13 @@ def warp_to_photo(img: np.ndarray, M, crop_size, up: np.ndarray, out_hw: tuple[i
         if (cw, ch) != (rw, rh):  # restorer changed the size: crop px -> restored px
             M = compose_affine(upscale_affine(rw / cw, rh / ch), M)
     A = compose_affine(up, inverse_affine(M))  # restored-face px -> output px
+    shrink = math.sqrt(abs(np.linalg.det(A[:, :2])))
+    if shrink < MINIFY_LIMIT:  # a face larger than its place (an upsampled face in a small footprint):
+        # area-average it to about its place's size first; a cubic warp would alias its fine detail
+        nw, nh = max(1, round(rw * shrink)), max(1, round(rh * shrink))
+        img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA)
+        A = compose_affine(A, inverse_affine(upscale_affine(nw / rw, nh / rh)))
+        rh, rw = nh, nw
     H, W = out_hw
     corners = apply_affine(A, [[-0.5, -0.5], [rw - 0.5, -0.5], [-0.5, rh - 0.5], [rw - 0.5, rh - 0.5]])
     x0 = max(0, int(math.floor(corners[:, 0].min())) - 2)

@@ -71,6 +71,9 @@ class Validator:
         # ones), else the val split of the first source
         folder, split = (data_mod.expand(cfg.val_data), "all") if cfg.val_data else (data_mod.first_folder(cfg.data), "val")
         x = data_mod.load_cache(folder, cfg.size, split, cache_dir=cfg.cache_dir, limit=n)
+        if len(x) == 0:  # a small folder whose name-hash split (about 2 %) holds no file
+            raise data_mod.ImageError(f"{folder}: no validation faces (its {split} split is empty); name a folder "
+                                      "kept apart from training with `val_data:`, or set eval_every: 0")
         self.x = x.float().div(127.5).sub(1)
         if kind == "up":  # the faces shrunk by the upsampler's scale: enlarging a sharp small face
             from dynface.training.losses import upsampler_input
