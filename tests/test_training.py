@@ -318,12 +318,17 @@ def test_sample_faces_counts_samples_with_a_face_and_with_ffhq_framing(data_dir)
     assert sample_faces([face, shifted, grey, face]) == {"faces_found": 0.75, "framed": 0.5}
 
 
-def test_data_label_names_every_source_and_its_weight():
+def test_data_label_names_every_source_and_its_weight(tmp_path):
     from dynface.training.loop import data_label
 
     assert data_label({"data": "faces/"}) == "faces/"
     assert data_label({"data": [{"path": "a", "weight": 3}, {"path": "b"}], "synth": {"weight": 0.5}}) == \
         "a (weight 3), b (weight 1), generated faces (weight 0.5)"
+    made = tmp_path / "synth512"  # a folder `dynface synth` wrote: named by its recipe, not by this machine's path
+    made.mkdir()
+    (made / "synth.json").write_text(json.dumps({"seed": 0, "truncation": 0.7, "size": 512}))
+    assert data_label({"data": [{"path": str(made), "weight": 3}, {"path": "b"}]}) == \
+        "generated FFHQ-aligned faces (dynface synth, 512 px, seed 0) (weight 3), b (weight 1)"
 
 
 def test_ranks_caching_their_shards_leave_a_cache_whose_names_match_its_images(tmp_path):

@@ -110,15 +110,27 @@ def init_from(net: nn.Module, path: str, skip: tuple[str, ...] = (), zero: tuple
 
 def data_label(cfg: TrainConfig) -> str:
     """What a run trained on, for an export's record and the model card: its folder, or its sources
-    with their weights (and the generated faces it drew on the fly)."""
+    with their weights (and the generated faces it drew on the fly). A folder `dynface synth` made
+    (its synth.json) is named by what it holds, not by the machine's path to it."""
     cfg = TrainConfig.of(cfg)
     if isinstance(cfg.data, list):
-        parts = [f"{d['path']} (weight {d.get('weight', 1)})" for d in cfg.data]
+        parts = [f"{folder_label(d['path'])} (weight {d.get('weight', 1)})" for d in cfg.data]
     else:
-        parts = [str(cfg.data)]
+        parts = [folder_label(cfg.data)]
     if cfg.synth:
         parts.append(f"generated faces (weight {cfg.synth.get('weight', 1)})")
     return ", ".join(parts)
+
+
+def folder_label(path) -> str:
+    """A data folder as an export names it: generated faces by their recipe (synth.json), else its path."""
+    import json
+
+    try:
+        meta = json.loads((Path(data_mod.expand(path)) / "synth.json").read_text())
+        return f"generated FFHQ-aligned faces (dynface synth, {meta['size']} px, seed {meta['seed']})"
+    except (OSError, ValueError, KeyError, TypeError):
+        return str(path)
 
 
 def init_record(kind: str, cfg: TrainConfig | dict) -> dict:
