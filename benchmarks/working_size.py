@@ -5,8 +5,8 @@
 Per working size S (the networks of the embedded set, fully convolutional, built at S with random
 weights; the UNet keeps its attention at 16-pixel feature maps):
 - seconds of one RM forward, of one TM + SDE forward (SE), of one guided sampler step (prior UNet
-  forward and backward to x_t, paper Eq. 7, plus one DGSA forward), median of `--repeats`, at the
-  precision `auto` picks here and in fp32;
+  forward and backward to x_t, paper Eq. 7, plus one DGSA forward), and of the face upsampler from S
+  to 4S (below 512), median of `--repeats`, at the precision `auto` picks here and in fp32;
 - the networks' seconds per face at the most a face can cost (DSST starts at t = T-1: every one of
   the default 25 steps runs) and at 8 steps;
 - the ceiling a perfect restoration at S keeps: the clean faces taken down to S and back to 512 px
@@ -77,14 +77,14 @@ def main(argv=None) -> int:
 
     set_threads(a.threads)
     torch.manual_seed(0)
-    arch = {k: read_metadata(embedded_or_path(f"embedded:{k}.safetensors"))["arch"] for k in ("rm", "tm", "sde", "prior", "dgsa")}
+    arch = {k: read_metadata(embedded_or_path(f"embedded:{k}.safetensors"))["arch"] for k in ("rm", "tm", "sde", "prior", "dgsa", "up")}
     auto = resolve_precision("auto", torch.device("cpu"))
     faces = clean_faces(a.clean_dir, a.faces)
     rows = [f"| size | precision | RM s | SE s | one guided step s | networks s/face, 25 steps | 8 steps | "
-            f"ceiling PSNR at 512 | ceiling detail at 512 |", "|---|---|---|---|---|---|---|---|---|"]
+            f"x4 upsampler s | ceiling PSNR at 512 | ceiling detail at 512 |", "|---|---|---|---|---|---|---|---|---|---|"]
     for s in a.sizes:
         unet = {**arch["prior"]["unet"], "image_size": s}
-        nets = {k: build_network(k, arch[k]).eval() for k in ("rm", "tm", "sde", "dgsa")}
+        nets = {k: build_network(k, arch[k]).eval() for k in ("rm", "tm", "sde", "dgsa", "up")}
         prior = build_network("prior", {**arch["prior"], "unet": unet}).eval()
         x, t = torch.rand(1, 3, s, s) * 2 - 1, torch.tensor([500])
         p, dr = ceiling(faces, s)
@@ -105,9 +105,11 @@ def main(argv=None) -> int:
             with torch.no_grad():
                 rm_s = run(lambda: nets["rm"](x))
                 se_s = run(lambda: nets["sde"](nets["tm"](x)))
+                up_s = run(lambda: nets["up"](x)) if s < 512 else None
             step_s = run(guided_step)
             rows.append(f"| {s} | {precision} | {rm_s:.3f} | {se_s:.3f} | {step_s:.3f} | {rm_s + se_s + 25 * step_s:.1f} | "
-                        f"{rm_s + se_s + 8 * step_s:.1f} | {'– (no resampling)' if s >= 512 else f'{p:.2f}'} | {dr:.2f} |")
+                        f"{rm_s + se_s + 8 * step_s:.1f} | {'–' if up_s is None else f'{up_s:.3f}'} | "
+                        f"{'– (no resampling)' if s >= 512 else f'{p:.2f}'} | {dr:.2f} |")
             print(rows[-1], flush=True)
     return write_table(rows, a.output, f"{a.threads} thread(s); networks with random weights (timing only); "
                                          f"ceiling over the first {a.faces} faces of {a.clean_dir}")
