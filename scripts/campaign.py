@@ -132,6 +132,8 @@ def lower_autogroup(pid: int, nice: int = 19) -> None:
 def start(runs_dir: Path, runs, device: str = "cpu", threads: int | None = None, same_session: bool = False) -> None:
     """Resume (or start) every active run in the background; each start is logged as a working
     session (`log_session`) unless `same_session` says it restarts runs within one."""
+    from dynface.training.loop import load_config
+
     for r in runs:
         if not r.get("active", True):
             continue
@@ -160,7 +162,7 @@ def start(runs_dir: Path, runs, device: str = "cpu", threads: int | None = None,
         lower_autogroup(p.pid)
         if not same_session:
             log_session(d, r)
-        fresh = "from its config's init_from" if yaml.safe_load((ROOT / r["config"]).read_text()).get("init_from") else "afresh"
+        fresh = "from its config's init_from" if load_config(ROOT / r["config"]).get("init_from") else "afresh"
         how = "resumed" if resume else f"started {fresh}"
         print(f"{r['name']}: {how} on {device} "
               f"(pid {p.pid}, log {d / 'train.log'})")
@@ -553,6 +555,9 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT / "src"))
     runs_dir, runs = load_runs()
+    # configs name the synthetic folders through it: the runs started here, and the exports, benches
+    # and installs that read those configs in this process (an export names its data by them)
+    os.environ["DYNFACE_RUNS"] = str(runs_dir)
     if a.command == "install":
         if len(a.run) != 1:
             ap.error("install needs the name of one run")
@@ -570,7 +575,6 @@ def main(argv=None) -> int:
         export(runs_dir, runs, a.install)
     elif a.command == "start":
         start_data(runs_dir, data_specs())
-        os.environ["DYNFACE_RUNS"] = str(runs_dir)  # configs name the synthetic folders through it
         start(runs_dir, runs, a.device, a.threads, a.same_session)
     else:
         {"status": status, "stop": stop}[a.command](runs_dir, runs)

@@ -21,7 +21,6 @@ from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from dynface.core.imageio import resize
 from dynface.networks.restorer import ResBlock
@@ -65,13 +64,11 @@ class FaceUpsampler(nn.Module):
     def scale(self) -> int:
         return self.config.scale
 
-    def enlarge(self, x: torch.Tensor) -> torch.Tensor:
-        return F.interpolate(x.float(), scale_factor=self.scale, mode="bicubic", align_corners=False)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size, big = tuple(x.shape[-2:]), (x.shape[-2] * self.scale, x.shape[-1] * self.scale)
         f = self.head(x)
         f = f + self.body(f)
-        out = self.enlarge(x) + self.tail(self.up(f)).float()
+        out = resize(x.float(), big) + self.tail(self.up(f)).float()
         if self.config.project:
-            out = out + self.enlarge(x.float() - resize(out, tuple(x.shape[-2:])))
+            out = out + resize(x.float() - resize(out, size), big)
         return out

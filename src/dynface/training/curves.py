@@ -75,10 +75,18 @@ class Validator:
             raise data_mod.ImageError(f"{folder}: no validation faces (its {split} split is empty); name a folder "
                                       "kept apart from training with `val_data:`, or set eval_every: 0")
         self.x = x.float().div(127.5).sub(1)
+        self.y_soft = None  # up with `input_blur`: the shrunk faces blurred by the middle of its range
         if kind == "up":  # the faces shrunk by the upsampler's scale: enlarging a sharp small face
+            from dynface.networks.upsampler import UpsamplerConfig
             from dynface.training.losses import upsampler_input
 
-            self.y = upsampler_input(self.x, int(cfg.arch.get("scale", 4)), None, None)
+            scale = UpsamplerConfig(**cfg.arch).scale
+            self.y = upsampler_input(self.x, scale, None, None)
+            if cfg.input_blur:
+                mid = sum(map(float, cfg.input_blur)) / 2
+                self.y_soft = upsampler_input(self.x, scale, [mid, mid], lambda: 0.0)
+            bicubic = resize(self.y, tuple(self.x.shape[-2:])).clamp(-1, 1)  # what the untrained network gives
+            self._bicubic = {"input_psnr": psnr(bicubic, self.x), "input_detail_ratio": detail_ratio(bicubic, self.x)}
         else:
             dcfg = DegradationConfig.from_dict(cfg.degradation or self._modelset_degradation(kind, cfg))
             self.y = torch.cat([degrade_random(self.x[i:i + 1], dcfg, VAL_SEED, i)[0] for i in range(len(self.x))])
@@ -118,9 +126,12 @@ class Validator:
         finally:
             net.train(was)
 
+    def _forward(self, net, y: torch.Tensor) -> torch.Tensor:
+        """`net` on the inputs `y`, four at a time on its device, back on the CPU in [-1, 1]."""
+        return torch.cat([net(y[i:i + 4].to(self.device)).float().cpu() for i in range(0, len(y), 4)]).clamp(-1, 1)
+
     def _rm(self, net) -> dict:
-        out = torch.cat([net(self.y[i:i + 4].to(self.device)).float().cpu()
-                         for i in range(0, len(self.y), 4)]).clamp(-1, 1)
+        out = self._forward(net, self.y)
         return {"psnr": psnr(out, self.x), "ssim": ssim_pm1(out, self.x), "detail_ratio": detail_ratio(out, self.x),
                 "input_psnr": psnr(self.y, self.x)}
 
@@ -128,18 +139,11 @@ class Validator:
         """The upsampler on the shrunk faces, and (with `input_blur`) on the same faces blurred by the
         middle of its range (as soft as a restored face): PSNR / SSIM / detail ratio at the output
         size; input_psnr / input_detail_ratio are bicubic enlargement's (the untrained network's)."""
-        from dynface.training.losses import upsampler_input
-
-        def run(y):
-            return torch.cat([net(y[i:i + 4].to(self.device)).float().cpu() for i in range(0, len(y), 4)]).clamp(-1, 1)
-
-        out = run(self.y)
-        bicubic = resize(self.y, tuple(self.x.shape[-2:])).clamp(-1, 1)
+        out = self._forward(net, self.y)
         res = {"psnr": psnr(out, self.x), "ssim": ssim_pm1(out, self.x), "detail_ratio": detail_ratio(out, self.x),
-               "input_psnr": psnr(bicubic, self.x), "input_detail_ratio": detail_ratio(bicubic, self.x)}
-        if self.cfg.input_blur:
-            mid = sum(map(float, self.cfg.input_blur)) / 2
-            soft = run(upsampler_input(self.x, net.scale, [mid, mid], lambda: 0.0))
+               **self._bicubic}
+        if self.y_soft is not None:
+            soft = self._forward(net, self.y_soft)
             res.update(soft_psnr=psnr(soft, self.x), soft_detail_ratio=detail_ratio(soft, self.x))
         return res
 
