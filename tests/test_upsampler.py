@@ -14,7 +14,9 @@ from dynface.modelset.folder import ModelSet
 from dynface.networks.factory import build_network
 from dynface.networks.upsampler import FaceUpsampler, UpsamplerConfig
 from dynface.pipeline import Restorer, RestoreOptions, restore_crops
-from dynface.training.losses import upsampler_input
+from dynface.training.batches import Ctx, crop_scaled
+from dynface.training.data import Batcher
+from dynface.training.losses import restored_input, upsampler_input
 from tiny_models import SIZE
 
 UP_ARCH = {"channels": 8, "blocks": 1, "scale": 4, "project": False}
@@ -84,6 +86,40 @@ def test_an_upsampler_run_scores_bicubic_first_and_exports_what_it_trained(tmp_p
     ema.load_state_dict(ck["ema"])
     x = smooth_image(SIZE, seed=9)
     assert torch.allclose(net(x), ema.half().float()(x), atol=1e-6)  # the fp16 export is the EMA network
+
+
+def test_crop_scaled_cuts_the_same_content_from_both_sizes():
+    small = smooth_image(16, seed=3).repeat(2, 1, 1, 1)
+    big = small.repeat_interleave(4, -1).repeat_interleave(4, -2)  # nearest x4: pixel (i, j) -> 4x4 block
+    ctx = Ctx({"kind": "up"}, Batcher(small, seed=5), None)
+    for _ in range(5):
+        b, s = crop_scaled(ctx, 24, big, small)
+        assert b.shape[-2:] == (24, 24) and s.shape[-2:] == (6, 6)
+        assert torch.equal(b, s.repeat_interleave(4, -1).repeat_interleave(4, -2))
+    assert crop_scaled(ctx, 64, big, small) == (big, small)  # a window as large as the face: no crop
+
+
+def test_an_upsampler_run_with_a_frozen_rm_learns_from_restored_faces(ms, tmp_path):
+    from dynface.training.curves import read_curve
+    from dynface.training.loop import train
+
+    deg = {"sigma": [1.0, 2.0], "scale": [1.0, 2.0], "noise": [0.0, 5.0], "jpeg": [60, 90]}
+    cfg = {**_up_config(tmp_path), "input_blur": None, "frozen": {"rm": str(ms / "rm.safetensors")}, "degradation": deg}
+    rm = load_network(ms / "rm.safetensors")
+    x = smooth_image(SIZE, seed=4).repeat(2, 1, 1, 1)
+    y = restored_input(x, 4, rm, cfg, step=7)
+    assert y.shape == (2, 3, SIZE // 4, SIZE // 4) and y.abs().max() <= 1
+    assert torch.equal(restored_input(x, 4, rm, cfg, step=7), y)  # seeded by the step: repeatable on resume
+    assert not torch.equal(restored_input(x, 4, rm, cfg, step=8), y)
+    run = tmp_path / "run"
+    train("up", cfg, run_dir=run, progress=False)
+    rows = read_curve(run / "curve.csv")
+    first = rows[0]  # scored on restored inputs: bicubic enlargement of the RM's output, not of the sharp face
+    assert first["psnr"] == pytest.approx(first["input_psnr"], abs=1e-4)
+    sharp = train("up", _up_config(tmp_path), run_dir=tmp_path / "sharp", progress=False)
+    assert sharp.exists()
+    assert read_curve(tmp_path / "sharp" / "curve.csv")[0]["input_psnr"] > first["input_psnr"]
+    assert rows[-1]["psnr"] != first["psnr"]
 
 
 @pytest.fixture(scope="module")

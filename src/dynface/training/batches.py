@@ -75,3 +75,14 @@ def crop_patch(ctx: Ctx, p: int, *images: torch.Tensor):
         return images, None
     top, left = ctx.batcher.randint(0, size - p + 1), ctx.batcher.randint(0, size - p + 1)
     return tuple(im[..., top:top + p, left:left + p] for im in images), coord_grid(size, b, top, left, p)
+
+
+def crop_scaled(ctx: Ctx, p: int, big: torch.Tensor, small: torch.Tensor):
+    """The same random window of an image (p x p) and of its smaller version (p/s x p/s, where
+    s = big size / small size), on the small image's pixel grid so both hold the same content."""
+    s = big.shape[-1] // small.shape[-1]
+    q, size = p // s, small.shape[-1]
+    if q >= size:
+        return big, small
+    top, left = ctx.batcher.randint(0, size - q + 1), ctx.batcher.randint(0, size - q + 1)
+    return big[..., s * top:s * (top + q), s * left:s * (left + q)], small[..., top:top + q, left:left + q]

@@ -76,7 +76,7 @@ class TrainConfig:
     init_from: dict | None = None        # {path, skip, zero}: training.loop.init_from
     init_tm: str | None = None           # SE: the TM's start
     init_sde: str | None = None          # SE: the SDE's start
-    frozen: dict | None = None           # helper networks {name: path}, no gradients
+    frozen: dict | None = None           # helper networks {name: path}, no gradients (se: rm; up: rm restores its inputs)
     dsst: str | None = None              # DGSA: the DSST table
     # losses
     fft_weight: float = 0.0              # RM: focal-frequency term

@@ -17,7 +17,8 @@ measured per kind:
          (faces_found, framed), and `last_samples` holds the first 64 for a sample grid.
 - idm:   the same x0_hat PSNRs with the condition, and PSNR / detail ratio of a 10-step sample.
 - se:    mean |sigma_hat - sigma*| against sigma* labels (Eq. 19) from the run's frozen RM.
-- up:    the face upsampler on the faces shrunk by its scale (and blurred, with `input_blur`): PSNR /
+- up:    the face upsampler on the faces shrunk by its scale (and blurred, with `input_blur`; or, with
+         a frozen `rm`, degraded and restored by it, as the full method hands them over): PSNR /
          SSIM / detail ratio at the output size, beside bicubic enlargement's.
 - dgsa:  the whole default restoration (DBLM, DSST, guided sampling with the candidate M_t of
          Eq. 12) of the first `dgsa_val_faces` faces, seed 0: PSNR, detail ratio and NIQE (from 96 px).
@@ -81,7 +82,10 @@ class Validator:
             from dynface.training.losses import upsampler_input
 
             scale = UpsamplerConfig(**cfg.arch).scale
-            self.y = upsampler_input(self.x, scale, None, None)
+            if "rm" in self.frozen:  # what the full method hands it: the degraded face restored by the RM
+                self.y = self._restored_val(scale)
+            else:
+                self.y = upsampler_input(self.x, scale, None, None)
             if cfg.input_blur:
                 mid = sum(map(float, cfg.input_blur)) / 2
                 self.y_soft = upsampler_input(self.x, scale, [mid, mid], lambda: 0.0)
@@ -96,6 +100,17 @@ class Validator:
         self._ref_feats = None  # prior with sample_kid: Inception features of the reference folders
         self.last_samples = None  # prior with sample_kid: the first 64 samples of the last evaluation
         self.device = torch.device("cpu")  # the scored network's (set per call)
+
+    def _restored_val(self, scale: int) -> torch.Tensor:
+        """The validation faces shrunk by `scale`, degraded once (fixed seed, the config's
+        `degradation:`) and restored by the frozen RM: the upsampler's input in the full method."""
+        small = resize(self.x, (self.x.shape[-2] // scale, self.x.shape[-1] // scale)).clamp(-1, 1)
+        dcfg = DegradationConfig.from_dict(self.cfg.degradation)
+        y = torch.cat([degrade_random(small[i:i + 1], dcfg, VAL_SEED, i)[0] for i in range(len(small))])
+        rm = self.frozen["rm"]
+        self.device = next(rm.parameters()).device
+        with torch.no_grad():
+            return self._forward(rm, y)
 
     @staticmethod
     def _modelset_degradation(kind: str, cfg: TrainConfig) -> dict | None:

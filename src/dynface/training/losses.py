@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from dynface.core.schedule import v_target
-from dynface.training.batches import Ctx, crop_patch, degrade_batch, pick_patch
+from dynface.training.batches import Ctx, crop_patch, crop_scaled, degrade_batch, pick_patch
 
 
 def min_snr_weights(schedule, t: torch.Tensor, gamma: float, prediction: str = "eps") -> torch.Tensor:
@@ -92,14 +92,32 @@ def upsampler_input(x: torch.Tensor, scale: int, blur: list | None, draw) -> tor
     return y.clamp(-1, 1)
 
 
+def restored_input(x: torch.Tensor, scale: int, restorer, cfg, step: int, device=None) -> torch.Tensor:
+    """The upsampler's input as the full method gives it: the face shrunk by `scale`, degraded as the
+    restorer was trained for (`degradation:`, seeds from the step as `degrade_batch`) and restored
+    by the frozen `restorer` (the RM), so the upsampler learns to sharpen restored faces."""
+    from dynface.core.imageio import resize
+
+    y = degrade_batch(resize(x, (x.shape[-2] // scale, x.shape[-1] // scale)).clamp(-1, 1), cfg, step)
+    with torch.no_grad():
+        dev = device or next(restorer.parameters()).device
+        return restorer(y.to(dev)).float().cpu().clamp(-1, 1)
+
+
 def loss_up(model, ctx: Ctx) -> torch.Tensor:
     """Face upsampler: a random `crop` window of the sharp face (at the output size) is the target,
-    its `upsampler_input` the input; the loss is the RM's (`restoration_loss`)."""
+    its `upsampler_input` the input -- or, with a frozen `rm`, the same window of the degraded face
+    restored by it (`restored_input`, whole face first); the loss is the RM's (`restoration_loss`)."""
     cfg = ctx.cfg
     x = ctx.batcher(cfg.batch)
-    if cfg.crop:
-        (x,), _ = crop_patch(ctx, cfg.crop, x)
-    y = upsampler_input(x, model.scale, cfg.input_blur, ctx.batcher.rand)
+    if "rm" in ctx.frozen:
+        y = restored_input(x, model.scale, ctx.frozen["rm"], cfg, ctx.step)
+        if cfg.crop:
+            x, y = crop_scaled(ctx, cfg.crop, x, y)
+    else:
+        if cfg.crop:
+            (x,), _ = crop_patch(ctx, cfg.crop, x)
+        y = upsampler_input(x, model.scale, cfg.input_blur, ctx.batcher.rand)
     x, y = ctx.on_device(x, y)
     return restoration_loss(model(y).float(), x, ctx)
 
