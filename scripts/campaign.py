@@ -543,7 +543,7 @@ def main(argv=None) -> int:
     ap.add_argument("command", choices=["start", "status", "stop", "export", "install", "warm", "bench"])
     ap.add_argument("run", nargs="*", help="install, warm: the run; bench: the runs to bench")
     ap.add_argument("--install", action="store_true", help="with export: replace embedded stages that got better")
-    ap.add_argument("--settings", default="input,RM only,+DGSA (full),IDM", help="with bench: its rows")
+    ap.add_argument("--settings", default="input,RM only,default,IDM", help="with bench: its rows")
     ap.add_argument("--limit", type=int, default=None, help="with bench: first N faces only")
     ap.add_argument("-o", "--output", default="campaign-bench", help="with bench: output folder")
     ap.add_argument("--clean-dir", default=str(ROOT.parent / "shared" / "data" / "val" / "clean"))

@@ -109,6 +109,19 @@ def test_bench_steps_group_runs_the_full_method_at_each_count(restorer, y):
         setting_names(restorer, ["steps=30"])
 
 
+def test_bench_ablation_runs_at_the_papers_setting_and_default_at_the_sets(restorer):
+    """The ablation rows (paper Table 3) pin fidelity to the method's own setting, so a model set's
+    preset fidelity cannot shift their guidance count; the "default" row leaves it to the set."""
+    from dynface.core.fidelity_control import FIDELITY_DEFAULT
+    from dynface.jobs.ablation import setting_names
+
+    rows = dict(setting_names(restorer))
+    assert list(rows)[:2] == ["input", "RM only"] and "default" in rows
+    for name in ("DM only", "+DBLM", "+multi", "+DSST", "+DGSA (full)"):
+        assert rows[name]["fidelity"] == FIDELITY_DEFAULT
+    assert "fidelity" not in rows["default"]
+
+
 def test_untrained_x0_residual_idm_returns_its_condition(restorer, y):
     """Known answer: an IDM whose output layer is zero predicts x0 = y at every step, so the whole
     ancestral chain (shared sampler, respaced) must end exactly at the degraded input."""

@@ -57,6 +57,27 @@ def test_default_fidelity_is_bit_exact(restorer, y):
     assert not torch.equal(base.images, run(restorer, y, fidelity=0.9).images)
 
 
+def test_a_model_sets_default_fidelity_applies_when_none_is_given(ms, tmp_path, restorer, y):
+    import json
+    import shutil
+
+    from dynface.modelset.folder import ModelError
+
+    root = tmp_path / "set"
+    shutil.copytree(ms, root)
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest.setdefault("defaults", {})["fidelity"] = 1.0
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    own = Restorer(ModelSet.load(root))
+    assert own.resolve(RestoreOptions()).fidelity == 1.0 and restorer.resolve(RestoreOptions()).fidelity is None
+    assert torch.equal(run(own, y).images, run(restorer, y, fidelity=1.0).images)
+    assert torch.equal(run(own, y, fidelity=0.0).images, run(restorer, y, fidelity=0.0).images)  # a given w wins
+    manifest["defaults"]["fidelity"] = 1.5
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="defaults.fidelity = 1.5 is not a finite number in 0..1"):
+        ModelSet.load(root)
+
+
 def test_fidelity_moves_start_step_and_guidances(restorer, y):
     r0, r5, r1 = run(restorer, y, fidelity=0.0), run(restorer, y), run(restorer, y, fidelity=1.0)
     assert (r1.t_start <= r5.t_start).all() and (r5.t_start <= r0.t_start).all()

@@ -82,7 +82,8 @@ class RestoreOptions:
         "channels_last (NHWC) memory layout for every network"))
     fidelity: float | None = field(default=None, metadata=_flag(  # None = default (core/fidelity_control.py)
         "1 = closest to the restoration network's output, 0 = most freedom for the prior "
-        f"(default: the method's own setting, {FIDELITY_DEFAULT:g}; docs/fidelity.md)", 0.0, 1.0, metavar="W"))
+        f"(default: the model set's, else the method's own setting, {FIDELITY_DEFAULT:g}; docs/fidelity.md)",
+        0.0, 1.0, metavar="W"))
     samples: int = field(default=1, metadata=_flag(  # K posterior samples in one batch; 1 = the plain restoration
         "draw K posterior samples in one batch and write their mean and per-pixel std heat map "
         "to uncertainty/ (default 1: no map)", 1, 64, metavar="K"))
@@ -134,8 +135,9 @@ class Restorer:
     def resolve(self, opt: RestoreOptions) -> RestoreOptions:
         ms = self.models
         lo, hi = ms.sigma_range
+        fidelity = ms.default("fidelity", None) if opt.fidelity is None else opt.fidelity  # the set's, else the method's
         opt = replace(opt, samples=check_samples(opt.samples),
-                      fidelity=None if opt.fidelity is None else check_fidelity(opt.fidelity))
+                      fidelity=None if fidelity is None else check_fidelity(fidelity))
         return replace(opt, precision=resolve_precision(opt.precision, ms.device),
                        steps=method_steps(ms, opt.method) if opt.steps is None else opt.steps,
                        zeta=ms.default("zeta", 0.3) if opt.zeta is None else opt.zeta,

@@ -23,7 +23,8 @@ MANIFEST_MAX_BYTES = 1 << 20       # a manifest is a few KB; a bigger "manifest"
 # manifest "defaults": (integer?, low, high) -- the ranges of the matching restore flags (pipeline.RestoreOptions)
 DEFAULT_RANGES = {"steps": (True, 1, 1000), "idm_steps": (True, 1, 1000), "n_guidance": (True, 1, 4),
                   "zeta": (False, 0.0, 100.0), "sigma_lr": (False, 0.0, 100.0),
-                  "guidance_spacing": (False, 0.0, 1000.0), "dm_sigma": (False, 0.0, 1000.0)}
+                  "guidance_spacing": (False, 0.0, 1000.0), "dm_sigma": (False, 0.0, 1000.0),
+                  "fidelity": (False, 0.0, 1.0)}
 
 
 class NetworkCheckError(DynfaceError, ValueError):
