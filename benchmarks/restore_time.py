@@ -53,6 +53,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     if not a.image.is_file():
         raise SystemExit(f"{a.image}: no such image (the README example lives in ../shared/data/val/real)")
+    from dynface.core.atomic import write_bytes
     from dynface.core.hardware import machine_header
 
     rows = []
@@ -65,9 +66,7 @@ def main(argv=None) -> int:
                        "", "| setting | median s | min s | max s |", "|---|---|---|---|", *rows, ""])
     print(table)
     a.output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = a.output.with_suffix(".tmp")
-    tmp.write_text(table)
-    tmp.replace(a.output)
+    write_bytes(a.output, table.encode())
     return 0
 
 

@@ -61,6 +61,13 @@ def sample_faces(imgs: list) -> dict:
             "framed": sum(c.ok for c in checks) / len(checks)}
 
 
+def degrade_val(x: torch.Tensor, degradation: dict | None) -> torch.Tensor:
+    """The validation faces degraded once with `degradation` ranges (None: the paper's), face i
+    with its own stream of the fixed VAL_SEED, so every evaluation sees the same pixels."""
+    dcfg = DegradationConfig.from_dict(degradation)
+    return torch.cat([degrade_random(x[i:i + 1], dcfg, VAL_SEED, i)[0] for i in range(len(x))])
+
+
 class Validator:
     """Scores a network of one kind on the fixed validation faces (see the module docstring)."""
 
@@ -82,35 +89,23 @@ class Validator:
             from dynface.training.losses import upsampler_input
 
             scale = UpsamplerConfig(**cfg.arch).scale
-            if "rm" in self.frozen:  # what the full method hands it: the degraded face restored by the RM
-                self.y = self._restored_val(scale)
-            else:
-                self.y = upsampler_input(self.x, scale, None, None)
+            self.y = upsampler_input(self.x, scale, None, None)
+            if "rm" in self.frozen:  # what the full method hands it: the shrunk face degraded and restored by the RM
+                rm = self.frozen["rm"]
+                self.y = self._forward(rm, degrade_val(self.y, cfg.degradation), next(rm.parameters()).device)
             if cfg.input_blur:
                 mid = sum(map(float, cfg.input_blur)) / 2
                 self.y_soft = upsampler_input(self.x, scale, [mid, mid], lambda: 0.0)
             bicubic = resize(self.y, tuple(self.x.shape[-2:])).clamp(-1, 1)  # what the untrained network gives
             self._bicubic = {"input_psnr": psnr(bicubic, self.x), "input_detail_ratio": detail_ratio(bicubic, self.x)}
         else:
-            dcfg = DegradationConfig.from_dict(cfg.degradation or self._modelset_degradation(kind, cfg))
-            self.y = torch.cat([degrade_random(self.x[i:i + 1], dcfg, VAL_SEED, i)[0] for i in range(len(self.x))])
+            self.y = degrade_val(self.x, cfg.degradation or self._modelset_degradation(kind, cfg))
         self.schedule = Schedule.linear()
         self._sigma_star = None
         self._models = None  # dgsa: the model set the candidate map is scored in (loaded once)
         self._ref_feats = None  # prior with sample_kid: Inception features of the reference folders
         self.last_samples = None  # prior with sample_kid: the first 64 samples of the last evaluation
         self.device = torch.device("cpu")  # the scored network's (set per call)
-
-    def _restored_val(self, scale: int) -> torch.Tensor:
-        """The validation faces shrunk by `scale`, degraded once (fixed seed, the config's
-        `degradation:`) and restored by the frozen RM: the upsampler's input in the full method."""
-        small = resize(self.x, (self.x.shape[-2] // scale, self.x.shape[-1] // scale)).clamp(-1, 1)
-        dcfg = DegradationConfig.from_dict(self.cfg.degradation)
-        y = torch.cat([degrade_random(small[i:i + 1], dcfg, VAL_SEED, i)[0] for i in range(len(small))])
-        rm = self.frozen["rm"]
-        self.device = next(rm.parameters()).device
-        with torch.no_grad():
-            return self._forward(rm, y)
 
     @staticmethod
     def _modelset_degradation(kind: str, cfg: TrainConfig) -> dict | None:
@@ -141,9 +136,12 @@ class Validator:
         finally:
             net.train(was)
 
-    def _forward(self, net, y: torch.Tensor) -> torch.Tensor:
-        """`net` on the inputs `y`, four at a time on its device, back on the CPU in [-1, 1]."""
-        return torch.cat([net(y[i:i + 4].to(self.device)).float().cpu() for i in range(0, len(y), 4)]).clamp(-1, 1)
+    @torch.no_grad()
+    def _forward(self, net, y: torch.Tensor, device=None) -> torch.Tensor:
+        """`net` on the inputs `y`, four at a time on its device (default: the scored network's), back
+        on the CPU in [-1, 1]."""
+        device = device or self.device
+        return torch.cat([net(y[i:i + 4].to(device)).float().cpu() for i in range(0, len(y), 4)]).clamp(-1, 1)
 
     def _rm(self, net) -> dict:
         out = self._forward(net, self.y)

@@ -92,16 +92,14 @@ def upsampler_input(x: torch.Tensor, scale: int, blur: list | None, draw) -> tor
     return y.clamp(-1, 1)
 
 
-def restored_input(x: torch.Tensor, scale: int, restorer, cfg, step: int, device=None) -> torch.Tensor:
-    """The upsampler's input as the full method gives it: the face shrunk by `scale`, degraded as the
-    restorer was trained for (`degradation:`, seeds from the step as `degrade_batch`) and restored
-    by the frozen `restorer` (the RM), so the upsampler learns to sharpen restored faces."""
-    from dynface.core.imageio import resize
-
-    y = degrade_batch(resize(x, (x.shape[-2] // scale, x.shape[-1] // scale)).clamp(-1, 1), cfg, step)
+def restored_input(x: torch.Tensor, scale: int, restorer, cfg, step: int) -> torch.Tensor:
+    """The upsampler's input as the full method gives it: the face shrunk by `scale`
+    (`upsampler_input`), degraded as the restorer was trained for (`degradation:`, seeds from the
+    step as `degrade_batch`) and restored by the frozen `restorer` (the RM, on its own device), so
+    the upsampler learns to sharpen restored faces."""
+    y = degrade_batch(upsampler_input(x, scale, None, None), cfg, step)
     with torch.no_grad():
-        dev = device or next(restorer.parameters()).device
-        return restorer(y.to(dev)).float().cpu().clamp(-1, 1)
+        return restorer(y.to(next(restorer.parameters()).device)).float().cpu().clamp(-1, 1)
 
 
 def loss_up(model, ctx: Ctx) -> torch.Tensor:
