@@ -3,6 +3,7 @@ whole 512 px image and at 128 px, for one model set or several side by side.
 
     python benchmarks/aligned512.py ../shared/data/london --set shipped= --set rm_ffhq=DIR \\
         [--methods "RM only,DynFaceRestore"] [--limit 16] [-o table.md] [--grid grid.jpg]
+    # methods: RM only, DynFaceRestore, IDM, RM only + flip, DynFaceRestore + flip (--flip-average)
 
 `--set LABEL=DIR`: a model set folder (empty: the embedded set); its manifest's template decides
 how much of the aligned crop it restores (utkface: the inner face, pasted back; ffhq: all of it).
@@ -54,7 +55,9 @@ def main(argv=None) -> int:
 
     set_threads(a.threads)
     sets = [(label, ModelSet.load(folder or None)) for label, _, folder in (s.partition("=") for s in a.sets or ["shipped="])]
-    methods = {"RM only": "rm", "DynFaceRestore": None, "IDM": "idm"}
+    methods = {"RM only": {"method": "rm"}, "DynFaceRestore": {}, "IDM": {"method": "idm"},
+               "RM only + flip": {"method": "rm", "flip_average": True},
+               "DynFaceRestore + flip": {"flip_average": True}}
     wanted = [m.strip() for m in a.methods.split(",")]
     unknown = [m for m in wanted if m not in methods]
     if unknown:
@@ -65,7 +68,7 @@ def main(argv=None) -> int:
         rst, base = Restorer(ms), RestoreOptions.for_models(ms, seed=0)
         tmpl = template_for(ms.manifest.get("template", "utkface"), ms.size)
         for m in wanted:
-            opt = base if methods[m] is None else replace(base, method=methods[m])
+            opt = replace(base, **methods[m])
             restorers.append((f"{label}: {m}", make_restore_fn(rst, opt, show_steps=False), tmpl, ms.size))
     rows, images, truths = {"input": []}, {}, []
     faces_out = {"input": [], "truth": []}

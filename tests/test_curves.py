@@ -143,6 +143,32 @@ def test_prior_curve_scores_the_default_restoration_with_the_candidate_prior(tmp
     assert "restored_psnr" not in Validator("prior", {**cfg, "restore_val_faces": 0})(ms.nets["prior"])
 
 
+def test_prior_curve_restores_the_faces_of_restore_val_data_at_restore_fidelity(tmp_path):
+    """restore_val_data: the restored columns come from another folder's faces (degraded as the
+    curve's are); restore_fidelity: at that fidelity; the x0_hat columns keep the curve's faces."""
+    from tiny_models import make_tiny_modelset
+    from dynface.modelset.folder import ModelSet
+    from dynface.pipeline import RestoreOptions, Restorer
+    from dynface.training import data as data_mod
+    from dynface.training.curves import Validator, degrade_val
+
+    root = make_tiny_modelset(tmp_path / "set")
+    other = faces_with_val_split(tmp_path / "other", n_train=2, n_val=0)  # faces the curve does not score
+    deg = {"sigma": [0.1, 2.0], "scale": [1.0, 2.0], "noise": [0, 10], "jpeg": [60, 95]}
+    cfg = {"data": str(faces_with_val_split(tmp_path / "faces")), "size": SIZE, "val_faces": 3,
+           "restore_val_faces": 2, "cache_dir": str(tmp_path / "cache"), "modelset": str(root),
+           "degradation": deg, "restore_val_data": str(other), "restore_fidelity": 0.25}
+    ms = ModelSet.load(root)
+    v = Validator("prior", cfg)
+    scores = v(ms.nets["prior"])
+    x = data_mod.load_cache(other, SIZE, "all", cache_dir=str(tmp_path / "cache"), limit=2).float().div(127.5).sub(1)
+    want = Restorer(ms).restore(degrade_val(x, deg), RestoreOptions(seed=0, fidelity=0.25)).images.float().clamp(-1, 1)
+    assert scores["restored_psnr"] == pytest.approx(psnr(want, x), abs=1e-4)
+    plain = Validator("prior", {**cfg, "restore_val_data": None, "restore_fidelity": None})(ms.nets["prior"])
+    assert plain["restored_psnr"] != pytest.approx(scores["restored_psnr"], abs=1e-3)
+    assert plain["x0_psnr_t100"] == scores["x0_psnr_t100"]
+
+
 def test_a_config_without_degradation_scores_restorations_on_its_model_sets_degradation(tmp_path):
     """The prior's config degrades nothing, so its restored columns use the model set's manifest
     ranges (as the bench does), not the paper's 512-pixel defaults."""

@@ -72,6 +72,22 @@ def test_rm_only_and_bicubic(restorer, y):
     assert torch.equal(run(restorer, y, method="bicubic").images, y)
 
 
+def test_flip_average_is_mirror_equivariant(restorer, y):
+    """The flip-averaged RM is the mean of the network on the face and on its mirror (mirrored back),
+    so mirroring the input mirrors the output exactly, which the plain random network does not."""
+    net = restorer.models.nets["rm"]
+    avg = run(restorer, y, method="rm", flip_average=True).images
+    with torch.no_grad():
+        want = (0.5 * (net(y).float() + net(y.flip(-1)).float().flip(-1))).clamp(-1, 1)
+    assert torch.allclose(avg, want, atol=1e-6)
+    mirrored = run(restorer, y.flip(-1), method="rm", flip_average=True).images
+    assert torch.allclose(mirrored, avg.flip(-1), atol=1e-6)
+    plain = run(restorer, y, method="rm").images
+    assert not torch.allclose(run(restorer, y.flip(-1), method="rm").images, plain.flip(-1), atol=1e-4)
+    full, full_avg = run(restorer, y), run(restorer, y, flip_average=True)  # the guided chain starts from it
+    assert not torch.equal(full.images, full_avg.images)
+
+
 def test_missing_stage_is_a_clear_error(tmp_path, y):
     root = make_tiny_modelset(tmp_path / "nodgsa")
     (root / "dgsa.safetensors").unlink()

@@ -87,6 +87,9 @@ class RestoreOptions:
     samples: int = field(default=1, metadata=_flag(  # K posterior samples in one batch; 1 = the plain restoration
         "draw K posterior samples in one batch and write their mean and per-pixel std heat map "
         "to uncertainty/ (default 1: no map)", 1, 64, metavar="K"))
+    flip_average: bool = field(default=False, metadata=_flag(  # self-ensemble over the face's mirror image
+        "average the restoration network's output with its output for the mirrored face, mirrored back: "
+        "higher PSNR, a little less fine detail, twice the network's cost (docs/quality.md)"))
     upsample: bool = field(default=True, metadata=_flag(  # networks/upsampler.py, applied by restore_crops
         "enlarge restored faces with the model set's learned face upsampler (where it has one) "
         "instead of bicubically; off: faces come out at the working size"))
@@ -166,8 +169,11 @@ class Restorer:
     @torch.no_grad()
     def rm(self, y: torch.Tensor, opt: RestoreOptions | None = None) -> torch.Tensor:
         self.models.need("rm", why="the restoration network stage")
+        net = self.models.nets["rm"]
         with self.amp(opt) if opt is not None else nullcontext():
-            out = self.models.nets["rm"](y).float()
+            out = net(y).float()
+            if opt is not None and opt.flip_average:  # a face and its mirror: the same face, other errors
+                out = 0.5 * (out + net(y.flip(-1)).float().flip(-1))
         check_finite(out, "rm")
         return out.clamp(-1, 1)
 

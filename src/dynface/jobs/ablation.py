@@ -50,7 +50,8 @@ ABLATION = [
 ]
 FIDELITY_SWEEP = [(f"w={w:g}", dict(fidelity=w)) for w in (0.0, 0.25, 0.5, 0.75, 1.0)]
 STEPS_SWEEP = [(f"steps={n}", dict(steps=n)) for n in (25, 50, 100)]
-GROUPS = {"ablation": ABLATION, "fidelity": FIDELITY_SWEEP, "steps": STEPS_SWEEP}
+FLIP = [("RM only + flip", dict(method="rm", flip_average=True)), ("default + flip", dict(flip_average=True))]
+GROUPS = {"ablation": ABLATION, "fidelity": FIDELITY_SWEEP, "steps": STEPS_SWEEP, "flip": FLIP}
 ROWS = [row for group in GROUPS.values() for row in group]  # every row, in table order
 
 

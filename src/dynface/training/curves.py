@@ -11,6 +11,9 @@ measured per kind:
          `restore_val_faces` > 0 also the whole default restoration with the candidate prior (as
          dgsa below; columns restored_psnr, restored_detail_ratio, restored_niqe): x0_hat PSNR
          rewards the posterior mean, which is smoother, not the detail the prior should add.
+         `restore_val_data` restores faces of another folder instead (e.g. real val/clean faces
+         for a prior trained on generated ones), `restore_fidelity` at a fidelity other than the
+         set's default (the paper's 0.5 leaves the prior more to do than the embedded set's 1).
          With `sample_kid: {samples, steps, eta, references: [FOLDER, ...]}` also KID x 1000 of
          that many unconditional samples (seed fixed) against the faces of each reference folder
          (column kid_<folder name>), the shares of samples with a face found and with FFHQ framing
@@ -103,6 +106,7 @@ class Validator:
         self.schedule = Schedule.linear()
         self._sigma_star = None
         self._models = None  # dgsa: the model set the candidate map is scored in (loaded once)
+        self._restore_xy = None  # restore_val_data: its clean faces and their degraded inputs
         self._ref_feats = None  # prior with sample_kid: Inception features of the reference folders
         self.last_samples = None  # prior with sample_kid: the first 64 samples of the last evaluation
         self.device = torch.device("cpu")  # the scored network's (set per call)
@@ -241,11 +245,27 @@ class Validator:
             self._models.nets.update(self.frozen)
         self._models.nets[stage] = net
         self._models.to(self.device)
-        out = Restorer(self._models).restore(self.y[:n], RestoreOptions(seed=0)).images.float().clamp(-1, 1)
-        res = {"psnr": psnr(out, self.x[:n]), "detail_ratio": detail_ratio(out, self.x[:n])}
+        x, y = self._restore_faces(n)
+        opt = RestoreOptions(seed=0, fidelity=self.cfg.restore_fidelity)
+        out = Restorer(self._models).restore(y, opt).images.float().clamp(-1, 1)
+        res = {"psnr": psnr(out, x), "detail_ratio": detail_ratio(out, x)}
         if out.shape[-1] >= 96:  # NIQE's 96-pixel blocks
             res["niqe"] = sum(niqe(to_uint8(out[i])) for i in range(n)) / n
         return res
+
+    def _restore_faces(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first n clean faces and their degraded inputs for `_restored`: the curve's own, or those
+        of `restore_val_data` (degraded the same way), read once."""
+        if not self.cfg.restore_val_data:
+            return self.x[:n], self.y[:n]
+        if self._restore_xy is None:
+            x = data_mod.load_cache(data_mod.expand(self.cfg.restore_val_data), self.cfg.size, "all",
+                                    cache_dir=self.cfg.cache_dir, limit=n)
+            if len(x) == 0:
+                raise data_mod.ImageError(f"{self.cfg.restore_val_data}: no faces to restore (restore_val_data)")
+            x = x.float().div(127.5).sub(1)
+            self._restore_xy = x, degrade_val(x, self.cfg.degradation or self._modelset_degradation(self.kind, self.cfg))
+        return self._restore_xy
 
     def _se(self, net) -> dict:
         from dynface.core.dblm import estimate_sigma
