@@ -5,6 +5,7 @@ import sys
 
 from dynface.cli.flags import add_number, add_runtime_options
 from dynface.pipeline import SEED_MAX
+from dynface.sampling.unconditional import SAMPLE_STEPS
 
 STEPS_MAX = 1000
 
@@ -15,7 +16,9 @@ def register(sub) -> None:
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--weights-dir", default=None, help="a model set folder (default: the embedded one)")
     p.add_argument("--prior", default=None, help="a prior .safetensors file instead (e.g. a training run's export)")
-    add_number(p, "--steps", lo=1, hi=STEPS_MAX, default=100, help="network evaluations, respaced from T-1")
+    add_number(p, "--steps", lo=1, hi=STEPS_MAX, default=SAMPLE_STEPS,
+               help=f"network evaluations, respaced from T-1 (default {SAMPLE_STEPS}: more give worse samples "
+                    "from the embedded prior, docs/quality.md)")
     add_number(p, "--eta", kind=float, lo=0.0, hi=1.0, default=1.0, help="1: ancestral DDPM, 0: DDIM")
     add_number(p, "--seed", lo=0, hi=SEED_MAX, default=0, help="sample k is a pure function of (seed, k)")
     add_number(p, "--batch", lo=1, hi=1024, default=8, help="samples per chain")

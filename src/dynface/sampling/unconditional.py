@@ -13,13 +13,16 @@ from dynface.sampling.chain import sample
 from dynface.sampling.denoiser import Denoiser
 
 
+SAMPLE_STEPS = 25  # ancestral steps: on the embedded prior, KID of its samples rises with more (docs/quality.md)
+
+
 def stream_seed(seed: int, k: int) -> int:
     """The noise-stream seed of sample k of run `seed` (a 63-bit mix of the pair)."""
     return (int(seed) * 0x9E3779B97F4A7C15 + int(k) * 0xBF58476D1CE4E5B9 + 1) % (2**63 - 1)
 
 
 @torch.no_grad()
-def sample_prior(net, size: int, indices, steps: int = 100, *, seed: int = 0, eta: float = 1.0,
+def sample_prior(net, size: int, indices, steps: int = SAMPLE_STEPS, *, seed: int = 0, eta: float = 1.0,
                  precision: str = "fp32", schedule: Schedule | None = None, device="cpu") -> torch.Tensor:
     """Samples `indices` (a list of ints) of run `seed`: (len, 3, size, size) in [-1, 1]."""
     schedule = schedule or Schedule.linear()

@@ -190,7 +190,7 @@ class Validator:
         from dynface.core.hardware import resolve_precision
         from dynface.core.imageio import to_uint8
         from dynface.metrics.fid import inception_features, kid_from_features
-        from dynface.sampling.unconditional import sample_prior
+        from dynface.sampling.unconditional import SAMPLE_STEPS, sample_prior
 
         unknown = set(sk) - {"samples", "steps", "eta", "batch", "references", "reference_faces"}
         if unknown:
@@ -199,7 +199,7 @@ class Validator:
         precision = resolve_precision(self.cfg.precision, self.device)
         batch, imgs = int(sk.get("batch", 32)), []
         for i in range(0, n, batch):
-            x = sample_prior(net, size, range(i, min(n, i + batch)), int(sk.get("steps", 25)), seed=VAL_SEED,
+            x = sample_prior(net, size, range(i, min(n, i + batch)), int(sk.get("steps", SAMPLE_STEPS)), seed=VAL_SEED,
                              eta=float(sk.get("eta", 1.0)), precision=precision, schedule=self.schedule,
                              device=self.device)
             imgs += [to_uint8(x[k:k + 1]) for k in range(len(x))]
