@@ -97,7 +97,7 @@ class TrainConfig:
     val_faces: int = 16
     val_data: str | None = None          # the folder whose first val_faces faces score the curves (None: the first source's val split)
     restore_val_faces: int = 0           # prior: faces restored with the model set per curve row
-    restore_val_data: str | None = None  # prior: the folder those faces come from (None: the curve's val faces)
+    restore_val_data: str | None = None  # prior, dgsa: the folder restored faces come from (None: the curve's val faces)
     restore_fidelity: float | None = None  # prior, dgsa: the fidelity they are restored at (None: the set's default)
     sample_kid: dict | None = None       # prior: KID of unconditional samples {samples, steps, eta, batch, references} (training/curves.py)
     dgsa_val_faces: int = 8

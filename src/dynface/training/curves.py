@@ -71,6 +71,14 @@ def degrade_val(x: torch.Tensor, degradation: dict | None) -> torch.Tensor:
     return torch.cat([degrade_random(x[i:i + 1], dcfg, VAL_SEED, i)[0] for i in range(len(x))])
 
 
+def read_faces(folder, split: str, cfg: TrainConfig, n: int, empty: str) -> torch.Tensor:
+    """The first n faces of `folder`'s `split` at the run's size, in [-1, 1] (ImageError `empty` if none)."""
+    x = data_mod.load_cache(folder, cfg.size, split, cache_dir=cfg.cache_dir, limit=n)
+    if len(x) == 0:
+        raise data_mod.ImageError(empty)
+    return x.float().div(127.5).sub(1)
+
+
 class Validator:
     """Scores a network of one kind on the fixed validation faces (see the module docstring)."""
 
@@ -81,11 +89,11 @@ class Validator:
         # all of a `val_data` folder kept apart from training (real faces judging a run on generated
         # ones), else the val split of the first source
         folder, split = (data_mod.expand(cfg.val_data), "all") if cfg.val_data else (data_mod.first_folder(cfg.data), "val")
-        x = data_mod.load_cache(folder, cfg.size, split, cache_dir=cfg.cache_dir, limit=n)
-        if len(x) == 0:  # a small folder whose name-hash split (about 2 %) holds no file
-            raise data_mod.ImageError(f"{folder}: no validation faces (its {split} split is empty); name a folder "
-                                      "kept apart from training with `val_data:`, or set eval_every: 0")
-        self.x = x.float().div(127.5).sub(1)
+        # a small folder whose name-hash split (about 2 %) may hold no file
+        self.x = read_faces(folder, split, cfg, n, f"{folder}: no validation faces (its {split} split is empty); "
+                            "name a folder kept apart from training with `val_data:`, or set eval_every: 0")
+        # the ranges restorations are scored on (the config's, else the model set's where it restores)
+        self.degradation = cfg.degradation or self._modelset_degradation(kind, cfg)
         self.y_soft = None  # up with `input_blur`: the shrunk faces blurred by the middle of its range
         if kind == "up":  # the faces shrunk by the upsampler's scale: enlarging a sharp small face
             from dynface.networks.upsampler import UpsamplerConfig
@@ -102,7 +110,7 @@ class Validator:
             bicubic = resize(self.y, tuple(self.x.shape[-2:])).clamp(-1, 1)  # what the untrained network gives
             self._bicubic = {"input_psnr": psnr(bicubic, self.x), "input_detail_ratio": detail_ratio(bicubic, self.x)}
         else:
-            self.y = degrade_val(self.x, cfg.degradation or self._modelset_degradation(kind, cfg))
+            self.y = degrade_val(self.x, self.degradation)
         self.schedule = Schedule.linear()
         self._sigma_star = None
         self._models = None  # dgsa: the model set the candidate map is scored in (loaded once)
@@ -259,12 +267,9 @@ class Validator:
         if not self.cfg.restore_val_data:
             return self.x[:n], self.y[:n]
         if self._restore_xy is None:
-            x = data_mod.load_cache(data_mod.expand(self.cfg.restore_val_data), self.cfg.size, "all",
-                                    cache_dir=self.cfg.cache_dir, limit=n)
-            if len(x) == 0:
-                raise data_mod.ImageError(f"{self.cfg.restore_val_data}: no faces to restore (restore_val_data)")
-            x = x.float().div(127.5).sub(1)
-            self._restore_xy = x, degrade_val(x, self.cfg.degradation or self._modelset_degradation(self.kind, self.cfg))
+            folder = self.cfg.restore_val_data
+            x = read_faces(data_mod.expand(folder), "all", self.cfg, n, f"{folder}: no faces to restore (restore_val_data)")
+            self._restore_xy = x, degrade_val(x, self.degradation)
         return self._restore_xy
 
     def _se(self, net) -> dict:
