@@ -28,7 +28,7 @@ def tiny_runs(tmp: Path) -> dict:
               "cache_dir": str(tmp / "cache"), "degradation": DEGRADATION}
     frozen = {k: str(root / f"{k}.safetensors") for k in ("prior", "rm", "tm", "sde")}
     patch = {"sizes": [16, 32], "probs": [0.5, 0.5]}
-    return {
+    runs = {
         "rm": {**common, "seed": 1, "batch": 2, "fft_weight": 0.5, "feature_weight": 0.05, "crop": SIZE - 4,
                "gan": {"weight": 0.01, "channels": 8}, "init_from": {"path": str(shipped_rm(tmp))}, "arch": ARCH["rm"]},
         "prior": {**common, "seed": 4, "batch": 4, "patch": patch, "restore_val_faces": 2, "modelset": str(root),
@@ -41,6 +41,8 @@ def tiny_runs(tmp: Path) -> dict:
                  "eps": 0.025, "zeta": 0.5, "sampler_steps": 4, "modelset": str(root), "dsst": str(root / "dsst.json"),
                  "init_from": {"path": str(root / "dgsa.safetensors")}, "frozen": frozen, "arch": ARCH["dgsa"]},
     }
+    runs["dgsa-chain"] = {**runs["dgsa"], "dgsa_states": "chain"}  # kind dgsa, states of running chains
+    return runs
 
 
 def test_on_device_is_the_identity_on_the_cpu():
@@ -60,12 +62,13 @@ def test_an_unavailable_device_is_one_clear_error_before_anything_is_written(tmp
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("kind", ["rm", "prior", "idm", "se", "dgsa"])
-def test_every_kind_resumes_bit_for_bit_with_its_curve(tmp_path, kind):
+@pytest.mark.parametrize("name", ["rm", "prior", "idm", "se", "dgsa", "dgsa-chain"])
+def test_every_kind_resumes_bit_for_bit_with_its_curve(tmp_path, name):
     """Building the frozen networks, and the model set the prior's and DGSA's validators load at
     their first evaluation in a process, must draw nothing from the run's random streams after they
-    are restored, or a resumed run leaves the straight one there."""
-    cfg = {**tiny_runs(tmp_path)[kind], "iters": 6, "ckpt_every": 1}
+    are restored, or a resumed run leaves the straight one there (DGSA's running chains included)."""
+    kind = name.split("-")[0]
+    cfg = {**tiny_runs(tmp_path)[name], "iters": 6, "ckpt_every": 1}
     train(kind, cfg, run_dir=tmp_path / "straight", progress=False)
     train(kind, cfg, run_dir=tmp_path / "resumed", progress=False, iters=3)
     train(kind, cfg, run_dir=tmp_path / "resumed", progress=False, resume=True)  # loads the set at step 4
@@ -75,6 +78,9 @@ def test_every_kind_resumes_bit_for_bit_with_its_curve(tmp_path, kind):
         assert torch.equal(a["model"][k], b["model"][k]), k
         assert torch.equal(a["ema"][k], b["ema"][k]), k
     assert torch.equal(a["torch_rng"], b["torch_rng"])
+    assert a["loss_state"].keys() == b["loss_state"].keys()
+    for k in a["loss_state"]:
+        assert torch.equal(a["loss_state"][k], b["loss_state"][k]), k
     curves = [read_curve(tmp_path / d / "curve.csv") for d in ("straight", "resumed")]
     start = curves[0][0]["step"]  # the weights the run starts from (their iterations count)
     scores = [[{k: v for k, v in r.items() if k != "wall_h"} for r in rows if r["step"] != start + 3]
@@ -83,9 +89,10 @@ def test_every_kind_resumes_bit_for_bit_with_its_curve(tmp_path, kind):
 
 
 @pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
-@pytest.mark.parametrize("kind", ["rm", "prior", "idm", "se", "dgsa"])
-def test_a_gpu_run_resumes_on_the_cpu_and_follows_the_cpu_run(tmp_path, kind):
-    cfg = tiny_runs(tmp_path)[kind]
+@pytest.mark.parametrize("name", ["rm", "prior", "idm", "se", "dgsa", "dgsa-chain"])
+def test_a_gpu_run_resumes_on_the_cpu_and_follows_the_cpu_run(tmp_path, name):
+    kind = name.split("-")[0]
+    cfg = tiny_runs(tmp_path)[name]
     train(kind, cfg, run_dir=tmp_path / "cpu", progress=False)
     train(kind, cfg, run_dir=tmp_path / "mixed", progress=False, iters=2, device="cuda")
     half = load_torch_file(tmp_path / "mixed" / "ckpt.pt")  # written on the GPU, read on the CPU
@@ -100,3 +107,36 @@ def test_a_gpu_run_resumes_on_the_cpu_and_follows_the_cpu_run(tmp_path, kind):
     assert read_metadata(out)["run_iters"] == 4
     gpu_only = train(kind, cfg, run_dir=tmp_path / "gpu", progress=False, device="cuda")
     assert read_metadata(gpu_only)["gpu"] == torch.cuda.get_device_name()
+
+
+def test_dgsa_chain_states_are_the_steps_of_running_chains(tmp_path):
+    """`dgsa_states: chain`: each slot of the batch is a chain that starts at its DSST step t* with
+    x_{t*} = q(y_g, t*), takes the kept steps of the respaced chain from t* one per iteration, and is
+    replaced by a new face once it has taken its last step (to t = 0)."""
+    from dynface.core.schedule import space_timesteps
+    from dynface.training.loop import TrainLoop
+
+    cfg = {**tiny_runs(tmp_path)["dgsa-chain"], "iters": 12, "eval_every": 0, "stage1_iters": 0}
+    loop = TrainLoop("dgsa", cfg, run_dir=tmp_path / "run", progress=False)
+    assert loop.ctx.state == {}
+    loop.run_step()
+    st = loop.ctx.state
+    assert st["j"].tolist() == [1, 1] and st["x_t"].shape == st["x"].shape == (2, 3, SIZE, SIZE)
+    refills = 0
+    for _ in range(10):
+        before, drawn = {k: v.clone() for k, v in st.items()}, loop.batcher.drawn
+        loop.run_step()
+        st = loop.ctx.state
+        finished = 0
+        for i in range(2):
+            kept = space_timesteps(1000, 4, start=int(before["t_star"][i]))
+            if before["j"][i] == len(kept):  # finished: a new face drawn, started and stepped once
+                finished += 1
+                assert st["j"][i] == 1
+            else:  # the same chain, one step further, from the state the last step left
+                assert st["j"][i] == before["j"][i] + 1
+                assert torch.equal(st["x"][i], before["x"][i]) and torch.equal(st["t_star"][i], before["t_star"][i])
+                assert not torch.equal(st["x_t"][i], before["x_t"][i])
+        assert loop.batcher.drawn - drawn == finished  # only finished chains take new faces
+        refills += finished
+    assert refills >= 2 and torch.isfinite(st["x_t"]).all()

@@ -14,7 +14,8 @@ from dynface.training.data import Batcher
 @dataclass
 class Ctx:
     """What a loss function sees: config, batcher, schedule, frozen helper networks, step, the
-    critic of an adversarial loss (None without one) and the device the networks live on.
+    critic of an adversarial loss (None without one), the device the networks live on and the
+    loss's own state between steps (DGSA's running chains).
 
     Batches, degradations and every random draw are made on the CPU (the batcher's generator and
     torch's CPU stream, both in the checkpoint), then moved with `on_device`: a run is the same on
@@ -28,6 +29,7 @@ class Ctx:
     adversary: object = None       # training/adversarial.Adversary when the config has `gan:`
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     channels_last: bool = False    # config `channels_last`: 4-D inputs in NHWC (the layout oneDNN convolves fastest)
+    state: dict = field(default_factory=dict)  # what a loss carries from step to step (CPU tensors; checkpointed)
 
     def __post_init__(self):
         self.cfg = TrainConfig.of(self.cfg)

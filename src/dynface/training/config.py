@@ -22,6 +22,7 @@ from dynface.errors import DynfaceError
 KINDS = ("prior", "rm", "se", "dgsa", "idm", "up")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 PERCEPTUAL = ("ssim", "inception")  # DGSA's L_perc (a stand-in for DISTS); the first is the default
+DGSA_STATES = ("forward", "chain")  # where DGSA's training states x_t come from (training/dgsa_loss.py); the first is the default
 YAML_NAMES = {"lambda_": "lambda"}  # a field whose YAML key is a Python keyword
 
 
@@ -89,6 +90,7 @@ class TrainConfig:
     sampler_steps: int | None = None     # DGSA: respaced chain length
     zeta: float | None = None            # DGSA: guidance step ζ
     perceptual: str = PERCEPTUAL[0]      # DGSA: ssim | inception
+    dgsa_states: str = DGSA_STATES[0]    # DGSA: forward (x_t = q(y_g), Eq. 24) | chain (states of running guided chains)
     # bookkeeping
     run_dir: str | None = None
     log_every: int = 25
@@ -169,6 +171,8 @@ class TrainConfig:
             raise ConfigError(f"precision {self.precision!r}: choose from {', '.join(PRECISIONS)}")
         if self.perceptual not in PERCEPTUAL:
             raise ConfigError(f"dgsa `perceptual: {self.perceptual}`: choose from {', '.join(PERCEPTUAL)}")
+        if self.dgsa_states not in DGSA_STATES:
+            raise ConfigError(f"dgsa `dgsa_states: {self.dgsa_states}`: choose from {', '.join(DGSA_STATES)}")
         if self.ema is not None and not 0.0 <= self.ema < 1.0:
             raise ConfigError(f"ema {self.ema}: a decay in [0, 1)")
 

@@ -10,6 +10,14 @@ rewards fidelity and smoothness; "inception", the deep-feature distance of the F
 network (training/feature_loss.py; not DISTS, not LPIPS), which like DISTS compares deep features
 and so also sees texture (the SSIM-trained map lowers detail and raises NIQE).
 Stage 1 (first `stage1_iters`) guides with the true k_sigma* x; stage 2 with y_g from DBLM.
+
+Where the state x_t of the step comes from (config `dgsa_states`):
+- forward (the paper's Eq. 24): x_t = q(y_g, t) at a random step t of the respaced chain from t*;
+- chain: x_t is the state of a running guided chain. The batch is a pool of chains, each started
+  as at inference (x_{t*} = q(y_g, t*)) and advanced one step per iteration by the guided step with
+  the map being trained, so M also learns on the states its own earlier steps lead to (off the
+  q(y_g) manifold, where a map trained on forward states alone can let the chain drift). A chain
+  that reaches x_0 is replaced by a fresh face. The pool lives in `ctx.state` and is checkpointed.
 """
 from __future__ import annotations
 
@@ -57,36 +65,114 @@ def _objective(x0_hat: torch.Tensor, x: torch.Tensor, perceptual: str) -> torch.
 
 
 def dgsa_loss(model, ctx) -> torch.Tensor:
+    """The loss of one batch: one guided step (Eq. 12) from each state, scored by Eq. 24."""
+    if ctx.cfg.dgsa_states == "chain":
+        return _chain_loss(model, ctx)
+    return _forward_loss(model, ctx)
+
+
+def _guidance_images(x: torch.Tensor, ctx):
+    """(x, y_g, sigma, t*) of clean faces x (CPU): degraded with the step's seeds, restored by the
+    frozen RM, the guidance image y_g (stage 1: k_sigma* x; stage 2: DBLM, k_sigma_hat RM(y)) and
+    DSST's start step. x is returned on the networks' device, the rest too."""
     from dynface.training.batches import degrade_batch
 
-    cfg, fz, sched = ctx.cfg, ctx.frozen, ctx.schedule
-    prior, rm, dsst = fz["prior"], fz["rm"], fz["dsst"]
+    cfg, fz = ctx.cfg, ctx.frozen
     smin, smax, n = cfg.sigma_grid
-    x = ctx.batcher(cfg.batch)
-    b = x.shape[0]
     with torch.no_grad(), torch.autocast(ctx.device.type, enabled=False):
         y = degrade_batch(x, cfg, ctx.step)
         x, y = ctx.on_device(x, y)
-        r = rm(y).clamp(-1, 1).float()
+        r = fz["rm"](y).clamp(-1, 1).float()
         if ctx.step < cfg.stage1_iters:
             sig = sigma_star(x, r, sigma_grid(smin, smax, int(n)), cfg.eps)
             y_g = gaussian_blur(x, sig)
         else:
             sig = fz["sde"](fz["tm"](y)).float().clamp(smin, smax)
             y_g = gaussian_blur(r, sig)
-        t_star = dsst.lookup(sig)
-        t, t_prev = [], []
-        for i in range(b):  # a random step of the default respaced chain starting at t*
-            steps = space_timesteps(sched.num_steps, cfg.sampler_steps, start=int(t_star[i]))
-            j = ctx.batcher.randint(0, len(steps))
-            t.append(steps[j])
-            t_prev.append(steps[j + 1] if j + 1 < len(steps) else -1)
-        t, t_prev = torch.tensor(t), torch.tensor(t_prev)
-        abar_t = sched.abar(t)
-        abar_p = torch.where(t_prev >= 0, sched.abar(t_prev.clamp_min(0)), torch.ones(b))
+    return x, y_g, sig, fz["dsst"].lookup(sig)
+
+
+def _chain_steps(ctx, t_star: int) -> list[int]:
+    """The kept steps of the respaced chain from t* (what the sampler runs at inference)."""
+    return space_timesteps(ctx.schedule.num_steps, ctx.cfg.sampler_steps, start=int(t_star))
+
+
+def _forward_loss(model, ctx) -> torch.Tensor:
+    """Eq. 24's states: x_t = q(y_g, t) at a random step t of each face's chain."""
+    sched = ctx.schedule
+    x, y_g, sig, t_star = _guidance_images(ctx.batcher(ctx.cfg.batch), ctx)
+    b = x.shape[0]
+    t, t_prev = [], []
+    for i in range(b):  # a random step of the default respaced chain starting at t*
+        steps = _chain_steps(ctx, t_star[i])
+        j = ctx.batcher.randint(0, len(steps))
+        t.append(steps[j])
+        t_prev.append(steps[j + 1] if j + 1 < len(steps) else -1)
+    with torch.no_grad():
         noise = torch.randn(y_g.shape, dtype=y_g.dtype)  # CPU draws (Ctx): the same on every device
-        t, t_prev, abar_t, abar_p, noise = ctx.on_device(t, t_prev, abar_t, abar_p, noise)
+        t, t_prev, noise = ctx.on_device(torch.tensor(t), torch.tensor(t_prev), noise)
         x_t = sched.q_sample(y_g, t, noise)
+    x0_prev, _ = guided_step(model, ctx, x_t, t, t_prev, y_g, sig)
+    return dgsa_objective(x0_prev.float(), x, ctx.cfg.perceptual)
+
+
+CHAIN_KEYS = ("x", "y_g", "sig", "t_star", "j", "x_t")  # the pool of running chains in ctx.state
+
+
+def _chain_loss(model, ctx) -> torch.Tensor:
+    """States of running chains: refill the chains that reached x_0, take one guided step of each
+    with the map being trained, score it, and keep x_{t-1} (detached) as the chain's next state."""
+    st = _refill_chains(ctx)
+    x, y_g, sig, x_t = ctx.on_device(st["x"], st["y_g"], st["sig"], st["x_t"])
+    t, t_prev = [], []
+    for ts, j in zip(st["t_star"].tolist(), st["j"].tolist()):
+        steps = _chain_steps(ctx, ts)
+        t.append(steps[j])
+        t_prev.append(steps[j + 1] if j + 1 < len(steps) else -1)
+    t, t_prev = ctx.on_device(torch.tensor(t), torch.tensor(t_prev))
+    x0_prev, x_prev = guided_step(model, ctx, x_t, t, t_prev, y_g, sig)
+    st["x_t"] = x_prev.detach().float().cpu()
+    st["j"] = st["j"] + 1
+    return dgsa_objective(x0_prev.float(), x, ctx.cfg.perceptual)
+
+
+def _refill_chains(ctx) -> dict:
+    """ctx.state's pool of `batch` chains, every finished (or missing) one replaced by a new face
+    started at its DSST step: x_{t*} = q(y_g, t*) (sampling/chain.start_from_guidance)."""
+    st, b = ctx.state, ctx.cfg.batch
+    if not all(k in st for k in CHAIN_KEYS) or st["x"].shape[0] != b:
+        st.clear()
+        done = list(range(b))
+    else:
+        done = [i for i, (ts, j) in enumerate(zip(st["t_star"].tolist(), st["j"].tolist()))
+                if j >= len(_chain_steps(ctx, ts))]
+    if not done:
+        return st
+    x, y_g, sig, t_star = _guidance_images(ctx.batcher(len(done)), ctx)
+    with torch.no_grad():
+        noise = torch.randn(y_g.shape, dtype=y_g.dtype)
+        x_t = ctx.schedule.q_sample(y_g, t_star.to(y_g.device), *ctx.on_device(noise))
+    new = {"x": x, "y_g": y_g, "sig": sig, "t_star": t_star, "j": torch.zeros(len(done), dtype=torch.long),
+           "x_t": x_t}
+    new = {k: v.detach().float().cpu() if v.is_floating_point() else v.detach().long().cpu() for k, v in new.items()}
+    if not st:
+        st.update(new)
+        return st
+    idx = torch.tensor(done)
+    for k in CHAIN_KEYS:
+        st[k] = st[k].clone()
+        st[k][idx] = new[k]
+    return st
+
+
+def guided_step(model, ctx, x_t, t, t_prev, y_g, sig) -> tuple[torch.Tensor, torch.Tensor]:
+    """The sampler's guided step from x_t at t to t_prev (-1: the chain's last step) with the map
+    `model` (Eq. 5, 6, 12), and the Tweedie estimate at t_prev that Eq. 24 scores: (x0_prev, x_prev)."""
+    cfg, sched, prior = ctx.cfg, ctx.schedule, ctx.frozen["prior"]
+    smin, smax, _ = cfg.sigma_grid
+    b = x_t.shape[0]
+    abar_t = sched.abar(t)
+    abar_p = torch.where(t_prev >= 0, sched.abar(t_prev.clamp_min(0)), torch.ones(b, device=abar_t.device))
     # guidance gradient through the frozen prior (Eq. 5)
     with torch.enable_grad():
         xin = x_t.detach().requires_grad_(True)
@@ -100,4 +186,4 @@ def dgsa_loss(model, ctx) -> torch.Tensor:
     x_prev = step.apply(x_prime, g_x, m)  # Eq. 12: the sampler's guided step
     eps2, _ = prior(x_prev, t_prev.clamp_min(0))
     x0_prev = torch.where((t_prev >= 0).reshape(-1, 1, 1, 1), tweedie_x0(x_prev, eps2.float(), abar_p), x_prev)
-    return dgsa_objective(x0_prev.float(), x, cfg.perceptual)
+    return x0_prev, x_prev

@@ -107,13 +107,15 @@ def step_stats(d: Dist, loss: torch.Tensor, drawn: int) -> tuple[float, int]:
     return t[0].item() / d.world, int(round(t[1].item()))
 
 
-def rank_states(d: Dist, batcher) -> list[dict] | None:
-    """Every rank's RNG states and draw count, gathered for rank 0's checkpoint (None in one process)."""
+def rank_states(d: Dist, batcher, loss_state: dict | None = None) -> list[dict] | None:
+    """Every rank's RNG states, draw count and loss state (Ctx.state), gathered for rank 0's
+    checkpoint (None in one process)."""
     if d.world == 1:
         return None
     import torch.distributed as dist
 
-    mine = {"batcher_rng": batcher.state(), "torch_rng": torch.get_rng_state(), "drawn": batcher.drawn}
+    mine = {"batcher_rng": batcher.state(), "torch_rng": torch.get_rng_state(), "drawn": batcher.drawn,
+            "loss_state": loss_state or {}}
     states = [None] * d.world
     dist.all_gather_object(states, mine)
     return states
@@ -137,6 +139,15 @@ def restore_rng(d: Dist, ck: dict, batcher, seed: int) -> None:
         batcher.gen.manual_seed(fresh)
         torch.manual_seed(fresh)
         batcher.drawn = 0
+
+
+def restore_loss_state(d: Dist, ck: dict) -> dict:
+    """This rank's loss state (Ctx.state) from a checkpoint: its own where the world size is the
+    same, rank 0's single one otherwise, and a fresh (empty) one for the other ranks."""
+    ranks = ck.get("ranks")
+    if ranks is not None and len(ranks) == d.world:
+        return dict(ranks[d.rank].get("loss_state") or {})
+    return dict(ck.get("loss_state") or {}) if d.rank == 0 else {}
 
 
 def load_checkpoint(d: Dist, path, loader) -> dict | None:

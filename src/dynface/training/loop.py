@@ -292,6 +292,8 @@ class TrainLoop:
                        channels_last=cfg.channels_last)
         if ck is not None and self.ctx.adversary is not None and ck.get("adversary") is not None:
             self.ctx.adversary.load_state_dict(ck["adversary"])
+        if ck is not None:
+            self.ctx.state = distributed.restore_loss_state(self.dd, ck)
         self.step_loss = distributed.loss_step(self.dd, self.model, LOSSES[kind], self.ctx, find_unused=kind == "se")
 
     # ------------------------------------------------------------ one step
@@ -344,7 +346,7 @@ class TrainLoop:
 
     def save(self) -> None:
         """The checkpoint (`ckpt.pt`, atomic): every rank takes part, rank 0 writes."""
-        ranks = distributed.rank_states(self.dd, self.batcher)
+        ranks = distributed.rank_states(self.dd, self.batcher, self.ctx.state)
         if self.dd.main:
             adv = self.ctx.adversary
             save_torch_file({"step": self.step, "wall": self.wall, "images": self.images_seen, "base": self.base,
@@ -353,6 +355,7 @@ class TrainLoop:
                              "opt": self.opt.state_dict(),
                              "batcher_rng": self.batcher.state(), "torch_rng": torch.get_rng_state(),
                              "adversary": adv.state_dict() if adv is not None else None,
+                             "loss_state": self.ctx.state,
                              **({"ranks": ranks} if ranks else {})}, self.ckpt_path)
 
     def evaluate(self) -> None:
