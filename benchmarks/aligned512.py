@@ -3,7 +3,8 @@ whole 512 px image and at 128 px, for one model set or several side by side.
 
     python benchmarks/aligned512.py ../shared/data/london --set shipped= --set rm_ffhq=DIR \\
         [--methods "RM only,DynFaceRestore"] [--limit 16] [-o table.md] [--grid grid.jpg]
-    # methods: RM only, DynFaceRestore, IDM, RM only + flip, DynFaceRestore + flip (--flip-average)
+    # methods: RM only, DynFaceRestore, IDM, RM only + flip, DynFaceRestore + flip (--flip-average),
+    #          DynFaceRestore + result upsampled (--upsample-detail result)
 
 `--set LABEL=DIR`: a model set folder (empty: the embedded set); its manifest's template decides
 how much of the aligned crop it restores (utkface: the inner face, pasted back; ffhq: all of it).
@@ -57,7 +58,8 @@ def main(argv=None) -> int:
     sets = [(label, ModelSet.load(folder or None)) for label, _, folder in (s.partition("=") for s in a.sets or ["shipped="])]
     methods = {"RM only": {"method": "rm"}, "DynFaceRestore": {}, "IDM": {"method": "idm"},
                "RM only + flip": {"method": "rm", "flip_average": True},
-               "DynFaceRestore + flip": {"flip_average": True}}
+               "DynFaceRestore + flip": {"flip_average": True},
+               "DynFaceRestore + result upsampled": {"upsample_detail": "result"}}
     wanted = [m.strip() for m in a.methods.split(",")]
     unknown = [m for m in wanted if m not in methods]
     if unknown:

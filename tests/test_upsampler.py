@@ -171,3 +171,31 @@ def test_cli_restore_writes_upsampled_faces_into_a_same_size_photo(ms_up, tmp_pa
     assert main(["restore", *args, "--samples", "2", "-o", str(tmp_path / "o3")]) == 0
     mean = read_rgb(tmp_path / "o3" / "uncertainty" / "a_00_mean.png")
     assert mean.shape == (4 * SIZE, 4 * SIZE, 3)  # the maps come at the restored face's size
+
+
+def test_upsample_detail_from_the_rm_puts_the_upsamplers_detail_on_the_enlarged_result(ms_up):
+    """`upsample_detail: rm`: bicubic(x) + up(r) - bicubic(r) for a full restoration x guided from r =
+    RM(y). An upsampler that is bicubic enlargement gives bicubic(x) in both modes (the detail it adds
+    is none); the restoration network alone (x = r) is enlarged the same way in both modes."""
+    restorer = Restorer(ModelSet.load(ms_up))
+    crop = smooth_image(SIZE, seed=7)
+    full = {m: restore_crops(restorer, [crop], RestoreOptions(precision="fp32", upsample_detail=m))
+            for m in ("result", "rm")}
+    (by_result, res), (by_rm, res_rm) = full["result"], full["rm"]
+    assert torch.equal(res.images, res_rm.images) and res.rm is not None and not torch.equal(res.rm, res.images)
+    up = restorer.models.nets["up"]
+    x, r = res.images, res.rm
+    assert torch.allclose(by_result[0], up(x).clamp(-1, 1), atol=1e-5)
+    bic = lambda z: F.interpolate(z, scale_factor=4, mode="bicubic", align_corners=False)
+    assert torch.allclose(by_rm[0], (bic(x - r) + up(r).clamp(-1, 1)).clamp(-1, 1), atol=1e-5)
+    assert not torch.allclose(by_rm[0], by_result[0], atol=1e-3)
+    plain = Restorer(ModelSet.load(ms_up))
+    plain.models.nets["up"] = FaceUpsampler(UpsamplerConfig(**UP_ARCH))  # untrained: bicubic enlargement
+    for m in ("result", "rm"):
+        out, _ = restore_crops(plain, [crop], RestoreOptions(precision="fp32", upsample_detail=m))
+        assert torch.allclose(out[0], bic(x).clamp(-1, 1), atol=1e-5), m
+    rm_only = [restore_crops(restorer, [crop], RestoreOptions(method="rm", upsample_detail=m))[0][0]
+               for m in ("result", "rm")]
+    assert torch.equal(*rm_only)
+    with pytest.raises(ValueError, match="upsample_detail"):
+        restore_crops(restorer, [crop], RestoreOptions(upsample_detail="noise"))

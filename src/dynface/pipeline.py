@@ -38,6 +38,7 @@ from dynface.sampling.denoiser import Denoiser, SampleStats
 from dynface.sampling.guidance import Guidance, GuidanceStep, GuidedModel
 
 
+UPSAMPLE_DETAIL = ("rm", "result")  # RestoreOptions.upsample_detail (Restorer.enlarge)
 SEED_MAX = 2**63 - 1  # torch.Generator.manual_seed takes a 64-bit value
 T_MAX = 999          # the last timestep of the 1000-step schedule every model set uses
 STEPS_MAX = T_MAX + 1
@@ -93,6 +94,10 @@ class RestoreOptions:
     upsample: bool = field(default=True, metadata=_flag(  # networks/upsampler.py, applied by restore_crops
         "enlarge restored faces with the model set's learned face upsampler (where it has one) "
         "instead of bicubically; off: faces come out at the working size"))
+    upsample_detail: str = field(default="rm", metadata=_flag(  # Restorer.enlarge
+        "what the face upsampler enlarges: rm (default), the restoration network's output (what the upsampler "
+        "learned from), its added detail put on the result enlarged bicubically; result, the final restoration "
+        "itself (smoother: docs/quality.md)", choices=UPSAMPLE_DETAIL))
 
     @classmethod
     def for_models(cls, models: ModelSet, **given) -> "RestoreOptions":
@@ -126,6 +131,7 @@ class RestoreResult:
     seconds: dict = field(default_factory=dict)
     nfe: int = 0
     samples: torch.Tensor | None = None    # (K, B, 3, S, S) when K = opt.samples > 1; images = samples[0]
+    rm: torch.Tensor | None = None         # (B, 3, S, S): the restoration network's output the result came from (DBLM's RM(y))
 
 
 class Restorer:
@@ -165,6 +171,24 @@ class Restorer:
             out = net(x.to(self.models.device)).float()
         check_finite(out, "upsampler")
         return out.clamp(-1, 1).to(x.device)
+
+    @torch.no_grad()
+    def enlarge(self, res: RestoreResult, opt: RestoreOptions) -> torch.Tensor:
+        """The restored faces of `res` enlarged by the face upsampler (`upsamples(opt)` must hold).
+
+        upsample_detail "rm", where the result came from the restoration network's output r:
+        bicubic(x) + up(r) - bicubic(r), the result enlarged bicubically plus the detail the upsampler
+        adds to r. The upsampler learned to enlarge RM outputs; the guided chain's result is smoother
+        than those, and enlarged itself it comes out with less fine detail (docs/quality.md)."""
+        x = res.images
+        if opt.upsample_detail not in UPSAMPLE_DETAIL:
+            raise ValueError(f"upsample_detail {opt.upsample_detail!r}: choose from {', '.join(UPSAMPLE_DETAIL)}")
+        if opt.upsample_detail == "result" or res.rm is None or torch.equal(res.rm, x):
+            return self.upsample(x, opt)
+        up_r = self.upsample(res.rm, opt)
+        residual = torch.nn.functional.interpolate(x.float() - res.rm.float(), size=up_r.shape[-2:], mode="bicubic",
+                                                   align_corners=False)
+        return (up_r + residual).clamp(-1, 1)
 
     @torch.no_grad()
     def rm(self, y: torch.Tensor, opt: RestoreOptions | None = None) -> torch.Tensor:
@@ -264,7 +288,8 @@ class Restorer:
         secs["total"] = time.perf_counter() - t0
         x = x.clamp(-1, 1).to(y_in.device)
         return RestoreResult(x[:b], sigma_hat, t_start[:b], sig_out[:, :b], secs, stats.nfe,
-                             samples=x.reshape(k, b, *x.shape[1:]) if k > 1 else None)
+                             samples=x.reshape(k, b, *x.shape[1:]) if k > 1 else None,
+                             rm=r.float().to(y_in.device) if opt.dblm else None)
 
     def _restore_idm(self, y, opt: RestoreOptions, progress=None, out_device=None) -> RestoreResult:
         self.models.need("idm", why="IDM (--method idm)")
@@ -324,7 +349,7 @@ def restore_crops(restorer: Restorer, crops: list[torch.Tensor], opt: RestoreOpt
     s = restorer.models.size
     batch = torch.cat([resize(c.float(), s) for c in crops])
     res = restorer.restore(batch, opt, progress)
-    images = restorer.upsample(res.images, opt) if restorer.upsamples(opt) else res.images
+    images = restorer.enlarge(res, opt) if restorer.upsamples(opt) else res.images
     outs = [resize(images[i:i + 1], _out_size(tuple(c.shape[-2:]), images.shape[-1])).clamp(-1, 1)
             for i, c in enumerate(crops)]
     return outs, res
