@@ -146,7 +146,8 @@ class Restorer:
         lo, hi = ms.sigma_range
         fidelity = ms.default("fidelity", None) if opt.fidelity is None else opt.fidelity  # the set's, else the method's
         opt = replace(opt, samples=check_samples(opt.samples),
-                      fidelity=None if fidelity is None else check_fidelity(fidelity))
+                      fidelity=None if fidelity is None else check_fidelity(fidelity),
+                      upsample_detail=check_upsample_detail(opt.upsample_detail))
         return replace(opt, precision=resolve_precision(opt.precision, ms.device),
                        steps=method_steps(ms, opt.method) if opt.steps is None else opt.steps,
                        zeta=ms.default("zeta", 0.3) if opt.zeta is None else opt.zeta,
@@ -181,9 +182,7 @@ class Restorer:
         adds to r. The upsampler learned to enlarge RM outputs; the guided chain's result is smoother
         than those, and enlarged itself it comes out with less fine detail (docs/quality.md)."""
         x = res.images
-        if opt.upsample_detail not in UPSAMPLE_DETAIL:
-            raise ValueError(f"upsample_detail {opt.upsample_detail!r}: choose from {', '.join(UPSAMPLE_DETAIL)}")
-        if opt.upsample_detail == "result" or res.rm is None or torch.equal(res.rm, x):
+        if check_upsample_detail(opt.upsample_detail) == "result" or res.rm is None or torch.equal(res.rm, x):
             return self.upsample(x, opt)
         up_r = self.upsample(res.rm, opt)
         residual = torch.nn.functional.interpolate(x.float() - res.rm.float(), size=up_r.shape[-2:], mode="bicubic",
@@ -309,6 +308,13 @@ class Restorer:
         x = x.clamp(-1, 1).to(out_device or x.device)
         return RestoreResult(x[:b], seconds=secs, nfe=stats.nfe,
                              samples=x.reshape(k, b, *x.shape[1:]) if k > 1 else None)
+
+
+def check_upsample_detail(v) -> str:
+    """v if it is one of UPSAMPLE_DETAIL, else ValueError with one line."""
+    if v not in UPSAMPLE_DETAIL:
+        raise ValueError(f"upsample_detail {v!r}: choose from {', '.join(UPSAMPLE_DETAIL)}")
+    return v
 
 
 class NonFiniteOutput(ModelError, ValueError):
