@@ -97,17 +97,21 @@ def _chain_steps(ctx, t_star: int) -> list[int]:
     return space_timesteps(ctx.schedule.num_steps, ctx.cfg.sampler_steps, start=int(t_star))
 
 
+def _step_pair(steps: list[int], j: int) -> tuple[int, int]:
+    """(t, t_prev) of step j of a chain's kept steps; t_prev = -1 after its last step."""
+    return steps[j], steps[j + 1] if j + 1 < len(steps) else -1
+
+
 def _forward_loss(model, ctx) -> torch.Tensor:
     """Eq. 24's states: x_t = q(y_g, t) at a random step t of each face's chain."""
     sched = ctx.schedule
     x, y_g, sig, t_star = _guidance_images(ctx.batcher(ctx.cfg.batch), ctx)
     b = x.shape[0]
-    t, t_prev = [], []
+    pairs = []
     for i in range(b):  # a random step of the default respaced chain starting at t*
         steps = _chain_steps(ctx, t_star[i])
-        j = ctx.batcher.randint(0, len(steps))
-        t.append(steps[j])
-        t_prev.append(steps[j + 1] if j + 1 < len(steps) else -1)
+        pairs.append(_step_pair(steps, ctx.batcher.randint(0, len(steps))))
+    t, t_prev = zip(*pairs)
     with torch.no_grad():
         noise = torch.randn(y_g.shape, dtype=y_g.dtype)  # CPU draws (Ctx): the same on every device
         t, t_prev, noise = ctx.on_device(torch.tensor(t), torch.tensor(t_prev), noise)
@@ -124,11 +128,7 @@ def _chain_loss(model, ctx) -> torch.Tensor:
     with the map being trained, score it, and keep x_{t-1} (detached) as the chain's next state."""
     st = _refill_chains(ctx)
     x, y_g, sig, x_t = ctx.on_device(st["x"], st["y_g"], st["sig"], st["x_t"])
-    t, t_prev = [], []
-    for ts, j in zip(st["t_star"].tolist(), st["j"].tolist()):
-        steps = _chain_steps(ctx, ts)
-        t.append(steps[j])
-        t_prev.append(steps[j + 1] if j + 1 < len(steps) else -1)
+    t, t_prev = zip(*(_step_pair(_chain_steps(ctx, ts), j) for ts, j in zip(st["t_star"].tolist(), st["j"].tolist())))
     t, t_prev = ctx.on_device(torch.tensor(t), torch.tensor(t_prev))
     x0_prev, x_prev = guided_step(model, ctx, x_t, t, t_prev, y_g, sig)
     st["x_t"] = x_prev.detach().float().cpu()
