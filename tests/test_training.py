@@ -1,6 +1,7 @@
 """Training: resume is bit-exact, IDM's x0-residual parameterisation and its start from the prior."""
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -153,6 +154,16 @@ def test_packaged_configs_name_existing_embedded_weights():
                 assert embedded_or_path(r).is_file(), (f.name, r)
                 found += 1
     assert found >= 4  # idm (init_from) and se_finetune (init_tm, init_sde, frozen rm)
+
+
+def test_weights_paths_expand_variables_like_data_paths(monkeypatch, tmp_path):
+    """`init_from: {path: $DYNFACE_RUNS/...}` names a file outside the tree as data paths do."""
+    from dynface.modelset.manifest import EMBEDDED_DIR, embedded_or_path
+
+    monkeypatch.setenv("DYNFACE_RUNS", str(tmp_path))
+    assert embedded_or_path("$DYNFACE_RUNS/init/rm.safetensors") == tmp_path / "init" / "rm.safetensors"
+    assert embedded_or_path("embedded:rm.safetensors") == EMBEDDED_DIR / "rm.safetensors"
+    assert embedded_or_path("campaign/warm/x.safetensors") == Path("campaign/warm/x.safetensors")
 
 
 def test_keep_sharpest_drops_the_blurred_faces_and_keeps_their_order():
