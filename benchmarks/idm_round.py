@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -41,7 +40,7 @@ from dynface.modelset.weights import load_torch_file
 from dynface.modelset.folder import ModelSet
 from dynface.pipeline import Restorer, RestoreOptions
 from dynface.training.config import TrainConfig
-from dynface.training.data import split_files
+from dynface.training.data import expand, split_files
 from dynface.training.loop import export, load_config, train
 
 
@@ -69,7 +68,7 @@ def arm_data(cfg: dict, real: str, folder: Path):
     norm = Path(real).resolve()
     out, found = [], False
     for d in data:
-        if Path(os.path.expandvars(str(d["path"]))).resolve() == norm:
+        if Path(expand(d["path"])).resolve() == norm:
             out.append({**d, "path": str(folder)})
             found = True
         else:
@@ -107,7 +106,8 @@ def main(argv=None):
 
     # 1. the first N real training faces, as they are and cleaned (same names: same split, same order)
     originals = split_files(a.real, "train")[: a.train_faces]
-    cleaner = restorer_with(base_final) if a.cleaner == "idm" else Restorer(ModelSet.load())
+    shipped = Restorer(ModelSet.load())
+    cleaner = restorer_with(base_final) if a.cleaner == "idm" else shipped
     cleaned, plain = work / f"cleaned-{a.cleaner}", work / "original"
     clean_folder(a.real, cleaned, cleaner, replace(opt, method=a.cleaner), split="train", limit=a.train_faces)
     plain.mkdir(parents=True, exist_ok=True)
@@ -142,8 +142,7 @@ def main(argv=None):
     gts = [to_uint8(t) for t in x]
     columns = [("input", [to_uint8(t) for t in y])]
     rows = [dict(model="degraded input", iters=0, **scores(columns[0][1], gts))]
-    rm = Restorer(ModelSet.load())
-    rm_out = [to_uint8(t) for t in rm.restore(y, RestoreOptions(method="rm")).images]
+    rm_out = [to_uint8(t) for t in shipped.restore(y, RestoreOptions(method="rm")).images]
     rows.append(dict(model="RM only (embedded)", iters=0, **scores(rm_out, gts)))
     for label, name, path, it in (("IDM start", "IDM start", base_final, done + start),
                                   ("control", f"+{a.iters} it, original faces (control)", arms["control"], done + start + a.iters),

@@ -164,6 +164,9 @@ def test_weights_paths_expand_variables_like_data_paths(monkeypatch, tmp_path):
     assert embedded_or_path("$DYNFACE_RUNS/init/rm.safetensors") == tmp_path / "init" / "rm.safetensors"
     assert embedded_or_path("embedded:rm.safetensors") == EMBEDDED_DIR / "rm.safetensors"
     assert embedded_or_path("campaign/warm/x.safetensors") == Path("campaign/warm/x.safetensors")
+    monkeypatch.delenv("DYNFACE_UNSET_FOR_TEST", raising=False)
+    with pytest.raises(ValueError, match="not set"):
+        embedded_or_path("$DYNFACE_UNSET_FOR_TEST/rm.safetensors")
 
 
 def test_keep_sharpest_drops_the_blurred_faces_and_keeps_their_order():

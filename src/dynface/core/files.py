@@ -15,6 +15,14 @@ from pathlib import Path
 from dynface.errors import DynfaceError
 
 
+def expand(path) -> str:
+    """A config path with $VARIABLES and ~ expanded; an unset variable is an error, not a literal."""
+    out = os.path.expanduser(os.path.expandvars(str(path)))
+    if "$" in out:
+        raise ValueError(f"{path}: names an environment variable that is not set")
+    return out
+
+
 class FileRefused(DynfaceError, ValueError):
     """A path that is not a readable regular file (or is over its size cap), said in one line."""
 

@@ -1,8 +1,9 @@
 """Where a model set's files live and what its manifest records about each of them."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from dynface.core.files import expand
 
 EMBEDDED_DIR = Path(__file__).parent.parent / "embedded"  # src/dynface/embedded: package data
 
@@ -15,10 +16,10 @@ DSST_FILE = "dsst.json"
 
 def embedded_or_path(path) -> Path:
     """A training config's weights path as a Path; `embedded:NAME` is NAME in the embedded model set;
-    `$VARS` and `~` expand as in data paths (`$DYNFACE_RUNS/init/...`)."""
+    `$VARS` and `~` expand as in data paths (`core.files.expand`: `$DYNFACE_RUNS/init/...`)."""
     if str(path).startswith("embedded:"):
         return EMBEDDED_DIR / str(path)[len("embedded:"):]
-    return Path(os.path.expanduser(os.path.expandvars(str(path))))
+    return Path(expand(path))
 
 
 def manifest_entry(path: Path) -> dict:

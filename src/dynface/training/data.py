@@ -25,6 +25,7 @@ import torch
 from tqdm import tqdm
 
 from dynface.core.atomic import write_atomic, write_bytes
+from dynface.core.files import expand
 from dynface.core.imageio import ImageError, list_images, read_rgb, resize, to_tensor
 
 VAL_MODULUS = 50
@@ -187,14 +188,6 @@ def sources(data) -> list[Source]:
         out.append(src)
     if not out:
         raise ValueError("data: no source given")
-    return out
-
-
-def expand(path) -> str:
-    """A config path with $VARIABLES and ~ expanded; an unset variable is an error, not a literal."""
-    out = os.path.expanduser(os.path.expandvars(str(path)))
-    if "$" in out:
-        raise ValueError(f"{path}: names an environment variable that is not set")
     return out
 
 
