@@ -71,6 +71,38 @@ def faces_done(folder: Path) -> int:
     return max(0, len(f.read_text().splitlines()) - 1) if f.exists() else 0
 
 
+def faces_made(folder: Path) -> int:
+    """Faces written so far (files, not faces.csv rows: a Ray engine lists its faces only at the end)."""
+    return sum(1 for _ in folder.glob("face_*.*")) if folder.is_dir() else 0
+
+
+def config_folders(cfg: dict, runs_dir: Path) -> set[Path]:
+    """The folders a training config reads (data sources, validation and KID references), with
+    $DYNFACE_RUNS read as `runs_dir`."""
+    data = cfg.get("data")
+    paths = [data] if isinstance(data, str) else [d.get("path") for d in data or [] if isinstance(d, dict)]
+    paths += [cfg.get("val_data"), cfg.get("restore_val_data"), *((cfg.get("sample_kid") or {}).get("references") or [])]
+    out = set()
+    for p in filter(None, paths):
+        p = str(p).replace("${DYNFACE_RUNS}", str(runs_dir)).replace("$DYNFACE_RUNS", str(runs_dir))
+        out.add(Path(os.path.expanduser(p)).resolve())
+    return out
+
+
+def data_shortfall(runs_dir: Path, cfg: dict, specs: list[dict]) -> str | None:
+    """Why a run should wait (a synthetic folder it reads, not complete yet, holds fewer faces than
+    its runs.yaml `min_faces`: a new machine makes them again first), else None. A complete folder
+    never blocks (the faces its check rejected are all it lacks)."""
+    reads = config_folders(cfg, runs_dir)
+    for d in specs:
+        folder = runs_dir / "data" / d["name"]
+        need = int(d.get("min_faces", 0))
+        if (need and folder.resolve() in reads and faces_done(folder) < int(d["num"])
+                and (have := faces_made(folder)) < need):
+            return f"{d['name']} holds {have} of the {need} faces it needs first"
+    return None
+
+
 def start_data(runs_dir: Path, specs: list[dict]) -> None:
     """Resume `dynface synth` for every synthetic folder of runs.yaml that is not complete
     (`active: false` pauses one: the training runs read the faces it has)."""
@@ -129,17 +161,24 @@ def lower_autogroup(pid: int, nice: int = 19) -> None:
         pass  # no autogroup support (or not permitted): plain nice still applies
 
 
-def start(runs_dir: Path, runs, device: str = "cpu", threads: int | None = None, same_session: bool = False) -> None:
+def start(runs_dir: Path, runs, device: str = "cpu", threads: int | None = None, same_session: bool = False,
+          specs: list[dict] | None = None) -> None:
     """Resume (or start) every active run in the background; each start is logged as a working
-    session (`log_session`) unless `same_session` says it restarts runs within one."""
+    session (`log_session`) unless `same_session` says it restarts runs within one. A run with no
+    checkpoint waits while a synthetic folder it reads is short of its `min_faces` (`specs`: runs.yaml
+    `data`)."""
     from dynface.training.loop import load_config
 
+    specs = data_specs() if specs is None else specs
     for r in runs:
         if not r.get("active", True):
             continue
         d = runs_dir / r["name"]
         if pid_alive(d):
             print(f"{r['name']}: already running")
+            continue
+        if not (d / "ckpt.pt").exists() and (why := data_shortfall(runs_dir, load_config(ROOT / r["config"]), specs)):
+            print(f"{r['name']}: waits, {why} (start again later)")
             continue
         d.mkdir(parents=True, exist_ok=True)
         if r.get("fork") and not (d / "ckpt.pt").exists():

@@ -333,6 +333,47 @@ def test_start_makes_only_the_active_unfinished_face_folders(tmp_path, monkeypat
     assert "making faces 0..7" in capsys.readouterr().out
 
 
+def test_a_fresh_run_waits_for_the_faces_it_reads_and_a_resumed_one_does_not(tmp_path, monkeypatch, capsys):
+    campaign = campaign_module()
+    started = []
+
+    class FakeProcess:
+        pid = 4242
+
+        def __init__(self, cmd, **kw):
+            started.append(cmd)
+
+    monkeypatch.setattr(campaign.subprocess, "Popen", FakeProcess)
+    monkeypatch.setattr(campaign, "lower_autogroup", lambda pid: None)
+    monkeypatch.setattr(campaign, "log_session", lambda d, r: None)
+    monkeypatch.setattr(campaign, "pid_alive", lambda d: None)
+    faces = tmp_path / "runs" / "data" / "faces"
+    faces.mkdir(parents=True)
+    for i in range(3):
+        (faces / f"face_{i:06d}.png").write_bytes(b"x")
+    cfg = {**rm_config(tmp_path, shipped_rm(tmp_path)), "data": "$DYNFACE_RUNS/data/faces"}
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(cfg))
+    runs = [{"name": "tiny", "kind": "rm", "config": str(tmp_path / "tiny.yaml")}]
+    specs = [{"name": "faces", "num": 10, "size": 128, "min_faces": 4}]
+    campaign.start(tmp_path / "runs", runs, specs=specs)
+    assert not started and "tiny: waits, faces holds 3 of the 4 faces it needs first" in capsys.readouterr().out
+    campaign.start(tmp_path / "runs", runs, specs=[{**specs[0], "num": 4, "min_faces": 4}])
+    assert not started  # 3 of 4 made, none rejected yet: waits
+    (faces / "faces.csv").write_text("index,file\n" + "".join(f"{i},face_{i:06d}.png\n" for i in range(4)))
+    campaign.start(tmp_path / "runs", runs, specs=[{**specs[0], "num": 4, "min_faces": 4}])
+    assert len(started) == 1  # complete (the 4th face rejected by the check): it never blocks
+    started.clear()
+    (faces / "faces.csv").unlink()
+    (faces / "face_000003.png").write_bytes(b"x")
+    campaign.start(tmp_path / "runs", runs, specs=specs)
+    assert len(started) == 1 and "--resume" not in started[0]
+    started.clear()
+    (faces / "face_000003.png").unlink()
+    (tmp_path / "runs" / "tiny" / "ckpt.pt").write_bytes(b"")  # a run under way goes on with what there is
+    campaign.start(tmp_path / "runs", runs, specs=specs)
+    assert len(started) == 1 and "--resume" in started[0]
+
+
 def test_export_refreshes_the_warm_weights_a_run_keeps_in_the_repository(tmp_path, embedded, monkeypatch, capsys):
     c = campaign_module()
     monkeypatch.setattr(c, "DOCS", tmp_path / "docs")

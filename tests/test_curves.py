@@ -167,6 +167,12 @@ def test_prior_curve_restores_the_faces_of_restore_val_data_at_restore_fidelity(
     plain = Validator("prior", {**cfg, "restore_val_data": None, "restore_fidelity": None})(ms.nets["prior"])
     assert plain["restored_psnr"] != pytest.approx(scores["restored_psnr"], abs=1e-3)
     assert plain["x0_psnr_t100"] == scores["x0_psnr_t100"]
+    assert not any(k.startswith("restored_default_") for k in scores)
+    both = Validator("prior", {**cfg, "restore_default_too": True})(ms.nets["prior"])  # and at the set's default
+    at_default = Restorer(ms).restore(degrade_val(x, deg), RestoreOptions(seed=0)).images.float().clamp(-1, 1)
+    assert both["restored_psnr"] == scores["restored_psnr"]
+    assert both["restored_default_psnr"] == pytest.approx(psnr(at_default, x), abs=1e-4)
+    assert both["restored_default_psnr"] != pytest.approx(both["restored_psnr"], abs=1e-3)
 
 
 def test_a_config_without_degradation_scores_restorations_on_its_model_sets_degradation(tmp_path):

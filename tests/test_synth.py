@@ -71,9 +71,22 @@ def test_an_empty_or_unlisted_face_is_made_again(generator, tmp_path):
     (tmp_path / "a" / "face_000001.png").write_bytes(b"")  # a 0-byte file is not a finished face
     rep = synthesize(tmp_path / "a", 2, s, generator=generator, progress=False)
     assert rep["written"] == 1 and _files(tmp_path / "a") == want
-    (tmp_path / "a" / "faces.csv").unlink()  # killed before the list was written: both are redone
-    rep = synthesize(tmp_path / "a", 2, s, generator=generator, progress=False)
-    assert rep["written"] == 2 and _files(tmp_path / "a") == want
+    (tmp_path / "a" / "faces.csv").unlink()  # killed before the list was written: both listed again,
+    calls = []                                 # checked from their files, not rendered again
+
+    class Counting:
+        path = generator.path
+
+        def face(self, *a, **k):
+            calls.append(a)
+            return generator.face(*a, **k)
+
+    rep = synthesize(tmp_path / "a", 2, s, generator=Counting(), progress=False)
+    assert rep["written"] == 2 and _files(tmp_path / "a") == want and calls == []
+    (tmp_path / "a" / "faces.csv").unlink()
+    (tmp_path / "a" / "face_000000.png").write_bytes(b"not a png")  # unreadable: rendered again
+    rep = synthesize(tmp_path / "a", 2, s, generator=Counting(), progress=False)
+    assert rep["written"] == 2 and _files(tmp_path / "a") == want and len(calls) == 1
 
 
 def test_a_run_that_dies_leaves_whole_files_and_its_list(generator, tmp_path):

@@ -64,6 +64,26 @@ def test_resume_is_bit_exact(tmp_path):
     assert (tmp_path / "straight" / "final.safetensors").exists()
 
 
+def test_a_growing_data_folder_joins_the_draws_and_an_unchanged_one_changes_nothing(tmp_path):
+    from dynface.training.loop import TrainLoop
+
+    _, pfile = tiny_prior_file(tmp_path)
+    cfg = idm_config(tmp_path, init=pfile)
+    train("idm", cfg, run_dir=tmp_path / "once", progress=False)
+    train("idm", {**cfg, "refresh_data_every": 1}, run_dir=tmp_path / "reread", progress=False)
+    a, b = load_torch_file(tmp_path / "once" / "ckpt.pt"), load_torch_file(tmp_path / "reread" / "ckpt.pt")
+    for k in a["model"]:  # re-reading a folder that did not change draws the same batches
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    loop = TrainLoop("idm", {**cfg, "refresh_data_every": 2}, run_dir=tmp_path / "grows", progress=False)
+    folder = Path(cfg["data"])
+    start = len(loop.batcher.images)
+    assert start == len(data_mod.split_files(folder)) > 0
+    for i in range(6, 12):  # `dynface synth` adds faces while the run trains
+        write_image(folder / f"face{i}.png", to_uint8(smooth_image(SIZE, seed=i)[0]))
+    loop.run()
+    assert len(loop.batcher.images) == len(data_mod.split_files(folder)) > start
+
+
 def test_x0_residual_starts_as_the_condition_and_matches_eps():
     torch.manual_seed(0)
     idm = build_network("idm", ARCH["idm"])

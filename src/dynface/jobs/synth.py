@@ -74,15 +74,38 @@ def encode(rgb: np.ndarray, ext: str) -> bytes:
     return buf.getvalue()
 
 
+def written_face(out: Path, name: str, s: SynthSettings) -> tuple[Path, np.ndarray] | None:
+    """A PNG face already on disk without its faces.csv row (a run killed between two flushes of
+    the list): its path and pixels, else None. Files are written atomically, so one that decodes at
+    the recipe's size is whole; PNG is lossless, so its pixels are the rendered ones (a JPEG face is
+    rendered again instead)."""
+    if s.ext != "png":
+        return None
+    from PIL import Image
+
+    for p in (out / name, out / REJECTED / name):
+        try:
+            if p.is_file() and p.stat().st_size > 0:
+                with Image.open(p) as im:
+                    rgb = np.asarray(im.convert("RGB"))
+                if rgb.shape == (s.size, s.size, 3):
+                    return p, rgb
+        except (OSError, ValueError):
+            pass  # unreadable: rendered again
+    return None
+
+
 def make_face(gen: FaceGenerator, out: Path, index: int, s: SynthSettings) -> dict:
-    """Render, check and write face `index`; its faces.csv row. The one per-face function of the
-    local and the Ray engine."""
-    rgb = gen.face(s.seed, index, s.truncation, s.size)
-    chk = check_framing(rgb)
+    """Render (or find already written, `written_face`), check and write face `index`; its faces.csv
+    row. The one per-face function of the local and the Ray engine."""
     name = face_name(index, s.ext)
+    found = written_face(out, name, s)
+    rgb = found[1] if found else gen.face(s.seed, index, s.truncation, s.size)
+    chk = check_framing(rgb)
     dest = out / name if chk.ok else out / REJECTED / name
     dest.parent.mkdir(parents=True, exist_ok=True)
-    write_bytes(dest, encode(rgb, s.ext))
+    if not found or found[0] != dest:
+        write_bytes(dest, encode(rgb, s.ext))
     stale = out / REJECTED / name if chk.ok else out / name  # a different verdict earlier (other detector)
     stale.unlink(missing_ok=True)
     return {"index": index, "file": str(dest.relative_to(out)), "seed": s.seed, "truncation": s.truncation,

@@ -53,6 +53,8 @@ class TrainConfig:
     limit: int | None = None             # use only the first N faces
     sharpest: float | None = None        # keep the sharpest fraction of the faces
     cache_dir: str = "runs/cache"
+    refresh_data_every: int = 0          # re-read the data folders every N iterations (a folder `dynface synth` still grows
+                                         # feeds the run its new faces); 0: read once, at the start
     degradation: dict | None = None      # ranges of core.degradation.DegradationConfig (None: the paper's)
     patch: dict | None = None            # {sizes: [...], probs: [...]}: Patch Diffusion (prior, IDM)
     min_snr_gamma: float | None = None   # prior: min-SNR-gamma loss weighting (training/losses.py)
@@ -101,6 +103,7 @@ class TrainConfig:
     restore_val_faces: int = 0           # prior: faces restored with the model set per curve row
     restore_val_data: str | None = None  # prior, dgsa: the folder restored faces come from (None: the curve's val faces)
     restore_fidelity: float | None = None  # prior, dgsa: the fidelity they are restored at (None: the set's default)
+    restore_default_too: bool = False    # prior: with restore_fidelity, also at the set's default (columns restored_default_*)
     sample_kid: dict | None = None       # prior: KID of unconditional samples {samples, steps, eta, batch, references} (training/curves.py)
     dgsa_val_faces: int = 8
     modelset: str | None = None          # the model set the curves restore with (None: embedded)

@@ -13,7 +13,8 @@ measured per kind:
          rewards the posterior mean, which is smoother, not the detail the prior should add.
          `restore_val_data` restores faces of another folder instead (e.g. real val/clean faces
          for a prior trained on generated ones), `restore_fidelity` at a fidelity other than the
-         set's default (the paper's 0.5 leaves the prior more to do than the embedded set's 1).
+         set's default (the paper's 0.5 leaves the prior more to do than the embedded set's 1), and
+         with `restore_default_too` at the default as well (columns restored_default_*: what users get).
          With `sample_kid: {samples, steps, eta, references: [FOLDER, ...]}` also KID x 1000 of
          that many unconditional samples (seed fixed) against the faces of each reference folder
          (column kid_<folder name>), the shares of samples with a face found and with FFHQ framing
@@ -189,6 +190,8 @@ class Validator:
         n = self.cfg.restore_val_faces
         if n:
             res.update({f"restored_{k}": v for k, v in self._restored("prior", net, n).items()})
+            if self.cfg.restore_default_too and self.cfg.restore_fidelity is not None:  # what users get
+                res.update({f"restored_default_{k}": v for k, v in self._restored("prior", net, n, default=True).items()})
         if self.cfg.sample_kid:
             res.update(self._sample_kid(net, self.cfg.sample_kid))
         return res
@@ -240,9 +243,10 @@ class Validator:
     def _dgsa(self, net) -> dict:
         return self._restored("dgsa", net, self.cfg.dgsa_val_faces)
 
-    def _restored(self, stage: str, net, n: int) -> dict:
+    def _restored(self, stage: str, net, n: int, default: bool = False) -> dict:
         """The default restoration of the first n val faces (seed 0) by the model set (`modelset`,
-        default the embedded one; `frozen` nets in place) with `net` as its `stage`."""
+        default the embedded one; `frozen` nets in place) with `net` as its `stage`, at
+        `restore_fidelity` (`default`: at the set's default fidelity)."""
         from dynface.core.imageio import to_uint8
         from dynface.metrics.noref import niqe
         from dynface.modelset.folder import ModelSet
@@ -254,7 +258,7 @@ class Validator:
         self._models.nets[stage] = net
         self._models.to(self.device)
         x, y = self._restore_faces(n)
-        opt = RestoreOptions(seed=0, fidelity=self.cfg.restore_fidelity)
+        opt = RestoreOptions(seed=0, fidelity=None if default else self.cfg.restore_fidelity)
         out = Restorer(self._models).restore(y, opt).images.float().clamp(-1, 1)
         res = {"psnr": psnr(out, x), "detail_ratio": detail_ratio(out, x)}
         if out.shape[-1] >= 96:  # NIQE's 96-pixel blocks

@@ -267,6 +267,20 @@ class TrainLoop:
         if dd.main:
             data_mod.write_split(cfg.data, self.run_dir / "split.json")
 
+    def refresh_data(self) -> int:
+        """Re-read the data folders (`refresh_data_every`): faces added since the start (a synthetic
+        folder still being made) join the draws; the batcher's random state carries on. Only the new
+        files are decoded (the cache). Returns the number of images now drawn from."""
+        cfg, dd = self.cfg, self.dd
+        before = len(self.batcher.images)
+        images, probs = data_mod.load_sources(cfg.data, cfg.size, cfg.split, cache_dir=cfg.cache_dir, limit=cfg.limit,
+                                              shard=(dd.rank, dd.world), sharpest=cfg.sharpest)
+        self.batcher.images, self.batcher.probs = images, probs
+        if dd.main and len(images) != before:
+            data_mod.write_split(cfg.data, self.run_dir / "split.json")
+            print(f"step {self.base['iters'] + self.step}: data re-read, {before} -> {len(images)} images", flush=True)
+        return len(images)
+
     def _setup_model(self, ck: dict | None) -> None:
         """The trained network(s), their EMA copy and the optimiser; a checkpoint's states when resuming."""
         cfg = self.cfg
@@ -406,6 +420,8 @@ class TrainLoop:
         stop, stopping = _StopOnSignal(), False
         while self.step < cfg.iters and not (stopping := distributed.any_rank(dd, stop.requested)):
             self.log_step(*self.run_step())
+            if cfg.refresh_data_every and self.step % cfg.refresh_data_every == 0:
+                self.refresh_data()
             if self.validator is not None and self._due(cfg.eval_every):
                 self.evaluate()
             if self._due(cfg.ckpt_every):
