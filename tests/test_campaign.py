@@ -309,8 +309,8 @@ def test_export_of_a_control_arm_scores_nothing_and_installs_nothing(tmp_path, e
     assert (tmp_path / "docs" / "control.csv").exists() and "(its first row) -> 99.0000" in capsys.readouterr().out
 
 
-def test_start_makes_only_the_active_unfinished_face_folders(tmp_path, monkeypatch, capsys):
-    campaign = campaign_module()
+def no_processes(campaign, monkeypatch) -> list:
+    """Stand in for the processes `start` would launch (pid 4242): the list of their command lines."""
     started = []
 
     class FakeProcess:
@@ -321,6 +321,12 @@ def test_start_makes_only_the_active_unfinished_face_folders(tmp_path, monkeypat
 
     monkeypatch.setattr(campaign.subprocess, "Popen", FakeProcess)
     monkeypatch.setattr(campaign, "lower_autogroup", lambda pid: None)
+    return started
+
+
+def test_start_makes_only_the_active_unfinished_face_folders(tmp_path, monkeypatch, capsys):
+    campaign = campaign_module()
+    started = no_processes(campaign, monkeypatch)
     done = tmp_path / "data" / "done"
     done.mkdir(parents=True)
     (done / "faces.csv").write_text("index,file\n0,face_000000.png\n1,face_000001.png\n")
@@ -335,16 +341,7 @@ def test_start_makes_only_the_active_unfinished_face_folders(tmp_path, monkeypat
 
 def test_a_fresh_run_waits_for_the_faces_it_reads_and_a_resumed_one_does_not(tmp_path, monkeypatch, capsys):
     campaign = campaign_module()
-    started = []
-
-    class FakeProcess:
-        pid = 4242
-
-        def __init__(self, cmd, **kw):
-            started.append(cmd)
-
-    monkeypatch.setattr(campaign.subprocess, "Popen", FakeProcess)
-    monkeypatch.setattr(campaign, "lower_autogroup", lambda pid: None)
+    started = no_processes(campaign, monkeypatch)
     monkeypatch.setattr(campaign, "log_session", lambda d, r: None)
     monkeypatch.setattr(campaign, "pid_alive", lambda d: None)
     faces = tmp_path / "runs" / "data" / "faces"
