@@ -1,10 +1,11 @@
 """Golden outputs: restore (every method and stage switch), degrade and the DSST table are pinned,
 so a refactor that changes any of them fails here.
 
-The goldens (tests/fixtures/golden.npz) were recorded on one CPU at 1 thread. On a CPU with the same
-SIMD level (torch.backends.cpu.get_cpu_capability()) the outputs must be bit-identical; on another
-the float kernels round differently, so there they must agree within 1e-3 (quantised images within 1
-grey level). Each pinned output is its own test case, so one run reports every key that moved. Regenerate
+The goldens (tests/fixtures/golden.npz) were recorded on one CPU at 1 thread. On the same CPU (torch's
+SIMD level, and the model and SIMD flags of `dynface info`: two CPUs at one torch level can run other
+oneDNN kernels, e.g. with AMX or without) the outputs must be bit-identical; on another the float
+kernels round differently, so there they must agree within 1e-3 (quantised images within 1 grey
+level). Each pinned output is its own test case, so one run reports every key that moved. Regenerate
 deliberately, after a change that is meant to alter outputs (all files, or the ones named):
 
     DYNFACE_REGEN_GOLDEN=1 python -m pytest -q tests/test_golden.py
@@ -99,11 +100,18 @@ def _pinned(path: Path) -> list[str]:
 PINNED = [(path, key) for path in (GOLDEN, GOLDEN_OPTIONS) for key in _pinned(path)]
 
 
+def recording_cpu() -> str:
+    """What a golden file records of the CPU it came from, and what must match for bit-identity."""
+    from dynface.core.hardware import cpu_summary
+
+    return f"{torch.backends.cpu.get_cpu_capability()} {cpu_summary()}"
+
+
 @pytest.fixture(scope="module")
 def current():
     torch.set_num_threads(1)
     out = outputs()
-    capability = torch.backends.cpu.get_cpu_capability()
+    capability = recording_cpu()
     for path, values in out.items():
         if REGEN == "1" or path.name in REGEN.split(","):
             path.parent.mkdir(exist_ok=True)
@@ -128,7 +136,7 @@ def test_output_matches_its_golden(current, path, key):
     assert v.shape == g.shape and v.dtype == g.dtype, key
     if v.dtype.kind in "US" or key.startswith(("t_start/", "dsst/tstar")):
         assert np.array_equal(v, g), key
-    elif str(gold["meta/capability"]) == torch.backends.cpu.get_cpu_capability():
+    elif str(gold["meta/capability"]) == recording_cpu():
         assert np.array_equal(v, g), f"{key}: not bit-identical on the CPU the goldens came from"
     else:
         assert np.allclose(v, g, atol=1e-3, rtol=0), f"{key}: max diff {np.abs(v - g).max():.2e}"
