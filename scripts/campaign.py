@@ -76,24 +76,22 @@ def faces_made(folder: Path) -> int:
     return sum(1 for _ in folder.glob("face_*.*")) if folder.is_dir() else 0
 
 
-def config_folders(cfg: dict, runs_dir: Path) -> set[Path]:
-    """The folders a training config reads (data sources, validation and KID references), with
-    $DYNFACE_RUNS read as `runs_dir`."""
-    data = cfg.get("data")
-    paths = [data] if isinstance(data, str) else [d.get("path") for d in data or [] if isinstance(d, dict)]
+def config_folders(cfg: dict) -> set[Path]:
+    """The folders a training config reads (data sources, validation and KID references), expanded
+    as the training run expands them ($DYNFACE_RUNS: the campaign's runs_dir, set by `main`)."""
+    from dynface.core.files import expand
+    from dynface.training.data import sources
+
+    paths = [s.path for s in sources(cfg["data"])] if cfg.get("data") else []
     paths += [cfg.get("val_data"), cfg.get("restore_val_data"), *((cfg.get("sample_kid") or {}).get("references") or [])]
-    out = set()
-    for p in filter(None, paths):
-        p = str(p).replace("${DYNFACE_RUNS}", str(runs_dir)).replace("$DYNFACE_RUNS", str(runs_dir))
-        out.add(Path(os.path.expanduser(p)).resolve())
-    return out
+    return {Path(expand(p)).resolve() for p in paths if p}
 
 
 def data_shortfall(runs_dir: Path, cfg: dict, specs: list[dict]) -> str | None:
     """Why a run should wait (a synthetic folder it reads, not complete yet, holds fewer faces than
     its runs.yaml `min_faces`: a new machine makes them again first), else None. A complete folder
     never blocks (the faces its check rejected are all it lacks)."""
-    reads = config_folders(cfg, runs_dir)
+    reads = config_folders(cfg)
     for d in specs:
         folder = runs_dir / "data" / d["name"]
         need = int(d.get("min_faces", 0))

@@ -344,6 +344,7 @@ def test_a_fresh_run_waits_for_the_faces_it_reads_and_a_resumed_one_does_not(tmp
     started = no_processes(campaign, monkeypatch)
     monkeypatch.setattr(campaign, "log_session", lambda d, r: None)
     monkeypatch.setattr(campaign, "pid_alive", lambda d: None)
+    monkeypatch.setenv("DYNFACE_RUNS", str(tmp_path / "runs"))  # as `main` sets it to the runs_dir
     faces = tmp_path / "runs" / "data" / "faces"
     faces.mkdir(parents=True)
     for i in range(3):

@@ -273,10 +273,15 @@ def load_sources(data, size: int, split: str = "train", cache_dir=None, limit: i
     return torch.cat(parts), probs
 
 
+def training_images(cfg, shard: tuple[int, int] = (0, 1)) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The images of a training config (a `TrainConfig`) and their draw probabilities (load_sources)."""
+    return load_sources(cfg.data, cfg.size, cfg.split, cache_dir=cfg.cache_dir, limit=cfg.limit, shard=shard,
+                        sharpest=cfg.sharpest)
+
+
 def training_batcher(cfg, seed: int, shard: tuple[int, int] = (0, 1)) -> "Batcher":
     """The Batcher of a training config (a `TrainConfig`): `data` (a folder or a mix), `sharpest`, `synth`."""
-    images, probs = load_sources(cfg.data, cfg.size, cfg.split, cache_dir=cfg.cache_dir, limit=cfg.limit,
-                                 shard=shard, sharpest=cfg.sharpest)
+    images, probs = training_images(cfg, shard)
     synth = SynthDraw(cfg.synth, cfg.size) if cfg.synth else None
     synth_share = 0.0
     if synth is not None:

@@ -273,8 +273,7 @@ class TrainLoop:
         files are decoded (the cache). Returns the number of images now drawn from."""
         cfg, dd = self.cfg, self.dd
         before = len(self.batcher.images)
-        images, probs = data_mod.load_sources(cfg.data, cfg.size, cfg.split, cache_dir=cfg.cache_dir, limit=cfg.limit,
-                                              shard=(dd.rank, dd.world), sharpest=cfg.sharpest)
+        images, probs = data_mod.training_images(cfg, shard=(dd.rank, dd.world))
         self.batcher.images, self.batcher.probs = images, probs
         if dd.main and len(images) != before:
             data_mod.write_split(cfg.data, self.run_dir / "split.json")
