@@ -168,23 +168,26 @@ def start(runs_dir: Path, runs, device: str = "cpu", threads: int | None = None,
     from dynface.training.loop import load_config
 
     specs = data_specs() if specs is None else specs
-    for r in runs:
-        if not r.get("active", True):
-            continue
+    active = [r for r in runs if r.get("active", True)]
+    for r in active:  # forks first: a branch copies its source's checkpoint before the source resumes
+        d = runs_dir / r["name"]
+        if r.get("fork") and not (d / "ckpt.pt").exists() and not pid_alive(d):
+            try:
+                d.mkdir(parents=True, exist_ok=True)
+                fork(runs_dir / r["fork"], d)
+            except RuntimeError as e:
+                print(e)
+    for r in active:
         d = runs_dir / r["name"]
         if pid_alive(d):
             print(f"{r['name']}: already running")
             continue
+        if r.get("fork") and not (d / "ckpt.pt").exists():
+            continue  # its fork was refused, said above
         if not (d / "ckpt.pt").exists() and (why := data_shortfall(runs_dir, load_config(ROOT / r["config"]), specs)):
             print(f"{r['name']}: waits, {why} (start again later)")
             continue
         d.mkdir(parents=True, exist_ok=True)
-        if r.get("fork") and not (d / "ckpt.pt").exists():
-            try:
-                fork(runs_dir / r["fork"], d)
-            except RuntimeError as e:
-                print(e)
-                continue
         cmd = [sys.executable, "-m", "dynface.cli", "train", r["kind"], "--config", str(ROOT / r["config"]),
                "--run-dir", str(d), "--cache-dir", str(runs_dir / "cache"),
                "--threads", str(threads or r.get("threads", 1)), "--device", device, "-q"]

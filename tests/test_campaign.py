@@ -324,6 +324,35 @@ def no_processes(campaign, monkeypatch) -> list:
     return started
 
 
+def test_start_forks_a_branch_before_its_source_resumes_whatever_their_order(tmp_path, monkeypatch):
+    """A branch listed after its source still gets the source's checkpoint: forks are made before
+    any run starts (a started source would refuse the fork)."""
+    campaign = campaign_module()
+    started = no_processes(campaign, monkeypatch)
+    monkeypatch.setattr(campaign, "log_session", lambda d, r: None)
+    alive = set()  # run folders whose (fake) process was started
+    monkeypatch.setattr(campaign, "pid_alive", lambda d: 4242 if Path(d) in alive else None)
+    real_popen = campaign.subprocess.Popen
+
+    def popen(cmd, **kw):
+        alive.add(Path(cmd[cmd.index("--run-dir") + 1]))
+        return real_popen(cmd, **kw)
+
+    monkeypatch.setattr(campaign.subprocess, "Popen", popen)
+    cfg = rm_config(tmp_path, shipped_rm(tmp_path))
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(cfg))
+    src = tmp_path / "runs" / "src"
+    src.mkdir(parents=True)
+    (src / "ckpt.pt").write_bytes(b"checkpoint")
+    (src / "curve.csv").write_text("step,psnr\n10,20.0\n")
+    runs = [{"name": "src", "kind": "rm", "config": str(tmp_path / "tiny.yaml")},
+            {"name": "branch", "kind": "rm", "config": str(tmp_path / "tiny.yaml"), "fork": "src"}]
+    campaign.start(tmp_path / "runs", runs, specs=[])
+    branch = tmp_path / "runs" / "branch"
+    assert (branch / "ckpt.pt").read_bytes() == b"checkpoint" and (branch / "curve.csv").exists()
+    assert len(started) == 2 and all("--resume" in cmd for cmd in started)
+
+
 def test_start_makes_only_the_active_unfinished_face_folders(tmp_path, monkeypatch, capsys):
     campaign = campaign_module()
     started = no_processes(campaign, monkeypatch)

@@ -204,7 +204,8 @@ def test_sources_mix_at_their_weights_whatever_their_sizes(tmp_path):
     dark = _solid_folder(tmp_path / "dark", 0, n=2)
     light = _solid_folder(tmp_path / "light", 255, n=9)
     data = [{"path": dark, "weight": 1}, {"path": light, "weight": 3}]
-    images, probs = data_mod.load_sources(data, 16, split="all", cache_dir=tmp_path / "cache")
+    images, probs, windows = data_mod.load_sources(data, 16, split="all", cache_dir=tmp_path / "cache")
+    assert windows is None
     assert images.shape == (11, 3, 16, 16) and torch.isclose(probs.sum(), torch.tensor(1.0, dtype=torch.float64))
     b = data_mod.Batcher(images, seed=0, probs=probs)
     x = torch.cat([b(200) for _ in range(20)])
@@ -242,7 +243,7 @@ def test_prior_trains_on_a_synth_folder(generator, tmp_path):
 
 def test_faces_drawn_on_the_fly_repeat_with_the_seed(generator, tmp_path):
     dark = _solid_folder(tmp_path / "dark", 0, n=2, size=32)
-    images, _ = data_mod.load_sources(dark, 32, split="all", cache_dir=tmp_path / "cache")
+    images, _, _ = data_mod.load_sources(dark, 32, split="all", cache_dir=tmp_path / "cache")
     synth = data_mod.SynthDraw({"weight": 1, "seed": 2}, 32)
     synth.generator = generator
     batches = []

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["FFHQ_512", "UTKFACE_200", "TEMPLATES", "template_for", "template_names"]
+__all__ = ["FFHQ_512", "UTKFACE_200", "TEMPLATES", "template_for", "template_names", "crop_window"]
 
 #: facexlib's standard 5 landmarks for FFHQ-aligned faces at 512 x 512.
 FFHQ_512 = np.array([
@@ -59,10 +59,42 @@ def template_names() -> list[str]:
 
 def template_for(name: str, size: int) -> np.ndarray:
     """The (5, 2) float64 template `name` ("ffhq" or "utkface") for a ``size x size`` crop."""
+    if int(size) != size or size < 16:
+        raise ValueError(f"template size must be an integer >= 16, got {size!r}")
+    pts, base = _template(name)
+    return pts * (float(size) / base)
+
+
+def _template(name: str) -> tuple[np.ndarray, int]:
+    """(points, the crop size they are given for) of template `name` or one of its aliases."""
     key = _ALIASES.get(name.lower(), name.lower())
     if key not in TEMPLATES:
         raise ValueError(f"unknown face template {name!r}; choose from {', '.join(template_names())}")
-    if int(size) != size or size < 16:
-        raise ValueError(f"template size must be an integer >= 16, got {size!r}")
-    pts, base = TEMPLATES[key]
-    return pts * (float(size) / base)
+    return TEMPLATES[key]
+
+
+#: how far from upright one template may sit in another for `crop_window` (its window is axis-aligned)
+MAX_WINDOW_ROTATION_DEG = 2.0
+
+
+def crop_window(inner: str, outer: str, size: int) -> tuple[int, int, int]:
+    """Where a whole ``inner``-framed crop lands in an ``outer``-framed ``size x size`` crop:
+    (top, left, side) in pixels, rounded, the square clipped to the frame. The least-squares
+    similarity between the two templates places it (a UTKFace crop in the FFHQ frame at 128:
+    (36, 24, 82), the inner face without hair or background). ValueError if the two templates are
+    rotated against each other by more than MAX_WINDOW_ROTATION_DEG or the window misses the frame."""
+    from dynface.face.align import estimate_similarity
+
+    pts, base = _template(inner)
+    m = estimate_similarity(pts, template_for(outer, size))
+    angle = float(np.degrees(np.arctan2(m[1, 0], m[0, 0])))
+    if abs(angle) > MAX_WINDOW_ROTATION_DEG:
+        raise ValueError(f"template {inner!r} sits {angle:.1f} degrees from upright in {outer!r}: no square window")
+    scale = float(np.hypot(m[0, 0], m[1, 0]))
+    top, left, side = (round(float(m[1, 2])), round(float(m[0, 2])), round(scale * base))
+    top2, left2 = min(size, top + side), min(size, left + side)
+    top, left = max(0, top), max(0, left)
+    side = min(top2 - top, left2 - left)
+    if side < 1:
+        raise ValueError(f"template {inner!r} falls outside the {outer!r} frame")
+    return top, left, side

@@ -69,14 +69,25 @@ def pick_patch(ctx: Ctx) -> tuple[int, int]:
 
 
 def crop_patch(ctx: Ctx, p: int, *images: torch.Tensor):
-    """The same random p x p window of each image, and its coordinate channels (None if p = size)."""
+    """The same random p x p window of each image, and its coordinate channels (None if p = size).
+    Where the batcher drew from windowed sources (`Batcher.last_windows`), each image's window is
+    cut at its own random place inside its source's window, with its own coordinates."""
     from dynface.networks.eps_model import coord_grid
 
     size, b = images[0].shape[-1], images[0].shape[0]
     if p >= size:
         return images, None
-    top, left = ctx.batcher.randint(0, size - p + 1), ctx.batcher.randint(0, size - p + 1)
-    return tuple(im[..., top:top + p, left:left + p] for im in images), coord_grid(size, b, top, left, p)
+    wins = ctx.batcher.last_windows
+    if wins is None:
+        top, left = ctx.batcher.randint(0, size - p + 1), ctx.batcher.randint(0, size - p + 1)
+        return tuple(im[..., top:top + p, left:left + p] for im in images), coord_grid(size, b, top, left, p)
+    places = []
+    for wt, wl, side in wins.tolist():
+        if side < p:
+            raise ValueError(f"a {p}-pixel patch does not fit in a {side}-pixel window")
+        places.append((wt + ctx.batcher.randint(0, side - p + 1), wl + ctx.batcher.randint(0, side - p + 1)))
+    crops = tuple(torch.stack([im[i, ..., t:t + p, l:l + p] for i, (t, l) in enumerate(places)]) for im in images)
+    return crops, torch.cat([coord_grid(size, 1, t, l, p) for t, l in places])
 
 
 def crop_scaled(ctx: Ctx, p: int, big: torch.Tensor, small: torch.Tensor):

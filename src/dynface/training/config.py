@@ -49,6 +49,8 @@ class TrainConfig:
     data: str | list[dict] | None = None  # a folder, or [{path: P, weight: W}, ...] (training/data.py)
     synth: dict | None = None            # synthetic faces mixed in: {weight, truncation, seed} (training/data.py)
     size: int = 128                      # face size in pixels
+    template: str | None = None          # the faces' framing (face/templates.py); a data source framed by another
+                                         # template is windowed into it (prior only, training/data.py)
     split: str = "train"                 # train | val (sha1(name) % 50 == 0 is val)
     limit: int | None = None             # use only the first N faces
     sharpest: float | None = None        # keep the sharpest fraction of the faces

@@ -11,6 +11,12 @@ generator (synth/generator.py) with probability W / (W + sum(W_j)): a face index
 batch generator names the face, so resuming a run draws the same faces. The generator renders
 about 1-2 faces a second on a 2-core CPU: on-the-fly faces suit small shares or fast machines; a
 folder made by `dynface synth` suits the rest. Validation faces come from the first source.
+
+A source framed otherwise than the run (`{path, weight, template: utkface}` in a run with
+`template: ffhq`) is a windowed source: each of its faces is shrunk to the square where its whole
+crop lands in the run's frame (face/templates.crop_window) and stored there on a blank canvas, and
+the prior's patches of it are cut inside that window with the window's coordinate channels (Patch
+Diffusion), so tight crops of real faces teach the inner face at its place in a wider frame.
 """
 from __future__ import annotations
 
@@ -163,10 +169,12 @@ def _extend_array(path: Path, old: np.ndarray, files: list[Path], size: int, bad
 
 @dataclass(frozen=True)
 class Source:
-    """One image folder of a training mix and its share of the batches (relative weight)."""
+    """One image folder of a training mix, its share of the batches (relative weight) and, where it
+    differs from the run's, the face template its images are framed by (a windowed source)."""
 
     path: str
     weight: float = 1.0
+    template: str | None = None
 
 
 def sources(data) -> list[Source]:
@@ -175,10 +183,10 @@ def sources(data) -> list[Source]:
     out = []
     for it in items:
         if isinstance(it, dict):
-            unknown = set(it) - {"path", "weight"}
+            unknown = set(it) - {"path", "weight", "template"}
             if unknown or "path" not in it:
-                raise ValueError(f"a data source is {{path: FOLDER, weight: W}}, got {it!r}")
-            src = Source(expand(it["path"]), float(it.get("weight", 1.0)))
+                raise ValueError(f"a data source is {{path: FOLDER, weight: W, template: NAME}}, got {it!r}")
+            src = Source(expand(it["path"]), float(it.get("weight", 1.0)), it.get("template"))
         elif isinstance(it, (str, os.PathLike)):
             src = Source(expand(it))
         else:
@@ -253,57 +261,92 @@ class SynthDraw:
         return x.clamp(-1, 1).add(1).mul(127.5).round().byte()[0]
 
 
+def source_window(src: Source, frame: str | None, size: int) -> tuple[int, int, int] | None:
+    """(top, left, side) of a windowed source in the run's `frame` at `size`, None for a source
+    framed like the run (or naming no template)."""
+    from dynface.face.templates import crop_window
+
+    if src.template is None:
+        return None
+    if frame is None:
+        raise ValueError(f"{src.path}: its faces are framed by template {src.template!r}; "
+                         "name the run's own framing with the config key `template`")
+    win = crop_window(src.template, frame, size)
+    return None if win == (0, 0, size) else win
+
+
 def load_sources(data, size: int, split: str = "train", cache_dir=None, limit: int | None = None,
-                 shard: tuple[int, int] = (0, 1), sharpest: float | None = None
-                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The uint8 cache of every source, concatenated, and each image's draw probability (None for
-    one source: uniform). `sharpest` keeps that fraction of each source (keep_sharpest)."""
+                 shard: tuple[int, int] = (0, 1), sharpest: float | None = None, frame: str | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """The uint8 cache of every source, concatenated; each image's draw probability (None for one
+    source: uniform); and each image's window (N, 3) of (top, left, side), None when no source is
+    windowed (`frame`: the run's template, see the module doc). `sharpest` keeps that fraction of
+    each source (keep_sharpest)."""
     srcs = sources(data)
-    parts = []
-    for s in srcs:
-        x = load_cache(s.path, size, split, cache_dir=cache_dir, limit=limit, shard=shard)
+    source_wins = [source_window(s, frame, size) for s in srcs]
+    parts, wins = [], []
+    for s, win in zip(srcs, source_wins):
+        x = load_cache(s.path, win[2] if win else size, split, cache_dir=cache_dir, limit=limit, shard=shard)
         if len(x) == 0:
             raise ValueError(f"{s.path}: no readable {split} image")
-        parts.append(keep_sharpest(x, sharpest) if sharpest else x)
+        x = keep_sharpest(x, sharpest) if sharpest else x
+        if win:
+            top, left, side = win
+            canvas = torch.zeros((len(x), x.shape[1], size, size), dtype=x.dtype)
+            canvas[..., top:top + side, left:left + side] = x
+            x = canvas
+        parts.append(x)
+        wins.append(torch.tensor(win or (0, 0, size), dtype=torch.long).expand(len(x), 3))
+    windows = torch.cat(wins) if any(source_wins) else None
     if len(parts) == 1:
-        return parts[0], None
+        return parts[0], None, windows
     total = sum(s.weight for s in srcs)
     probs = torch.cat([torch.full((len(x),), s.weight / total / len(x), dtype=torch.float64)
                        for s, x in zip(srcs, parts)])
-    return torch.cat(parts), probs
+    return torch.cat(parts), probs, windows
 
 
-def training_images(cfg, shard: tuple[int, int] = (0, 1)) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The images of a training config (a `TrainConfig`) and their draw probabilities (load_sources)."""
+def training_images(cfg, shard: tuple[int, int] = (0, 1)
+                    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """The images of a training config (a `TrainConfig`), their draw probabilities and windows (load_sources)."""
     return load_sources(cfg.data, cfg.size, cfg.split, cache_dir=cfg.cache_dir, limit=cfg.limit, shard=shard,
-                        sharpest=cfg.sharpest)
+                        sharpest=cfg.sharpest, frame=cfg.template)
 
 
 def training_batcher(cfg, seed: int, shard: tuple[int, int] = (0, 1)) -> "Batcher":
     """The Batcher of a training config (a `TrainConfig`): `data` (a folder or a mix), `sharpest`, `synth`."""
-    images, probs = training_images(cfg, shard)
+    images, probs, windows = training_images(cfg, shard)
+    if windows is not None:
+        if cfg.kind != "prior":
+            raise ValueError(f"a data source framed by another template than the run's is for the prior only, not {cfg.kind}")
+        if source_window(sources(cfg.data)[0], cfg.template, cfg.size):
+            raise ValueError("the first data source gives the validation faces: it must be framed like the run")
     synth = SynthDraw(cfg.synth, cfg.size) if cfg.synth else None
     synth_share = 0.0
     if synth is not None:
         folders = sum(s.weight for s in sources(cfg.data))
         synth_share = synth.weight / (synth.weight + folders)
-    return Batcher(images, seed, probs=probs, synth=synth, synth_share=synth_share)
+    return Batcher(images, seed, probs=probs, synth=synth, synth_share=synth_share, windows=windows)
 
 
 class Batcher:
     """Random batches (with horizontal flips) from a uint8 cache, as float in [-1, 1]: uniform over
     the cache, or by per-image `probs` (a mix of sources); with `synth`, each image is instead drawn
-    on the fly from the generator with probability `synth_share`."""
+    on the fly from the generator with probability `synth_share`. With `windows` (load_sources) a
+    call draws only images whose window is at least `min_side` wide and leaves the drawn images'
+    windows, flips included, in `last_windows` (None without windows)."""
 
     SYNTH_INDICES = 2**31  # face indices of the on-the-fly generator
 
     def __init__(self, images: torch.Tensor, seed: int = 0, probs: torch.Tensor | None = None,
-                 synth: SynthDraw | None = None, synth_share: float = 0.0):
+                 synth: SynthDraw | None = None, synth_share: float = 0.0, windows: torch.Tensor | None = None):
         self.images = images
         self.gen = torch.Generator().manual_seed(seed)
         self.drawn = 0  # images handed out so far (checkpointed by the training loop)
         self.probs = probs
         self.synth, self.synth_share = synth, synth_share
+        self.windows = windows
+        self.last_windows: torch.Tensor | None = None
 
     def state(self) -> torch.Tensor:
         return self.gen.get_state()
@@ -311,15 +354,22 @@ class Batcher:
     def set_state(self, s: torch.Tensor) -> None:
         self.gen.set_state(s)
 
-    def indices(self, batch: int) -> torch.Tensor:
+    def indices(self, batch: int, min_side: int | None = None) -> torch.Tensor:
+        if self.windows is not None and min_side:
+            probs = (self.probs if self.probs is not None else torch.ones(len(self.images), dtype=torch.float64))
+            probs = probs * (self.windows[:, 2] >= min_side)
+            if not probs.sum() > 0:
+                raise ValueError(f"no training image has a window of {min_side} pixels")
+            return torch.multinomial(probs, batch, replacement=True, generator=self.gen)
         if self.probs is None:
             return torch.randint(0, len(self.images), (batch,), generator=self.gen)
         return torch.multinomial(self.probs, batch, replacement=True, generator=self.gen)
 
-    def __call__(self, batch: int) -> torch.Tensor:
-        idx = self.indices(batch)
+    def __call__(self, batch: int, min_side: int | None = None) -> torch.Tensor:
+        idx = self.indices(batch, min_side)
         self.drawn += batch
         x8 = self.images[idx]
+        wins = self.windows[idx].clone() if self.windows is not None else None
         if self.synth is not None:
             on_the_fly = torch.rand(batch, generator=self.gen) < self.synth_share
             faces = torch.randint(0, self.SYNTH_INDICES, (batch,), generator=self.gen)
@@ -327,9 +377,14 @@ class Batcher:
                 x8 = x8.clone()
                 for k in torch.nonzero(on_the_fly).flatten().tolist():
                     x8[k] = self.synth(int(faces[k]))
+                    if wins is not None:
+                        wins[k] = torch.tensor([0, 0, x8.shape[-1]])
         x = x8.float().div(127.5).sub(1)
         flip = torch.rand(batch, generator=self.gen) < 0.5
         x[flip] = x[flip].flip(-1)
+        if wins is not None:  # a mirrored canvas mirrors its window
+            wins[flip, 1] = x.shape[-1] - wins[flip, 1] - wins[flip, 2]
+        self.last_windows = wins
         return x
 
     def randint(self, lo: int, hi: int) -> int:

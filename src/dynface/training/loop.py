@@ -273,8 +273,8 @@ class TrainLoop:
         files are decoded (the cache). Returns the number of images now drawn from."""
         cfg, dd = self.cfg, self.dd
         before = len(self.batcher.images)
-        images, probs = data_mod.training_images(cfg, shard=(dd.rank, dd.world))
-        self.batcher.images, self.batcher.probs = images, probs
+        images, probs, windows = data_mod.training_images(cfg, shard=(dd.rank, dd.world))
+        self.batcher.images, self.batcher.probs, self.batcher.windows = images, probs, windows
         if dd.main and len(images) != before:
             data_mod.write_split(cfg.data, self.run_dir / "split.json")
             print(f"step {self.base['iters'] + self.step}: data re-read, {before} -> {len(images)} images", flush=True)

@@ -24,7 +24,7 @@ def loss_prior(model, ctx: Ctx) -> torch.Tensor:
     (`arch: {prediction: v}`) regresses its own output on v_target instead. With
     `min_snr_gamma: G` each sample's MSE is weighted by min_snr_weights."""
     p, b = pick_patch(ctx)
-    (x,), coords = crop_patch(ctx, p, ctx.batcher(b))
+    (x,), coords = crop_patch(ctx, p, ctx.batcher(b, min_side=p))
     t = torch.randint(0, ctx.schedule.num_steps, (b,))
     noise = torch.randn_like(x)
     gamma = ctx.cfg.min_snr_gamma
