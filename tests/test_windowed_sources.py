@@ -118,3 +118,22 @@ def test_only_a_prior_with_a_run_framed_first_source_takes_windowed_sources(mix)
         data_mod.training_batcher(TrainConfig.from_dict({**base, "kind": "idm"}), seed=0)
     with pytest.raises(ValueError, match="first data source"):
         data_mod.training_batcher(TrainConfig.from_dict({**base, "kind": "prior", "data": data[::-1]}), seed=0)
+
+
+def test_a_source_keeps_its_own_sharpest_fraction(tmp_path):
+    wide = _folder(tmp_path / "wide", 60, n=6, size=SIZE)
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(8):  # even: flat grey (no detail); odd: noise (much detail)
+        img = np.full((200, 200, 3), 120, np.uint8) if i % 2 == 0 else rng.integers(0, 255, (200, 200, 3), dtype=np.uint8)
+        write_image(mixed / f"m{i}.png", img)
+    data = [{"path": wide}, {"path": str(mixed), "template": "utkface", "sharpest": 0.5}]
+    images, probs, windows = data_mod.load_sources(data, SIZE, split="all", cache_dir=tmp_path / "cache", frame="ffhq")
+    assert len(images) == 6 + 4 and (windows[:, 2] < SIZE).sum() == 4
+    top, left, side = crop_window("utkface", "ffhq", SIZE)
+    kept = images[6:, :, top:top + side, left:left + side].float()
+    assert (kept.std(dim=(1, 2, 3)) > 5).all()  # only the detailed half is left (the flat ones: 0)
+    assert torch.isclose(probs[6:].sum(), torch.tensor(0.5, dtype=torch.float64))  # its weight is unchanged
+    with pytest.raises(ValueError, match="fraction"):
+        data_mod.sources([{"path": str(mixed), "sharpest": 0}])

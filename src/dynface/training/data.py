@@ -175,6 +175,7 @@ class Source:
     path: str
     weight: float = 1.0
     template: str | None = None
+    sharpest: float | None = None  # keep this fraction of its images, the sharpest (None: the config's `sharpest`)
 
 
 def sources(data) -> list[Source]:
@@ -183,10 +184,14 @@ def sources(data) -> list[Source]:
     out = []
     for it in items:
         if isinstance(it, dict):
-            unknown = set(it) - {"path", "weight", "template"}
+            unknown = set(it) - {"path", "weight", "template", "sharpest"}
             if unknown or "path" not in it:
-                raise ValueError(f"a data source is {{path: FOLDER, weight: W, template: NAME}}, got {it!r}")
-            src = Source(expand(it["path"]), float(it.get("weight", 1.0)), it.get("template"))
+                raise ValueError(f"a data source is {{path: FOLDER, weight: W, template: NAME, sharpest: F}}, got {it!r}")
+            sharp = it.get("sharpest")
+            src = Source(expand(it["path"]), float(it.get("weight", 1.0)), it.get("template"),
+                         None if sharp is None else float(sharp))
+            if src.sharpest is not None and not 0 < src.sharpest <= 1:
+                raise ValueError(f"{src.path}: a source's sharpest is a fraction in (0, 1], got {sharp!r}")
         elif isinstance(it, (str, os.PathLike)):
             src = Source(expand(it))
         else:
@@ -281,7 +286,7 @@ def load_sources(data, size: int, split: str = "train", cache_dir=None, limit: i
     """The uint8 cache of every source, concatenated; each image's draw probability (None for one
     source: uniform); and each image's window (N, 3) of (top, left, side), None when no source is
     windowed (`frame`: the run's template, see the module doc). `sharpest` keeps that fraction of
-    each source (keep_sharpest)."""
+    each source (keep_sharpest) whose own `sharpest` does not say otherwise."""
     srcs = sources(data)
     source_wins = [source_window(s, frame, size) for s in srcs]
     parts, wins = [], []
@@ -289,7 +294,8 @@ def load_sources(data, size: int, split: str = "train", cache_dir=None, limit: i
         x = load_cache(s.path, win[2] if win else size, split, cache_dir=cache_dir, limit=limit, shard=shard)
         if len(x) == 0:
             raise ValueError(f"{s.path}: no readable {split} image")
-        x = keep_sharpest(x, sharpest) if sharpest else x
+        keep = s.sharpest if s.sharpest is not None else sharpest
+        x = keep_sharpest(x, keep) if keep else x
         if win:
             top, left, side = win
             canvas = torch.zeros((len(x), x.shape[1], size, size), dtype=x.dtype)
