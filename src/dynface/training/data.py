@@ -320,7 +320,8 @@ def training_images(cfg, shard: tuple[int, int] = (0, 1)
 
 
 def training_batcher(cfg, seed: int, shard: tuple[int, int] = (0, 1)) -> "Batcher":
-    """The Batcher of a training config (a `TrainConfig`): `data` (a folder or a mix), `sharpest`, `synth`."""
+    """The Batcher of a training config (a `TrainConfig`): `data` (a folder or a mix), `sharpest`, `synth`,
+    and windowed sources (`template`; a prior's only, its first source framed like the run)."""
     images, probs, windows = training_images(cfg, shard)
     if windows is not None:
         if cfg.kind != "prior":
