@@ -326,7 +326,7 @@ def training_batcher(cfg, seed: int, shard: tuple[int, int] = (0, 1)) -> "Batche
     if windows is not None:
         if cfg.kind != "prior":
             raise ValueError(f"a data source framed by another template than the run's is for the prior only, not {cfg.kind}")
-        if source_window(sources(cfg.data)[0], cfg.template, cfg.size):
+        if windows[0, 2] < cfg.size:  # the first source's images come first
             raise ValueError("the first data source gives the validation faces: it must be framed like the run")
     synth = SynthDraw(cfg.synth, cfg.size) if cfg.synth else None
     synth_share = 0.0
