@@ -22,7 +22,7 @@ The synthetic folders the runs read (runs.yaml `data:`) live in runs_dir/data: `
 resumes `dynface synth` for each that is not complete (in the background, niced, one thread), and
 a config names them as $DYNFACE_RUNS/data/NAME.
 Runs are niced (and so is their autogroup, see lower_autogroup), so interactive work on the same
-cores goes first.
+cores goes first; the face generators yield to the training runs as well.
 """
 from __future__ import annotations
 
@@ -123,7 +123,7 @@ def start_data(runs_dir: Path, specs: list[dict]) -> None:
         p = subprocess.Popen(["nice", "-n", "10", *cmd], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env,
                              start_new_session=True)
         pidfile.write_text(str(p.pid))
-        lower_autogroup(p.pid)
+        lower_autogroup(p.pid, DATA_NICE)
         print(f"data {d['name']}: making faces {faces_done(folder)}..{d['num'] - 1} (pid {p.pid})")
 
 
@@ -149,10 +149,14 @@ def pid_alive_dir_file(pidfile: Path) -> int | None:
     return pid
 
 
-def lower_autogroup(pid: int, nice: int = 19) -> None:
+RUN_NICE, DATA_NICE = 10, 19  # autogroup nice of training runs and of face generators (CPU weights ~110 and ~15 of 1024)
+
+
+def lower_autogroup(pid: int, nice: int = RUN_NICE) -> None:
     """With the kernel's autogroup scheduling on (/proc/sys/kernel/sched_autogroup_enabled), `nice`
     only ranks processes inside one session; a run started in its own session competes with the
-    user's shell as an equal. Lowering the session's autogroup makes it yield to interactive work."""
+    user's shell as an equal. Lowering the session's autogroup makes it yield to interactive work
+    (and a face generator, lowered further, to the training runs it feeds)."""
     try:
         Path(f"/proc/{pid}/autogroup").write_text(str(nice))
     except OSError:
@@ -320,8 +324,9 @@ def status(runs_dir: Path, runs) -> None:
 
 
 def stop(runs_dir: Path, runs, timeout: float = 900.0) -> None:
-    """SIGTERM every running run (each finishes its iteration, and an evaluation under way, then
-    checkpoints), and wait until they have exited, so that `export` reads their last checkpoint."""
+    """SIGTERM every running run (each finishes its iteration, or drops a curve row under way, which
+    it measures first when resumed, then checkpoints), and wait until they have exited, so that
+    `export` reads their last checkpoint."""
     asked = {}
     for d in data_specs():  # the face generators stop at once (a re-run fills what is missing)
         pid = pid_alive_dir_file(runs_dir / "data" / f"{d['name']}.pid")

@@ -79,6 +79,38 @@ def test_sigterm_checkpoints_and_stops(tmp_path, monkeypatch):
     assert signal.getsignal(signal.SIGTERM) == before  # the caller's handler is back
 
 
+def test_a_stop_during_an_evaluation_cuts_it_short_and_the_resumed_run_takes_that_row(tmp_path, monkeypatch):
+    """SIGTERM while a curve row is measured: the run stops at once (checkpoint at that step, row
+    dropped); resumed, it measures that row first and ends with the straight run's curve."""
+    import time
+
+    from dynface.training.curves import Validator
+
+    cfg = {**rm_config(tmp_path, shipped_rm(tmp_path)), "iters": 6}
+    train("rm", cfg, run_dir=tmp_path / "straight", progress=False)
+    straight = read_curve(tmp_path / "straight" / "curve.csv")
+
+    real, calls = Validator._rm, []
+
+    def slow_row_then_signal(self, net):
+        calls.append(1)
+        if len(calls) == 2:  # the row at the second evaluation (step 2): a stop arrives mid-row
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(60)  # the rest of a long row, never waited for
+        return real(self, net)
+
+    monkeypatch.setattr(Validator, "_rm", slow_row_then_signal)
+    t0 = time.time()
+    train("rm", cfg, run_dir=tmp_path / "run", progress=False)
+    assert time.time() - t0 < 30
+    assert load_torch_file(tmp_path / "run" / "ckpt.pt")["step"] == 2
+    assert [r["step"] for r in read_curve(tmp_path / "run" / "curve.csv")] == [100]
+    train("rm", cfg, run_dir=tmp_path / "run", resume=True, progress=False)
+    assert read_curve(tmp_path / "run" / "curve.csv") == [{**r, "wall_h": r2["wall_h"]} for r, r2 in
+                                                        zip(straight, read_curve(tmp_path / "run" / "curve.csv"))]
+    assert len(calls) == 5  # start, the cut row, the same row again, then steps 4 and 6
+
+
 def test_dgsa_curve_is_the_default_restoration_with_the_candidate_map(tmp_path):
     """The DGSA validator scores what `dynface restore` would return with the candidate DGSA; a
     short re-fit run (frozen nets and DSST named from a model folder) writes those columns."""

@@ -15,6 +15,7 @@ import copy
 import csv
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -29,12 +30,14 @@ from dynface.core.schedule import Schedule
 from dynface.modelset.checkpoint import export_safetensors, load_network
 from dynface.modelset.manifest import embedded_or_path
 from dynface.modelset.weights import load_torch_file, save_torch_file
+from dynface.networks.deepen import deepened_state, new_blocks
 from dynface.networks.factory import build_network
+from dynface.networks.unet import UNetModel
 from dynface.training import data as data_mod
 from dynface.training import distributed
 from dynface.training.batches import Ctx
 from dynface.training.config import TrainConfig
-from dynface.training.curves import Validator, append_row, plot_curve
+from dynface.training.curves import Validator, append_row, plot_curve, read_curve
 from dynface.training.losses import LOSSES
 from dynface.training.lr_schedule import learning_rate
 
@@ -80,11 +83,19 @@ def init_from(net: nn.Module, path: str, skip: tuple[str, ...] = (), zero: tuple
     the old ones copied and the new ones zeroed (so it starts by ignoring them); names starting
     with a `skip` prefix keep their fresh init; tensors the source lacks whose name contains one of
     `zero` start at zero (`zero: [conv2]` makes the residual blocks a deeper ResUNet adds start as
-    the identity, so it starts as the network it grew from). `embedded:NAME` names a file of the
-    embedded model set. Returns counts of copied / widened / zeroed / kept tensors."""
-    src = load_network(embedded_or_path(path)).state_dict()
+    the identity, so it starts as the network it grew from). A diffusion UNet with more residual
+    blocks per level than the source's gets the new ones as identities (networks/deepen.py), so it
+    too starts as the network it grew from. `embedded:NAME` names a file of the embedded model set.
+    Returns counts of copied / widened / zeroed / kept tensors and of the blocks deepening added."""
+    source = load_network(embedded_or_path(path))
+    src = source.state_dict()
     own = net.state_dict()
-    counts = {"copied": 0, "widened": 0, "zeroed": 0, "kept": 0}
+    counts = {"copied": 0, "widened": 0, "zeroed": 0, "kept": 0, "deepened": 0}
+    src_unet, own_unet = getattr(source, "unet", None), getattr(net, "unet", None)
+    if (isinstance(src_unet, UNetModel) and isinstance(own_unet, UNetModel)
+            and src_unet.config.num_res_blocks != own_unet.config.num_res_blocks):
+        src = {**src, **deepened_state(src, src_unet.config, own_unet, prefix="unet.")}
+        counts["deepened"] = new_blocks(src_unet.config, own_unet.config)
     for k, v in own.items():
         w = src.get(k)
         if w is None and any(z in k for z in zero):
@@ -186,13 +197,20 @@ def load_frozen(kind: str, cfg: TrainConfig | dict, device="cpu") -> dict:
 
 # ---------------------------------------------------------------- the loop
 
+class EvaluationCut(BaseException):
+    """SIGTERM / SIGINT arrived during an evaluation: the row is dropped (taken again on resume)."""
+
+
 class _StopOnSignal:
-    """While training, SIGTERM and SIGINT ask the loop to checkpoint and stop after this iteration."""
+    """While training, SIGTERM and SIGINT ask the loop to checkpoint and stop after this iteration;
+    inside `cutting()` (an evaluation) they raise EvaluationCut at once instead, so that a stop
+    does not wait for a learning-curve row (a prior's takes many minutes on a CPU)."""
 
     def __init__(self):
         import signal
 
         self.requested = False
+        self._cut = False
         self._old = {}
         for sig in (signal.SIGTERM, signal.SIGINT):
             try:
@@ -202,6 +220,20 @@ class _StopOnSignal:
 
     def _ask(self, signum, frame):
         self.requested = True
+        if self._cut:
+            self._cut = False
+            raise EvaluationCut
+
+    @contextmanager
+    def cutting(self, allowed: bool = True):
+        """Within this block a stop request cuts the work short (EvaluationCut)."""
+        if self.requested and allowed:
+            raise EvaluationCut
+        self._cut = allowed and bool(self._old)
+        try:
+            yield
+        finally:
+            self._cut = False
 
     def restore(self):
         import signal
@@ -371,10 +403,12 @@ class TrainLoop:
                              "loss_state": self.ctx.state,
                              **({"ranks": ranks} if ranks else {})}, self.ckpt_path)
 
-    def evaluate(self) -> None:
-        """One learning-curve row: cumulative iterations / images / hours (shipped weights included)."""
+    def evaluate(self, metrics: dict | None = None) -> None:
+        """One learning-curve row: cumulative iterations / images / hours (shipped weights included),
+        from the validator's `metrics` (measured here when not given)."""
         base = self.base
-        metrics = self.validator(self.ema if self.ema is not None else self.model)
+        if metrics is None:
+            metrics = self.validator(self.ema if self.ema is not None else self.model)
         if self.validator.last_samples is not None:  # a prior's unconditional samples: a grid per evaluation
             from dynface.core.grid import save_grid
 
@@ -410,19 +444,22 @@ class TrainLoop:
             self._running, self._t_last = [], now
 
     def run(self) -> Path:
-        """Train to `iters` (or until SIGTERM / SIGINT, after a checkpoint); returns the export's path."""
+        """Train to `iters` (or until SIGTERM / SIGINT, after a checkpoint); returns the export's path.
+        A stop during an evaluation drops that row; the resumed run takes it before training on."""
         cfg, dd = self.cfg, self.dd
         self._open_log()
-        if self.validator is not None and not self.curve_path.exists():
-            self.evaluate()  # the starting point: the shipped weights when the run starts from them
+        stop = _StopOnSignal()
+        stopping = not self._evaluate_unless_stopped(stop, at_start=True)
         self._running, self._t_last = [], time.time()
-        stop, stopping = _StopOnSignal(), False
-        while self.step < cfg.iters and not (stopping := distributed.any_rank(dd, stop.requested)):
+        while (not stopping and self.step < cfg.iters
+               and not (stopping := distributed.any_rank(dd, stop.requested))):
             self.log_step(*self.run_step())
             if cfg.refresh_data_every and self.step % cfg.refresh_data_every == 0:
                 self.refresh_data()
-            if self.validator is not None and self._due(cfg.eval_every):
-                self.evaluate()
+            if (self.validator is not None and self._due(cfg.eval_every)
+                    and not self._evaluate_unless_stopped(stop)):
+                stopping = True
+                break
             if self._due(cfg.ckpt_every):
                 self.save()
         if stopping:
@@ -433,6 +470,31 @@ class TrainLoop:
         out = export(self.kind, cfg, self.run_dir, device=self.device) if dd.main else self.run_dir / "final.safetensors"
         distributed.teardown(dd)
         return out
+
+    def _evaluate_unless_stopped(self, stop: _StopOnSignal, at_start: bool = False) -> bool:
+        """Take the curve row that is due (at the start: the starting point of a fresh curve, or the
+        row a stop cut short); False where a stop request cut it (single-process runs only: under
+        torchrun the other ranks wait for rank 0, which finishes the row)."""
+        if self.validator is None or (at_start and not self._row_missing()):
+            return True
+        try:
+            with stop.cutting(allowed=self.dd.world == 1):
+                metrics = self.validator(self.ema if self.ema is not None else self.model)
+        except EvaluationCut:
+            print(f"step {self.base['iters'] + self.step}: evaluation cut short by a stop request; "
+                  "the resumed run takes it first", flush=True)
+            return False
+        self.evaluate(metrics)
+        return True
+
+    def _row_missing(self) -> bool:
+        """No curve yet, or the checkpoint stands at an evaluation step whose row is not in it."""
+        if not self.curve_path.exists():
+            return True
+        if self.step == 0 or not (self.cfg.eval_every and self._due(self.cfg.eval_every)):
+            return False
+        done = {int(float(r["step"])) for r in read_curve(self.curve_path) if r.get("step")}
+        return self.base["iters"] + self.step not in done
 
 
 def train(kind: str, cfg: TrainConfig | dict, run_dir=None, resume: bool = False, data=None, iters: int | None = None,
