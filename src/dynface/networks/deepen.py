@@ -18,11 +18,6 @@ import torch
 from dynface.networks.unet import UNetConfig, UNetModel
 
 
-def _counts(cfg: UNetConfig) -> list[int]:
-    nrb = cfg.num_res_blocks
-    return [int(nrb)] * len(cfg.channel_mult) if isinstance(nrb, int) else [int(n) for n in nrb]
-
-
 def _encoder_slots(counts: list[int]) -> list[tuple]:
     """Each input block's role: ('in',), ('res', level, j) or ('down', level)."""
     slots = [("in",)]
@@ -43,7 +38,7 @@ def deepened_state(src: dict, src_cfg: UNetConfig | dict, dst: UNetModel, prefix
     same prefix, built from `src_cfg`) with identity blocks added where `dst` has more per level."""
     src_cfg = src_cfg if isinstance(src_cfg, UNetConfig) else UNetConfig(**src_cfg)
     dst_cfg = dst.config
-    a, b = _counts(src_cfg), _counts(dst_cfg)
+    a, b = src_cfg.blocks_per_level(), dst_cfg.blocks_per_level()
     same = {k: v for k, v in src_cfg.to_dict().items() if k != "num_res_blocks"}
     if same != {k: v for k, v in dst_cfg.to_dict().items() if k != "num_res_blocks"}:
         raise ValueError("a UNet can only be deepened: every setting but num_res_blocks must match")
@@ -59,8 +54,7 @@ def deepened_state(src: dict, src_cfg: UNetConfig | dict, dst: UNetModel, prefix
         shift = 0 if k == 0 else b[level] - a[level]
         rename[f"output_blocks.{i}."] = f"output_blocks.{dec[('res', level, k + shift)]}."
 
-    out = {k: v.clone() for k, v in dst.state_dict().items()}
-    out = {prefix + k: v for k, v in out.items()}
+    out = {prefix + k: v.clone() for k, v in dst.state_dict().items()}
     for key, value in src.items():
         if not key.startswith(prefix):
             continue
@@ -98,4 +92,4 @@ def new_blocks(src_cfg: UNetConfig | dict, dst_cfg: UNetConfig | dict) -> int:
     """How many residual blocks deepening `src_cfg` to `dst_cfg` adds (encoder and decoder)."""
     src_cfg = src_cfg if isinstance(src_cfg, UNetConfig) else UNetConfig(**src_cfg)
     dst_cfg = dst_cfg if isinstance(dst_cfg, UNetConfig) else UNetConfig(**dst_cfg)
-    return 2 * sum(y - x for x, y in zip(_counts(src_cfg), _counts(dst_cfg)))
+    return 2 * sum(y - x for x, y in zip(src_cfg.blocks_per_level(), dst_cfg.blocks_per_level()))

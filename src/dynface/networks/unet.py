@@ -38,6 +38,11 @@ class UNetConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def blocks_per_level(self) -> list[int]:
+        """`num_res_blocks` as one count per channel_mult level."""
+        nrb = self.num_res_blocks
+        return [int(nrb)] * len(self.channel_mult) if isinstance(nrb, int) else [int(n) for n in nrb]
+
 
 class GroupNorm32(nn.GroupNorm):
     """GroupNorm computed in float32 (as in guided-diffusion)."""
@@ -185,8 +190,7 @@ class UNetModel(nn.Module):
     def __init__(self, config: UNetConfig):
         super().__init__()
         self.config = cfg = config
-        nrb = cfg.num_res_blocks
-        nrb = [nrb] * len(cfg.channel_mult) if isinstance(nrb, int) else list(nrb)
+        nrb = cfg.blocks_per_level()
         if len(nrb) != len(cfg.channel_mult):
             raise ValueError("num_res_blocks needs one entry per channel_mult level")
         attn_ds = {cfg.image_size // int(r) for r in cfg.attention_resolutions}

@@ -403,12 +403,10 @@ class TrainLoop:
                              "loss_state": self.ctx.state,
                              **({"ranks": ranks} if ranks else {})}, self.ckpt_path)
 
-    def evaluate(self, metrics: dict | None = None) -> None:
-        """One learning-curve row: cumulative iterations / images / hours (shipped weights included),
-        from the validator's `metrics` (measured here when not given)."""
+    def write_row(self, metrics: dict) -> None:
+        """One learning-curve row of the validator's `metrics`: cumulative iterations / images / hours
+        (shipped weights included), and a prior's sample grid."""
         base = self.base
-        if metrics is None:
-            metrics = self.validator(self.ema if self.ema is not None else self.model)
         if self.validator.last_samples is not None:  # a prior's unconditional samples: a grid per evaluation
             from dynface.core.grid import save_grid
 
@@ -484,7 +482,7 @@ class TrainLoop:
             print(f"step {self.base['iters'] + self.step}: evaluation cut short by a stop request; "
                   "the resumed run takes it first", flush=True)
             return False
-        self.evaluate(metrics)
+        self.write_row(metrics)
         return True
 
     def _row_missing(self) -> bool:
