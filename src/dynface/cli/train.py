@@ -1,6 +1,7 @@
 """`dynface train`: train one network from a config (resumable; training/)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from dynface.cli.flags import THREADS_MAX, add_number
@@ -40,7 +41,11 @@ def cmd_train(a) -> int:
         return 0
     if a.precision:
         cfg = cfg.replace(precision=a.precision)
+    from dynface.training.distributed import leave_process
+
     out = train(a.kind, cfg, run_dir=run_dir, resume=a.resume, data=a.data, iters=a.iters, threads=a.threads,
                 progress=not a.quiet, device=a.device)
-    print(out)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(out)
+    leave_process()  # under torchrun: exit now, before Python's shutdown can abort the rank
     return 0

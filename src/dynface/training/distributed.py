@@ -52,6 +52,21 @@ def teardown(d: Dist) -> None:
         dist.destroy_process_group()
 
 
+def leave_process() -> None:
+    """Under torchrun, end this rank's process at once (streams flushed, exit status 0) once its
+    run has ended. Python's shutdown is skipped on purpose: the gloo group that DDP keeps alive
+    past `destroy_process_group` would be freed while the interpreter finalises, and its worker
+    threads, releasing the last collectives' tensors, then need the GIL and abort the rank
+    (SIGABRT) although the run finished. A no-op in a single process."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(0)
+
+
 def rank_seed(seed: int, rank: int) -> int:
     return int(seed) + int(rank) * RANK_SEED_STRIDE
 
