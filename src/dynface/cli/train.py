@@ -1,7 +1,6 @@
 """`dynface train`: train one network from a config (resumable; training/)."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from dynface.cli.flags import THREADS_MAX, add_number
@@ -30,6 +29,7 @@ def register(sub) -> None:
 
 def cmd_train(a) -> int:
     from dynface.training.config import TrainConfig
+    from dynface.training.distributed import launched, leave_process
     from dynface.training.loop import export, train
 
     cfg = TrainConfig.load(a.config or Path(__file__).parent.parent / "configs" / f"{a.kind}.yaml")
@@ -41,11 +41,9 @@ def cmd_train(a) -> int:
         return 0
     if a.precision:
         cfg = cfg.replace(precision=a.precision)
-    from dynface.training.distributed import leave_process
-
     out = train(a.kind, cfg, run_dir=run_dir, resume=a.resume, data=a.data, iters=a.iters, threads=a.threads,
                 progress=not a.quiet, device=a.device)
-    if int(os.environ.get("RANK", "0")) == 0:
+    if launched().main:  # under torchrun every rank returns the same path
         print(out)
     leave_process()  # under torchrun: exit now, before Python's shutdown can abort the rank
     return 0

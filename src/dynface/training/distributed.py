@@ -32,15 +32,23 @@ class Dist:
         return self.rank == 0
 
 
+def launched() -> Dist:
+    """Where torchrun's environment puts this process (RANK, WORLD_SIZE, LOCAL_WORLD_SIZE); Dist()
+    when it was not started by torchrun. Readable before joining and after leaving the group."""
+    env = os.environ
+    return Dist(int(env.get("RANK", "0")), int(env.get("WORLD_SIZE", "1")), int(env.get("LOCAL_WORLD_SIZE", "1")))
+
+
 def setup(device: str = "cpu") -> Dist:
     """Join torchrun's process group when WORLD_SIZE > 1 (gloo on CPU, nccl on CUDA); else Dist()."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+    env = launched()
+    if env.world <= 1:
         return Dist()
     import torch.distributed as dist
 
     if not dist.is_initialized():
         dist.init_process_group("nccl" if torch.device(device).type == "cuda" else "gloo")
-    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return Dist(dist.get_rank(), dist.get_world_size(), env.local_world)
 
 
 def teardown(d: Dist) -> None:
@@ -58,7 +66,7 @@ def leave_process() -> None:
     past `destroy_process_group` would be freed while the interpreter finalises, and its worker
     threads, releasing the last collectives' tensors, then need the GIL and abort the rank
     (SIGABRT) although the run finished. A no-op in a single process."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+    if launched().world <= 1:
         return
     import sys
 
