@@ -1,8 +1,9 @@
 """The training campaign: resume every run in the background, watch the curves, export the winners.
 
-    python scripts/campaign.py start [--device cuda] [--threads N]
+    python scripts/campaign.py start [--device cuda] [--threads N] [--wait]
         # resume (or start from the shipped weights) every active run; --device: where its networks
-        # train (all runs share it); --threads: CPU threads per run (default: each run's `threads`)
+        # train (all runs share it); --threads: CPU threads per run (default: each run's `threads`);
+        # --wait: stay, and start each run that waits for its faces once they are made
     python scripts/campaign.py status           # running?, iterations, first and last curve rows
     python scripts/campaign.py stop             # SIGTERM: each run checkpoints and stops; waits for them
     python scripts/campaign.py install NAME     # export and install one run, chosen on other evidence
@@ -164,11 +165,11 @@ def lower_autogroup(pid: int, nice: int = RUN_NICE) -> None:
 
 
 def start(runs_dir: Path, runs, device: str = "cpu", threads: int | None = None, same_session: bool = False,
-          specs: list[dict] | None = None) -> None:
+          specs: list[dict] | None = None, say_waits: bool = True) -> list[dict]:
     """Resume (or start) every active run in the background; each start is logged as a working
     session (`log_session`) unless `same_session` says it restarts runs within one. A run with no
     checkpoint waits while a synthetic folder it reads is short of its `min_faces` (`specs`: runs.yaml
-    `data`)."""
+    `data`). Returns the runs that wait."""
     from dynface.training.loop import load_config
 
     specs = data_specs() if specs is None else specs
@@ -181,6 +182,7 @@ def start(runs_dir: Path, runs, device: str = "cpu", threads: int | None = None,
                 fork(runs_dir / r["fork"], d)
             except RuntimeError as e:
                 print(e)
+    waiting = []
     for r in active:
         d = runs_dir / r["name"]
         if pid_alive(d):
@@ -189,7 +191,9 @@ def start(runs_dir: Path, runs, device: str = "cpu", threads: int | None = None,
         if r.get("fork") and not (d / "ckpt.pt").exists():
             continue  # its fork was refused, said above
         if not (d / "ckpt.pt").exists() and (why := data_shortfall(runs_dir, load_config(ROOT / r["config"]), specs)):
-            print(f"{r['name']}: waits, {why} (start again later)")
+            waiting.append(r)
+            if say_waits:
+                print(f"{r['name']}: waits, {why} (start again later, or `start --wait`)")
             continue
         d.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "dynface.cli", "train", r["kind"], "--config", str(ROOT / r["config"]),
@@ -209,7 +213,20 @@ def start(runs_dir: Path, runs, device: str = "cpu", threads: int | None = None,
         fresh = "from its config's init_from" if load_config(ROOT / r["config"]).get("init_from") else "afresh"
         how = "resumed" if resume else f"started {fresh}"
         print(f"{r['name']}: {how} on {device} "
-              f"(pid {p.pid}, log {d / 'train.log'})")
+              f"(pid {p.pid}, log {d / 'train.log'})", flush=True)
+    return waiting
+
+
+def start_when_ready(runs_dir: Path, runs, device: str = "cpu", threads: int | None = None,
+                     same_session: bool = False, specs: list[dict] | None = None, poll_s: float = 60.0,
+                     sleep=time.sleep) -> None:
+    """`start --wait`: `start`, then look again every `poll_s` seconds and start each run that
+    waited as soon as the faces it reads are there (a new machine makes them first); returns when
+    none waits."""
+    waiting = start(runs_dir, runs, device, threads, same_session, specs)
+    while waiting:
+        sleep(poll_s)
+        waiting = start(runs_dir, waiting, device, threads, same_session, specs, say_waits=False)
 
 
 def fork(src: Path, dst: Path) -> None:
@@ -595,6 +612,8 @@ def main(argv=None) -> int:
     ap.add_argument("--template", default=None, help="with bench: the alignment template of the runs' copies (e.g. ffhq)")
     ap.add_argument("--device", default="cpu", help="with start: cpu (default), cuda or cuda:N, for every run")
     ap.add_argument("--threads", type=int, default=None, help="with start: CPU threads per run (default: its own)")
+    ap.add_argument("--wait", action="store_true",
+                    help="with start: stay until every run that waits for its faces has started (run it with nohup)")
     ap.add_argument("--same-session", action="store_true",
                     help="with start: a restart within this working session (e.g. with other threads): log no new session")
     a = ap.parse_args(argv)
@@ -620,7 +639,7 @@ def main(argv=None) -> int:
         export(runs_dir, runs, a.install)
     elif a.command == "start":
         start_data(runs_dir, data_specs())
-        start(runs_dir, runs, a.device, a.threads, a.same_session)
+        (start_when_ready if a.wait else start)(runs_dir, runs, a.device, a.threads, a.same_session)
     else:
         {"status": status, "stop": stop}[a.command](runs_dir, runs)
     return 0

@@ -401,6 +401,31 @@ def test_a_fresh_run_waits_for_the_faces_it_reads_and_a_resumed_one_does_not(tmp
     assert len(started) == 1 and "--resume" in started[0]
 
 
+def test_start_wait_starts_a_waiting_run_once_its_faces_are_made(tmp_path, monkeypatch, capsys):
+    campaign = campaign_module()
+    started = no_processes(campaign, monkeypatch)
+    monkeypatch.setattr(campaign, "log_session", lambda d, r: None)
+    monkeypatch.setattr(campaign, "pid_alive", lambda d: None)
+    monkeypatch.setenv("DYNFACE_RUNS", str(tmp_path / "runs"))
+    faces = tmp_path / "runs" / "data" / "faces"
+    faces.mkdir(parents=True)
+    cfg = {**rm_config(tmp_path, shipped_rm(tmp_path)), "data": "$DYNFACE_RUNS/data/faces"}
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(cfg))
+    runs = [{"name": "tiny", "kind": "rm", "config": str(tmp_path / "tiny.yaml")}]
+    specs = [{"name": "faces", "num": 10, "size": 128, "min_faces": 2}]
+    looks = []
+
+    def generator_makes_a_face(seconds):  # stands in for the wait: one more face each time
+        looks.append(seconds)
+        assert not started, "started before its faces were there"
+        (faces / f"face_{len(looks):06d}.png").write_bytes(b"x")
+
+    campaign.start_when_ready(tmp_path / "runs", runs, specs=specs, poll_s=7.0, sleep=generator_makes_a_face)
+    assert looks == [7.0, 7.0] and len(started) == 1 and "--resume" not in started[0]
+    out = capsys.readouterr().out
+    assert out.count("tiny: waits") == 1 and "tiny: started" in out
+
+
 def test_export_refreshes_the_warm_weights_a_run_keeps_in_the_repository(tmp_path, embedded, monkeypatch, capsys):
     c = campaign_module()
     monkeypatch.setattr(c, "DOCS", tmp_path / "docs")
