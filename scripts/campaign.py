@@ -222,9 +222,14 @@ def start_when_ready(runs_dir: Path, runs, device: str = "cpu", threads: int | N
                      sleep=time.sleep) -> None:
     """`start --wait`: `start`, then look again every `poll_s` seconds and start each run that
     waited as soon as the faces it reads are there (a new machine makes them first); returns when
-    none waits."""
+    none waits, or when no face generator runs any more (they would wait for ever)."""
+    specs = data_specs() if specs is None else specs
     waiting = start(runs_dir, runs, device, threads, same_session, specs)
     while waiting:
+        if not any(pid_alive_dir_file(runs_dir / "data" / f"{d['name']}.pid") for d in specs):
+            print(f"campaign: no face generator runs, so {', '.join(r['name'] for r in waiting)} would wait "
+                  "for ever: stopped waiting (see runs_dir/data/*.log)")
+            return
         sleep(poll_s)
         waiting = start(runs_dir, waiting, device, threads, same_session, specs, say_waits=False)
 

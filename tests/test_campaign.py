@@ -420,6 +420,12 @@ def test_start_wait_starts_a_waiting_run_once_its_faces_are_made(tmp_path, monke
         assert not started, "started before its faces were there"
         (faces / f"face_{len(looks):06d}.png").write_bytes(b"x")
 
+    generators = []
+    monkeypatch.setattr(campaign, "pid_alive_dir_file", lambda f: 99 if f in generators else None)
+    campaign.start_when_ready(tmp_path / "runs", runs, specs=specs, poll_s=7.0, sleep=generator_makes_a_face)
+    assert not looks and not started  # no generator makes its faces: it does not wait for ever
+    assert "no face generator runs, so tiny would wait for ever" in capsys.readouterr().out
+    generators.append(tmp_path / "runs" / "data" / "faces.pid")
     campaign.start_when_ready(tmp_path / "runs", runs, specs=specs, poll_s=7.0, sleep=generator_makes_a_face)
     assert looks == [7.0, 7.0] and len(started) == 1 and "--resume" not in started[0]
     out = capsys.readouterr().out
