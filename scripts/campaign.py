@@ -102,6 +102,11 @@ def data_shortfall(runs_dir: Path, cfg: dict, specs: list[dict]) -> str | None:
     return None
 
 
+def data_pidfile(runs_dir: Path, spec: dict) -> Path:
+    """Where the generator making synthetic folder `spec` (a runs.yaml `data` entry) keeps its pid."""
+    return runs_dir / "data" / f"{spec['name']}.pid"
+
+
 def start_data(runs_dir: Path, specs: list[dict]) -> None:
     """Resume `dynface synth` for every synthetic folder of runs.yaml that is not complete
     (`active: false` pauses one: the training runs read the faces it has)."""
@@ -109,7 +114,7 @@ def start_data(runs_dir: Path, specs: list[dict]) -> None:
         if not d.get("active", True):
             continue
         folder = runs_dir / "data" / d["name"]
-        pidfile = runs_dir / "data" / f"{d['name']}.pid"
+        pidfile = data_pidfile(runs_dir, d)
         folder.parent.mkdir(parents=True, exist_ok=True)
         if pid_alive_dir_file(pidfile):
             print(f"data {d['name']}: already being made")
@@ -226,7 +231,7 @@ def start_when_ready(runs_dir: Path, runs, device: str = "cpu", threads: int | N
     specs = data_specs() if specs is None else specs
     waiting = start(runs_dir, runs, device, threads, same_session, specs)
     while waiting:
-        if not any(pid_alive_dir_file(runs_dir / "data" / f"{d['name']}.pid") for d in specs):
+        if not any(pid_alive_dir_file(data_pidfile(runs_dir, d)) for d in specs):
             print(f"campaign: no face generator runs, so {', '.join(r['name'] for r in waiting)} would wait "
                   "for ever: stopped waiting (see runs_dir/data/*.log)")
             return
@@ -317,7 +322,7 @@ def recent_slope(rows: list[dict], metric: str, window: int = 1000) -> float | N
 def status(runs_dir: Path, runs) -> None:
     for d in data_specs():
         folder = runs_dir / "data" / d["name"]
-        making = pid_alive_dir_file(runs_dir / "data" / f"{d['name']}.pid")
+        making = pid_alive_dir_file(data_pidfile(runs_dir, d))
         print(f"data {d['name']}: {faces_done(folder)}/{d['num']} faces" + (f", being made (pid {making})" if making else ""))
     for r in runs:
         d = runs_dir / r["name"]
@@ -351,7 +356,7 @@ def stop(runs_dir: Path, runs, timeout: float = 900.0) -> None:
     `export` reads their last checkpoint."""
     asked = {}
     for d in data_specs():  # the face generators stop at once (a re-run fills what is missing)
-        pid = pid_alive_dir_file(runs_dir / "data" / f"{d['name']}.pid")
+        pid = pid_alive_dir_file(data_pidfile(runs_dir, d))
         if pid:
             os.killpg(os.getpgid(pid), signal.SIGTERM)
             print(f"data {d['name']}: stopped (pid {pid})", flush=True)

@@ -368,7 +368,9 @@ def test_start_makes_only_the_active_unfinished_face_folders(tmp_path, monkeypat
     assert "making faces 0..7" in capsys.readouterr().out
 
 
-def test_a_fresh_run_waits_for_the_faces_it_reads_and_a_resumed_one_does_not(tmp_path, monkeypatch, capsys):
+def run_reading_faces(tmp_path, monkeypatch):
+    """`start` with no processes, no running runs and no session log, and one RM run "tiny" that
+    reads the synthetic folder runs/data/faces (made, empty): (campaign, started, faces, runs)."""
     campaign = campaign_module()
     started = no_processes(campaign, monkeypatch)
     monkeypatch.setattr(campaign, "log_session", lambda d, r: None)
@@ -376,11 +378,15 @@ def test_a_fresh_run_waits_for_the_faces_it_reads_and_a_resumed_one_does_not(tmp
     monkeypatch.setenv("DYNFACE_RUNS", str(tmp_path / "runs"))  # as `main` sets it to the runs_dir
     faces = tmp_path / "runs" / "data" / "faces"
     faces.mkdir(parents=True)
-    for i in range(3):
-        (faces / f"face_{i:06d}.png").write_bytes(b"x")
     cfg = {**rm_config(tmp_path, shipped_rm(tmp_path)), "data": "$DYNFACE_RUNS/data/faces"}
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(cfg))
-    runs = [{"name": "tiny", "kind": "rm", "config": str(tmp_path / "tiny.yaml")}]
+    return campaign, started, faces, [{"name": "tiny", "kind": "rm", "config": str(tmp_path / "tiny.yaml")}]
+
+
+def test_a_fresh_run_waits_for_the_faces_it_reads_and_a_resumed_one_does_not(tmp_path, monkeypatch, capsys):
+    campaign, started, faces, runs = run_reading_faces(tmp_path, monkeypatch)
+    for i in range(3):
+        (faces / f"face_{i:06d}.png").write_bytes(b"x")
     specs = [{"name": "faces", "num": 10, "size": 128, "min_faces": 4}]
     campaign.start(tmp_path / "runs", runs, specs=specs)
     assert not started and "tiny: waits, faces holds 3 of the 4 faces it needs first" in capsys.readouterr().out
@@ -402,16 +408,7 @@ def test_a_fresh_run_waits_for_the_faces_it_reads_and_a_resumed_one_does_not(tmp
 
 
 def test_start_wait_starts_a_waiting_run_once_its_faces_are_made(tmp_path, monkeypatch, capsys):
-    campaign = campaign_module()
-    started = no_processes(campaign, monkeypatch)
-    monkeypatch.setattr(campaign, "log_session", lambda d, r: None)
-    monkeypatch.setattr(campaign, "pid_alive", lambda d: None)
-    monkeypatch.setenv("DYNFACE_RUNS", str(tmp_path / "runs"))
-    faces = tmp_path / "runs" / "data" / "faces"
-    faces.mkdir(parents=True)
-    cfg = {**rm_config(tmp_path, shipped_rm(tmp_path)), "data": "$DYNFACE_RUNS/data/faces"}
-    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(cfg))
-    runs = [{"name": "tiny", "kind": "rm", "config": str(tmp_path / "tiny.yaml")}]
+    campaign, started, faces, runs = run_reading_faces(tmp_path, monkeypatch)
     specs = [{"name": "faces", "num": 10, "size": 128, "min_faces": 2}]
     looks = []
 
