@@ -53,6 +53,7 @@ def test_resume_is_bit_exact(tmp_path):
     train("idm", cfg, run_dir=tmp_path / "resumed", iters=2, progress=False)
     with pytest.raises(FileExistsError):
         train("idm", cfg, run_dir=tmp_path / "resumed", progress=False)
+    pfile.rename(pfile.with_suffix(".gone"))  # a resumed run (a fork, a new machine) needs only its checkpoint
     train("idm", cfg, run_dir=tmp_path / "resumed", resume=True, progress=False)
     a, b = load_torch_file(tmp_path / "straight" / "ckpt.pt"), load_torch_file(tmp_path / "resumed" / "ckpt.pt")
     assert a["step"] == b["step"] == 4
@@ -280,7 +281,8 @@ def test_prior_curve_scores_samples_by_kid_and_keeps_a_grid(tmp_path):
     net = build_network("prior", ARCH["prior"])
     v = Validator("prior", cfg)
     a = v(net)
-    assert set(a) >= {"x0_psnr_t300", "kid_faces"} and np.isfinite(a["kid_faces"])
+    assert set(a) >= {"x0_psnr_t300", "kid_faces", "sample_detail_ratio"} and np.isfinite(a["kid_faces"])
+    assert a["sample_detail_ratio"] > 0
     assert len(v.last_samples) == 4 and v.last_samples[0].shape == (SIZE, SIZE, 3)
     assert v(net)["kid_faces"] == a["kid_faces"]  # fixed seed: the same samples, the same score
 
@@ -350,6 +352,15 @@ def test_sample_faces_counts_samples_with_a_face_and_with_ffhq_framing(data_dir)
     shifted = np.roll(face, 16, axis=1)  # a face, 1/8 of the side off the template
     grey = np.full((128, 128, 3), 128, np.uint8)
     assert sample_faces([face, shifted, grey, face]) == {"faces_found": 0.75, "framed": 0.5}
+
+
+def test_mean_detail_is_zero_for_flat_images_and_grows_with_texture():
+    from dynface.training.curves import mean_detail
+
+    flat = np.full((16, 16, 3), 90, np.uint8)
+    noisy = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    assert mean_detail([flat]) == 0.0
+    assert mean_detail([noisy]) > mean_detail([flat, noisy]) > 0  # a mean over the images
 
 
 def test_data_label_names_every_source_and_its_weight(tmp_path):

@@ -18,7 +18,9 @@ measured per kind:
          With `sample_kid: {samples, steps, eta, references: [FOLDER, ...]}` also KID x 1000 of
          that many unconditional samples (seed fixed) against the faces of each reference folder
          (column kid_<folder name>), the shares of samples with a face found and with FFHQ framing
-         (faces_found, framed), and `last_samples` holds the first 64 for a sample grid.
+         (faces_found, framed), the samples' mean detail energy over that of the first reference
+         folder's faces (sample_detail_ratio; 1 = as sharp as the faces the prior learns from), and
+         `last_samples` holds the first 64 for a sample grid.
 - idm:   the same x0_hat PSNRs with the condition, and PSNR / detail ratio of a 10-step sample.
 - se:    mean |sigma_hat - sigma*| against sigma* labels (Eq. 19) from the run's frozen RM.
 - up:    the face upsampler on the faces shrunk by its scale (and blurred, with `input_blur`; or, with
@@ -40,7 +42,7 @@ import torch
 
 from dynface.core.atomic import write_bytes
 from dynface.core.degradation import DegradationConfig, degrade_random
-from dynface.core.imagemetrics import detail_ratio, psnr, ssim_pm1
+from dynface.core.imagemetrics import detail_energy, detail_ratio, psnr, ssim_pm1
 from dynface.core.imageio import resize
 from dynface.core.schedule import Schedule, space_timesteps, tweedie_x0
 from dynface.training import data as data_mod
@@ -63,6 +65,12 @@ def sample_faces(imgs: list) -> dict:
         return {}
     return {"faces_found": sum(c.faces > 0 for c in checks) / len(checks),
             "framed": sum(c.ok for c in checks) / len(checks)}
+
+
+def mean_detail(imgs: list) -> float:
+    """Mean detail energy (core/imagemetrics.py) of uint8 RGB images."""
+    x = torch.stack([torch.from_numpy(im).permute(2, 0, 1) for im in imgs]).float() / 127.5 - 1
+    return float(detail_energy(x).mean())
 
 
 def degrade_val(x: torch.Tensor, degradation: dict | None) -> torch.Tensor:
@@ -218,13 +226,17 @@ class Validator:
         res = sample_faces(imgs)
         feats = inception_features(imgs)
         if self._ref_feats is None:
-            self._ref_feats = {}
+            self._ref_feats, self._ref_detail = {}, None
             for folder in map(data_mod.expand, sk.get("references", [])):
                 ref = data_mod.load_cache(folder, size, "all", cache_dir=self.cfg.cache_dir,
                                           limit=int(sk.get("reference_faces", 512)))
                 self._ref_feats[Path(folder).name] = inception_features(
                     [r.permute(1, 2, 0).numpy() for r in ref])
+                if self._ref_detail is None:
+                    self._ref_detail = float(detail_energy(ref.float() / 127.5 - 1).mean())
         res.update({f"kid_{name}": 1000 * kid_from_features(feats, ref) for name, ref in self._ref_feats.items()})
+        if self._ref_detail:
+            res["sample_detail_ratio"] = mean_detail(imgs) / self._ref_detail
         return res
 
     def _idm(self, net) -> dict:

@@ -319,14 +319,15 @@ class TrainLoop:
         self.ema = copy.deepcopy(self.model).eval() if cfg.ema else None
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        self.step, self.wall, self.base = 0, 0.0, init_record(self.kind, cfg)
+        self.step, self.wall = 0, 0.0
+        # a checkpoint carries its start's record: a resumed run (or a fork) needs no init_from file
+        self.base = (ck or {}).get("base") or init_record(self.kind, cfg)
         if ck is not None:
             self.model.load_state_dict(ck["model"])
             if self.ema is not None and ck.get("ema") is not None:
                 self.ema.load_state_dict(ck["ema"])
             self.opt.load_state_dict(ck["opt"])
             self.step, self.wall = int(ck["step"]), float(ck.get("wall", 0.0))
-            self.base = ck.get("base") or self.base
 
     def _setup_context(self, ck: dict | None) -> None:
         """What the loss sees (`training.batches.Ctx`): frozen helpers, the critic, the schedule."""
