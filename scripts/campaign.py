@@ -88,18 +88,22 @@ def config_folders(cfg: dict) -> set[Path]:
     return {Path(expand(p)).resolve() for p in paths if p}
 
 
-def data_shortfall(runs_dir: Path, cfg: dict, specs: list[dict]) -> str | None:
-    """Why a run should wait (a synthetic folder it reads, not complete yet, holds fewer faces than
-    its runs.yaml `min_faces`: a new machine makes them again first), else None. A complete folder
+def short_folders(runs_dir: Path, cfg: dict, specs: list[dict]) -> list[dict]:
+    """The synthetic folders (runs.yaml `data` entries) a run reads that, not complete yet, hold
+    fewer faces than their `min_faces` (a new machine makes them again first). A complete folder
     never blocks (the faces its check rejected are all it lacks)."""
     reads = config_folders(cfg)
-    for d in specs:
-        folder = runs_dir / "data" / d["name"]
-        need = int(d.get("min_faces", 0))
-        if (need and folder.resolve() in reads and faces_done(folder) < int(d["num"])
-                and (have := faces_made(folder)) < need):
-            return f"{d['name']} holds {have} of the {need} faces it needs first"
-    return None
+    return [d for d in specs
+            if int(d.get("min_faces", 0)) and (runs_dir / "data" / d["name"]).resolve() in reads
+            and faces_done(runs_dir / "data" / d["name"]) < int(d["num"])
+            and faces_made(runs_dir / "data" / d["name"]) < int(d["min_faces"])]
+
+
+def data_shortfall(runs_dir: Path, cfg: dict, specs: list[dict]) -> str | None:
+    """Why a run should wait (short_folders), else None."""
+    short = short_folders(runs_dir, cfg, specs)
+    return "; ".join(f"{d['name']} holds {faces_made(runs_dir / 'data' / d['name'])} of the "
+                     f"{d['min_faces']} faces it needs first" for d in short) or None
 
 
 def data_pidfile(runs_dir: Path, spec: dict) -> Path:
@@ -227,13 +231,17 @@ def start_when_ready(runs_dir: Path, runs, device: str = "cpu", threads: int | N
                      sleep=time.sleep) -> None:
     """`start --wait`: `start`, then look again every `poll_s` seconds and start each run that
     waited as soon as the faces it reads are there (a new machine makes them first); returns when
-    none waits, or when no face generator runs any more (they would wait for ever)."""
+    none waits, or when no generator makes the folders they wait for (they would wait for ever)."""
+    from dynface.training.loop import load_config
+
     specs = data_specs() if specs is None else specs
     waiting = start(runs_dir, runs, device, threads, same_session, specs)
     while waiting:
-        if not any(pid_alive_dir_file(data_pidfile(runs_dir, d)) for d in specs):
-            print(f"campaign: no face generator runs, so {', '.join(r['name'] for r in waiting)} would wait "
-                  "for ever: stopped waiting (see runs_dir/data/*.log)")
+        awaited = {d["name"]: d for r in waiting for d in short_folders(runs_dir, load_config(ROOT / r["config"]), specs)}
+        if not any(pid_alive_dir_file(data_pidfile(runs_dir, d)) for d in awaited.values()):
+            print(f"campaign: no generator makes {', '.join(awaited) or 'their faces'}, so "
+                  f"{', '.join(r['name'] for r in waiting)} would wait for ever: stopped waiting "
+                  "(see runs_dir/data/*.log)")
             return
         sleep(poll_s)
         waiting = start(runs_dir, waiting, device, threads, same_session, specs, say_waits=False)

@@ -409,7 +409,8 @@ def test_a_fresh_run_waits_for_the_faces_it_reads_and_a_resumed_one_does_not(tmp
 
 def test_start_wait_starts_a_waiting_run_once_its_faces_are_made(tmp_path, monkeypatch, capsys):
     campaign, started, faces, runs = run_reading_faces(tmp_path, monkeypatch)
-    specs = [{"name": "faces", "num": 10, "size": 128, "min_faces": 2}]
+    specs = [{"name": "faces", "num": 10, "size": 128, "min_faces": 2},
+             {"name": "other", "num": 10, "size": 128, "min_faces": 2}]  # a folder tiny does not read
     looks = []
 
     def generator_makes_a_face(seconds):  # stands in for the wait: one more face each time
@@ -417,11 +418,11 @@ def test_start_wait_starts_a_waiting_run_once_its_faces_are_made(tmp_path, monke
         assert not started, "started before its faces were there"
         (faces / f"face_{len(looks):06d}.png").write_bytes(b"x")
 
-    generators = []
+    generators = [tmp_path / "runs" / "data" / "other.pid"]  # making faces tiny does not read
     monkeypatch.setattr(campaign, "pid_alive_dir_file", lambda f: 99 if f in generators else None)
     campaign.start_when_ready(tmp_path / "runs", runs, specs=specs, poll_s=7.0, sleep=generator_makes_a_face)
     assert not looks and not started  # no generator makes its faces: it does not wait for ever
-    assert "no face generator runs, so tiny would wait for ever" in capsys.readouterr().out
+    assert "no generator makes faces, so tiny would wait for ever" in capsys.readouterr().out
     generators.append(tmp_path / "runs" / "data" / "faces.pid")
     campaign.start_when_ready(tmp_path / "runs", runs, specs=specs, poll_s=7.0, sleep=generator_makes_a_face)
     assert looks == [7.0, 7.0] and len(started) == 1 and "--resume" not in started[0]
