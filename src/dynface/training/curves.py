@@ -69,7 +69,9 @@ def sample_faces(imgs: list) -> dict:
 
 def mean_detail(imgs: list) -> float:
     """Mean detail energy (core/imagemetrics.py) of uint8 RGB images."""
-    x = torch.stack([torch.from_numpy(im).permute(2, 0, 1) for im in imgs]).float() / 127.5 - 1
+    import numpy as np
+
+    x = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).float() / 127.5 - 1
     return float(detail_energy(x).mean())
 
 
