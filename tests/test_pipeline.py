@@ -121,8 +121,22 @@ def test_bench_steps_group_runs_the_full_method_at_each_count(restorer, y):
     res = restorer.restore(y[:1], replace(RestoreOptions(precision="fp32"), **rows[0][1]))
     assert res.nfe == 25
     assert [n for n, _ in setting_names(restorer, ["RM only", "steps=50"])] == ["RM only", "steps=50"]
-    with pytest.raises(ValueError, match="groups: ablation, fidelity, steps"):
+    with pytest.raises(ValueError, match="groups: ablation, fidelity, steps, eta"):
         setting_names(restorer, ["steps=30"])
+
+
+def test_bench_eta_group_runs_the_full_method_with_ddim_to_ancestral_steps(restorer, y):
+    """`dynface bench --settings eta`: rows eta=0 (DDIM), 0.5 and 1 (ancestral, the default); the
+    row's eta reaches the sampler (a different output) and a seeded row repeats."""
+    from dataclasses import replace
+    from dynface.jobs.ablation import setting_names
+
+    rows = setting_names(restorer, ["eta"])
+    assert [n for n, _ in rows] == ["eta=0", "eta=0.5", "eta=1"]
+    base = RestoreOptions(precision="fp32", steps=3)
+    ddim, ancestral = (restorer.restore(y[:1], replace(base, **rows[k][1])).images for k in (0, 2))
+    assert not torch.equal(ddim, ancestral)
+    assert torch.equal(ddim, restorer.restore(y[:1], replace(base, **rows[0][1])).images)
 
 
 def test_bench_ablation_runs_at_the_papers_setting_and_default_at_the_sets(restorer):

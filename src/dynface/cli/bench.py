@@ -12,7 +12,7 @@ def register(sub) -> None:
     p.add_argument("-o", "--output", default="bench-out")
     add_option_flag(p, "seed")
     add_number(p, "--limit", lo=1, default=None, help="first N faces only")
-    p.add_argument("--settings", default=None, help="comma list of rows or groups (ablation, fidelity, steps, flip, or e.g. \"w=0.5\"; default: ablation)")
+    p.add_argument("--settings", default=None, help="comma list of rows or groups (ablation, fidelity, steps, eta, flip, or e.g. \"w=0.5\"; default: ablation)")
     p.add_argument("--weights-dir", default=None)
     add_option_flag(p, "steps")
     add_runtime_options(p)

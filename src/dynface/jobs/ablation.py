@@ -50,8 +50,9 @@ ABLATION = [
 ]
 FIDELITY_SWEEP = [(f"w={w:g}", dict(fidelity=w)) for w in (0.0, 0.25, 0.5, 0.75, 1.0)]
 STEPS_SWEEP = [(f"steps={n}", dict(steps=n)) for n in (25, 50, 100)]
+ETA_SWEEP = [(f"eta={e:g}", dict(eta=e)) for e in (0.0, 0.5, 1.0)]  # 0: DDIM steps, 1: ancestral (Eq. 6)
 FLIP = [("RM only + flip", dict(method="rm", flip_average=True)), ("default + flip", dict(flip_average=True))]
-GROUPS = {"ablation": ABLATION, "fidelity": FIDELITY_SWEEP, "steps": STEPS_SWEEP, "flip": FLIP}
+GROUPS = {"ablation": ABLATION, "fidelity": FIDELITY_SWEEP, "steps": STEPS_SWEEP, "eta": ETA_SWEEP, "flip": FLIP}
 ROWS = [row for group in GROUPS.values() for row in group]  # every row, in table order
 
 
