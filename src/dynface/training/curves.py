@@ -127,6 +127,7 @@ class Validator:
         self._models = None  # dgsa: the model set the candidate map is scored in (loaded once)
         self._restore_xy = None  # restore_val_data: its clean faces and their degraded inputs
         self._ref_feats = None  # prior with sample_kid: Inception features of the reference folders
+        self._ref_detail = None  # and the first reference folder's mean detail energy (sample_detail_ratio)
         self.last_samples = None  # prior with sample_kid: the first 64 samples of the last evaluation
         self.device = torch.device("cpu")  # the scored network's (set per call)
 
@@ -228,7 +229,7 @@ class Validator:
         res = sample_faces(imgs)
         feats = inception_features(imgs)
         if self._ref_feats is None:
-            self._ref_feats, self._ref_detail = {}, None
+            self._ref_feats = {}
             for folder in map(data_mod.expand, sk.get("references", [])):
                 ref = data_mod.load_cache(folder, size, "all", cache_dir=self.cfg.cache_dir,
                                           limit=int(sk.get("reference_faces", 512)))
