@@ -88,26 +88,32 @@ def config_folders(cfg: dict) -> set[Path]:
     return {Path(expand(p)).resolve() for p in paths if p}
 
 
-def short_folders(runs_dir: Path, cfg: dict, specs: list[dict]) -> list[dict]:
+def short_folders(runs_dir: Path, cfg: dict, specs: list[dict]) -> list[tuple[dict, int]]:
     """The synthetic folders (runs.yaml `data` entries) a run reads that, not complete yet, hold
-    fewer faces than their `min_faces` (a new machine makes them again first). A complete folder
-    never blocks (the faces its check rejected are all it lacks)."""
-    reads = config_folders(cfg)
-    return [d for d in specs
-            if int(d.get("min_faces", 0)) and (runs_dir / "data" / d["name"]).resolve() in reads
-            and faces_done(runs_dir / "data" / d["name"]) < int(d["num"])
-            and faces_made(runs_dir / "data" / d["name"]) < int(d["min_faces"])]
+    fewer faces than their `min_faces` (a new machine makes them again first), each with the faces
+    it holds. A complete folder never blocks (the faces its check rejected are all it lacks)."""
+    reads, short = config_folders(cfg), []
+    for d in specs:
+        folder, need = data_folder(runs_dir, d), int(d.get("min_faces", 0))
+        if (need and folder.resolve() in reads and faces_done(folder) < int(d["num"])
+                and (have := faces_made(folder)) < need):
+            short.append((d, have))
+    return short
 
 
 def data_shortfall(runs_dir: Path, cfg: dict, specs: list[dict]) -> str | None:
     """Why a run should wait (short_folders), else None."""
-    short = short_folders(runs_dir, cfg, specs)
-    return "; ".join(f"{d['name']} holds {faces_made(runs_dir / 'data' / d['name'])} of the "
-                     f"{d['min_faces']} faces it needs first" for d in short) or None
+    return "; ".join(f"{d['name']} holds {have} of the {d['min_faces']} faces it needs first"
+                     for d, have in short_folders(runs_dir, cfg, specs)) or None
+
+
+def data_folder(runs_dir: Path, spec: dict) -> Path:
+    """Where synthetic folder `spec` (a runs.yaml `data` entry) is made."""
+    return runs_dir / "data" / spec["name"]
 
 
 def data_pidfile(runs_dir: Path, spec: dict) -> Path:
-    """Where the generator making synthetic folder `spec` (a runs.yaml `data` entry) keeps its pid."""
+    """Where the generator making synthetic folder `spec` keeps its pid."""
     return runs_dir / "data" / f"{spec['name']}.pid"
 
 
@@ -117,7 +123,7 @@ def start_data(runs_dir: Path, specs: list[dict]) -> None:
     for d in specs:
         if not d.get("active", True):
             continue
-        folder = runs_dir / "data" / d["name"]
+        folder = data_folder(runs_dir, d)
         pidfile = data_pidfile(runs_dir, d)
         folder.parent.mkdir(parents=True, exist_ok=True)
         if pid_alive_dir_file(pidfile):
@@ -237,7 +243,7 @@ def start_when_ready(runs_dir: Path, runs, device: str = "cpu", threads: int | N
     specs = data_specs() if specs is None else specs
     waiting = start(runs_dir, runs, device, threads, same_session, specs)
     while waiting:
-        awaited = {d["name"]: d for r in waiting for d in short_folders(runs_dir, load_config(ROOT / r["config"]), specs)}
+        awaited = {d["name"]: d for r in waiting for d, _ in short_folders(runs_dir, load_config(ROOT / r["config"]), specs)}
         if not any(pid_alive_dir_file(data_pidfile(runs_dir, d)) for d in awaited.values()):
             print(f"campaign: no generator makes {', '.join(awaited) or 'their faces'}, so "
                   f"{', '.join(r['name'] for r in waiting)} would wait for ever: stopped waiting "
@@ -329,7 +335,7 @@ def recent_slope(rows: list[dict], metric: str, window: int = 1000) -> float | N
 
 def status(runs_dir: Path, runs) -> None:
     for d in data_specs():
-        folder = runs_dir / "data" / d["name"]
+        folder = data_folder(runs_dir, d)
         making = pid_alive_dir_file(data_pidfile(runs_dir, d))
         print(f"data {d['name']}: {faces_done(folder)}/{d['num']} faces" + (f", being made (pid {making})" if making else ""))
     for r in runs:

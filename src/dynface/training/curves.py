@@ -43,7 +43,7 @@ import torch
 from dynface.core.atomic import write_bytes
 from dynface.core.degradation import DegradationConfig, degrade_random
 from dynface.core.imagemetrics import detail_energy, detail_ratio, psnr, ssim_pm1
-from dynface.core.imageio import resize
+from dynface.core.imageio import resize, to_tensor
 from dynface.core.schedule import Schedule, space_timesteps, tweedie_x0
 from dynface.training import data as data_mod
 from dynface.training.config import TrainConfig
@@ -69,10 +69,7 @@ def sample_faces(imgs: list) -> dict:
 
 def mean_detail(imgs: list) -> float:
     """Mean detail energy (core/imagemetrics.py) of uint8 RGB images."""
-    import numpy as np
-
-    x = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).float() / 127.5 - 1
-    return float(detail_energy(x).mean())
+    return float(detail_energy(torch.cat([to_tensor(im) for im in imgs])).mean())
 
 
 def degrade_val(x: torch.Tensor, degradation: dict | None) -> torch.Tensor:
