@@ -5,7 +5,8 @@ whole 512 px image and at 128 px, for one model set or several side by side.
         [--methods "RM only,DynFaceRestore"] [--limit 16] [-o table.md] [--grid grid.jpg]
     # methods: RM only, DynFaceRestore, IDM, RM only + flip, DynFaceRestore + flip (--flip-average),
     #          DynFaceRestore + result upsampled (--upsample-detail result),
-    #          "DynFaceRestore eta=0" and "DynFaceRestore eta=0.5" (--eta: DDIM to ancestral steps)
+    #          "DynFaceRestore eta=0" and "DynFaceRestore eta=0.5" (--eta: DDIM to ancestral steps),
+    #          "DynFaceRestore without DGSA" (--no-dgsa: one guidance scale for every pixel)
 
 `--set LABEL=DIR`: a model set folder (empty: the embedded set); its manifest's template decides
 how much of the aligned crop it restores (utkface: the inner face, pasted back; ffhq: all of it).
@@ -61,7 +62,8 @@ def main(argv=None) -> int:
                "RM only + flip": {"method": "rm", "flip_average": True},
                "DynFaceRestore + flip": {"flip_average": True},
                "DynFaceRestore + result upsampled": {"upsample_detail": "result"},
-               **{f"DynFaceRestore eta={e:g}": {"eta": e} for e in (0.0, 0.5)}}
+               **{f"DynFaceRestore eta={e:g}": {"eta": e} for e in (0.0, 0.5)},
+               "DynFaceRestore without DGSA": {"dgsa": False}}
     wanted = [m.strip() for m in a.methods.split(",")]
     unknown = [m for m in wanted if m not in methods]
     if unknown:

@@ -139,6 +139,18 @@ def test_bench_eta_group_runs_the_full_method_with_ddim_to_ancestral_steps(resto
     assert torch.equal(ddim, restorer.restore(y[:1], replace(base, **rows[0][1])).images)
 
 
+def test_bench_dgsa_group_is_the_default_with_the_map_switched_off(restorer, y):
+    """`dynface bench --settings dgsa`: one row, the default (the set's own fidelity) without DGSA's
+    per-pixel map; its output is the `--no-dgsa` restore's and differs from the default's."""
+    from dynface.jobs.ablation import setting_names
+
+    rows = setting_names(restorer, ["dgsa"])
+    assert [n for n, _ in rows] == ["default without DGSA"] and "fidelity" not in rows[0][1]
+    off = run(restorer, y[:1], steps=3, **rows[0][1]).images
+    assert torch.equal(off, run(restorer, y[:1], steps=3, dgsa=False).images)
+    assert not torch.equal(off, run(restorer, y[:1], steps=3).images)
+
+
 def test_bench_ablation_runs_at_the_papers_setting_and_default_at_the_sets(restorer):
     """The ablation rows (paper Table 3) pin fidelity to the method's own setting, so a model set's
     preset fidelity cannot shift their guidance count; the "default" row leaves it to the set."""

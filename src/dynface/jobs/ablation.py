@@ -5,8 +5,9 @@ similarity warp; the FFHQ template if no face is found) and that crop is the gro
 degraded with the model set's degradation ranges (seed S, stream = file name) and restored
 under each setting; metrics come from `dynface.metrics.evaluate` against the ground truth.
 Row groups: `ablation` (the default), `fidelity` (the sweep of `--fidelity` w over
-0, 0.25, 0.5, 0.75, 1; docs/fidelity.md) and `steps` (the full method at 25, 50 and 100 network
-evaluations: detail against time); `--settings` takes row or group names.
+0, 0.25, 0.5, 0.75, 1; docs/fidelity.md), `steps` (the full method at 25, 50 and 100 network
+evaluations: detail against time), `eta` (DDIM to ancestral steps), `flip` (flip averaging) and
+`dgsa` (the default with one guidance scale for every pixel); `--settings` takes row or group names.
 Outputs: `table.md`, `table.csv`, `results.json`, `grid.png`, `tradeoff.png`, and with the fidelity
 group `fidelity.png` (each metric against w). The detail ratio is high-frequency energy of the
 output over that of the ground truth (`detail_ratio`): < 1 smoother than the truth, > 1 more
@@ -52,7 +53,8 @@ FIDELITY_SWEEP = [(f"w={w:g}", dict(fidelity=w)) for w in (0.0, 0.25, 0.5, 0.75,
 STEPS_SWEEP = [(f"steps={n}", dict(steps=n)) for n in (25, 50, 100)]
 ETA_SWEEP = [(f"eta={e:g}", dict(eta=e)) for e in (0.0, 0.5, 1.0)]  # 0: DDIM steps, 1: ancestral (Eq. 6)
 FLIP = [("RM only + flip", dict(method="rm", flip_average=True)), ("default + flip", dict(flip_average=True))]
-GROUPS = {"ablation": ABLATION, "fidelity": FIDELITY_SWEEP, "steps": STEPS_SWEEP, "eta": ETA_SWEEP, "flip": FLIP}
+DGSA_OFF = [("default without DGSA", dict(dgsa=False))]  # the set's own fidelity, one scale for every pixel
+GROUPS = {"ablation": ABLATION, "fidelity": FIDELITY_SWEEP, "steps": STEPS_SWEEP, "eta": ETA_SWEEP, "flip": FLIP, "dgsa": DGSA_OFF}
 ROWS = [row for group in GROUPS.values() for row in group]  # every row, in table order
 
 
