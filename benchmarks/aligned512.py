@@ -18,7 +18,8 @@ whole 512 px image and on both taken to 128 px; at 512 px also NIQE (lower is be
 identity distance to the truth (lower is better; < 0.6 = the same person by dlib's rule) and paired
 KID x 1000 against the truths (Inception features; with 16 faces a coarse figure). A set with a face
 upsampler (`docs/method.md` §8a) uses it, as `dynface restore` does. `--grid`: input | each row |
-truth, first 4 faces (for looking; faces from ../shared/data are never committed).
+truth, first 4 faces, labelled (London Set faces may be committed with their attribution,
+docs/figures.md; the other sets' never are).
 """
 from __future__ import annotations
 
@@ -27,10 +28,8 @@ import json
 import statistics
 import sys
 from dataclasses import replace
-from pathlib import Path
 
 import cv2
-import numpy as np
 
 
 def main(argv=None) -> int:
@@ -107,9 +106,11 @@ def main(argv=None) -> int:
         cells = [f"{v:.3f}" if k in (1, 6) else f"{v:.2f}" for k, v in enumerate(mean)]
         table.append(f"| {name} | " + " | ".join([*cells[:5], f"{kid:.1f}", *cells[5:]]) + " |")
     if a.grid:
+        from dynface.jobs.ablation import make_grid
+
         order = ["input", *[n for n in faces_out if n not in ("input", "truth")], "truth"]
-        grid = np.concatenate([np.concatenate(faces_out[n], 0) for n in order], 1)
-        write_image(a.grid, grid, quality=90)
+        label = (lambda n: n.partition(": ")[2] or n) if len(sets) == 1 else (lambda n: n)
+        write_image(a.grid, make_grid([(label(n), faces_out[n]) for n in order], 4), quality=90)
         print(f"wrote {a.grid} (columns: {', '.join(order)})", file=sys.stderr)
     sets_line = "; ".join(f"{label}: {json.dumps(ms.manifest.get('template'))} template, {ms.describe()}"
                           for label, ms in sets)

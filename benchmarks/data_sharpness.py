@@ -9,6 +9,8 @@ A restorer that reproduces its training targets exactly scores about (training e
 energy) on the bench's detail ratio, so this bounds what the data can teach. Writes
 `data_sharpness.md` (quantile table), `data_sharpness.png` (histograms) and
 `data_sharpness_faces.jpg` (8 random training faces from each band of sharpness, sharpest first).
+The face sheet is for looking locally: UTKFace is research-only, so `.gitignore` keeps it out
+of the repository (docs/figures.md).
 """
 from __future__ import annotations
 

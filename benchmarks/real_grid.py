@@ -1,6 +1,9 @@
 """Grid on real degraded faces without ground truth (the `val/real` grid of docs/quality.md).
 
-    python benchmarks/real_grid.py ../shared/data/val/real -o docs/real_grid.jpg --faces 6
+    python benchmarks/real_grid.py ../shared/data/val/real -o out/real_grid.jpg --faces 6
+
+For looking on your own machine: `val/real`'s licences are research-only, so grids of its faces stay
+out of the repository (`out/` is ignored; docs/figures.md lists what is committed and why).
 
 Each FFHQ-aligned crop is restored as `dynface restore --aligned` does (re-framed to the model's
 template, restored, mapped back to the input's framing) by each method; rows are faces, columns are
@@ -34,7 +37,7 @@ from dynface.pipeline import Restorer, RestoreOptions
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("real_dir")
-    ap.add_argument("-o", "--output", default="docs/real_grid.jpg")
+    ap.add_argument("-o", "--output", default="out/real_grid.jpg")
     ap.add_argument("--faces", type=int, default=6)
     ap.add_argument("--px", type=int, default=160)
     ap.add_argument("--seed", type=int, default=0)

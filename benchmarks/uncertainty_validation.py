@@ -10,9 +10,11 @@ LIGHT on the other, joined by a 12-px ramp. K posterior samples are drawn in one
   * the mean std of the heavily degraded half is compared with that of the lightly degraded half
     (the 12-px ramp and a 4-px image border are left out of both).
 
-    PYTHONPATH=src python benchmarks/uncertainty_validation.py ../shared/data/val/clean -o docs/uncertainty \
-        --faces 6 --samples 4 --threads 1
-Writes `validation.png` (faces | binned error against std) and `validation.json`.
+    python benchmarks/uncertainty_validation.py ../shared/data/london -o docs/uncertainty \
+        --faces 4 --samples 4 --threads 1
+Writes `validation.png` (faces | binned error against std) and `validation.json`. The committed
+figure shows London Set faces (CC BY 4.0, docs/figures.md); figures of the research-only sets
+(`val/clean`) are for looking locally.
 """
 from __future__ import annotations
 

@@ -1,9 +1,11 @@
 """Before/after grid for whole photos: run after
 
     dynface restore -i ../shared/data/whole -o out/whole
-    python benchmarks/whole_grid.py ../shared/data/whole out/whole -o docs/whole_grid.png
+    python benchmarks/whole_grid.py ../shared/data/whole out/whole -o out/whole_grid.png
 
 Each row: the input photo | the final result (faces restored and pasted back), at a fixed height.
+For looking on your own machine: the photos of `whole/` are research-only, so their grid stays out
+of the repository (`out/` is ignored; docs/figures.md lists what is committed and why).
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("inputs")
     ap.add_argument("results", help="the -o folder of dynface restore")
-    ap.add_argument("-o", "--output", default="docs/whole_grid.png")
+    ap.add_argument("-o", "--output", default="out/whole_grid.png")
     ap.add_argument("--names", default=None, help="comma list of stems (default: first 6 with faces)")
     ap.add_argument("--height", type=int, default=220)
     a = ap.parse_args(argv)

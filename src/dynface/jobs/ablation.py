@@ -187,7 +187,7 @@ def make_grid(columns: list[tuple[str, list[np.ndarray]]], n_faces: int) -> np.n
     cols = []
     for name, imgs in columns:
         strip = np.full((label_h, s, 3), 255, np.uint8)
-        cv2.putText(strip, name[:18], (2, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(strip, name[: max(18, s // 7)], (2, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (0, 0, 0), 1, cv2.LINE_AA)
         cols.append(np.concatenate([strip] + [imgs[i] for i in range(n)], 0))
     return np.concatenate(cols, 1)
 
