@@ -3,7 +3,8 @@ whole 512 px image and at 128 px, for one model set or several side by side.
 
     python benchmarks/aligned512.py ../shared/data/london --set shipped= --set rm_ffhq=DIR \\
         [--methods "RM only,DynFaceRestore"] [--limit 16] [-o table.md] [--grid grid.jpg]
-    # methods: RM only, DynFaceRestore, IDM, RM only + flip, DynFaceRestore + flip (--flip-average),
+    # methods: any row of `dynface bench` (RM only, IDM, +DSST, default, w=0.5, eta=0, ...), and
+    #          DynFaceRestore (= default), DynFaceRestore + flip (--flip-average),
     #          DynFaceRestore + result upsampled (--upsample-detail result),
     #          "DynFaceRestore eta=0" and "DynFaceRestore eta=0.5" (--eta: DDIM to ancestral steps),
     #          "DynFaceRestore without DGSA" (--no-dgsa: one guidance scale for every pixel)
@@ -32,6 +33,12 @@ from dataclasses import replace
 import cv2
 
 
+#: this benchmark's names (those of docs/quality.md's 512 px tables) for rows of `dynface bench`
+ALIASES = {"DynFaceRestore": "default", "DynFaceRestore + flip": "default + flip",
+           "DynFaceRestore without DGSA": "default without DGSA",
+           "DynFaceRestore eta=0": "eta=0", "DynFaceRestore eta=0.5": "eta=0.5"}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("clean_dir")
@@ -51,18 +58,16 @@ def main(argv=None) -> int:
     from dynface.core.imageio import list_images, read_rgb, to_tensor, to_uint8, write_image
     from dynface.face.templates import template_for
     from dynface.face.whole import reframe_aligned
+    from dynface.jobs.ablation import ROWS
     from dynface.jobs.batch import make_restore_fn
     from dynface.modelset.folder import ModelSet
     from dynface.pipeline import Restorer, RestoreOptions
 
     set_threads(a.threads)
     sets = [(label, ModelSet.load(folder or None)) for label, _, folder in (s.partition("=") for s in a.sets or ["shipped="])]
-    methods = {"RM only": {"method": "rm"}, "DynFaceRestore": {}, "IDM": {"method": "idm"},
-               "RM only + flip": {"method": "rm", "flip_average": True},
-               "DynFaceRestore + flip": {"flip_average": True},
-               "DynFaceRestore + result upsampled": {"upsample_detail": "result"},
-               **{f"DynFaceRestore eta={e:g}": {"eta": e} for e in (0.0, 0.5)},
-               "DynFaceRestore without DGSA": {"dgsa": False}}
+    methods = {name: kw for name, kw in ROWS if name != "input"}  # every row of `dynface bench`
+    methods.update({alias: methods[row] for alias, row in ALIASES.items()})
+    methods["DynFaceRestore + result upsampled"] = {"upsample_detail": "result"}
     wanted = [m.strip() for m in a.methods.split(",")]
     unknown = [m for m in wanted if m not in methods]
     if unknown:
