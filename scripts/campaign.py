@@ -4,8 +4,11 @@
         # resume (or start from the shipped weights) every active run; --device: where its networks
         # train (all runs share it); --threads: CPU threads per run (default: each run's `threads`);
         # --wait: stay, and start each run that waits for its faces once they are made
+    python scripts/campaign.py start NAME ... [--threads N] [--same-session]
+        # only the runs named (e.g. one run on both cores while the others wait)
     python scripts/campaign.py status           # running?, iterations, first and last curve rows
-    python scripts/campaign.py stop             # SIGTERM: each run checkpoints and stops; waits for them
+    python scripts/campaign.py stop [NAME ...]  # SIGTERM: each run (or each named one; then the face
+                                                # generators go on) checkpoints and stops; waits for them
     python scripts/campaign.py install NAME     # export and install one run, chosen on other evidence
     python scripts/campaign.py bench [NAME ...] [--settings S] [--limit N] [-o DIR]
         # `dynface bench` on ../shared/data/val/clean with the embedded set ("shipped") and, per
@@ -61,6 +64,18 @@ def load_runs():
     spec = yaml.safe_load(RUNS_YAML.read_text())
     runs_dir = Path(os.environ.get("DYNFACE_RUNS") or spec["runs_dir"])
     return runs_dir, spec["runs"]
+
+
+def select_runs(runs: list[dict], names: list[str], command: str) -> list[dict]:
+    """The runs named on the command line, in runs.yaml's order; `start` refuses a paused one."""
+    by_name = {r["name"]: r for r in runs}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise SystemExit(f"campaign: no run named {', '.join(unknown)} in {RUNS_YAML.name}")
+    paused = [n for n in names if command == "start" and not by_name[n].get("active", True)]
+    if paused:
+        raise SystemExit(f"campaign: {', '.join(paused)} is paused (active: false in {RUNS_YAML.name})")
+    return [r for r in runs if r["name"] in names]
 
 
 def data_specs() -> list[dict]:
@@ -364,12 +379,12 @@ def status(runs_dir: Path, runs) -> None:
                   + "; ".join(f"{a} -> {b}: {g:+.3f}" for a, b, g in gains))
 
 
-def stop(runs_dir: Path, runs, timeout: float = 900.0) -> None:
+def stop(runs_dir: Path, runs, timeout: float = 900.0, generators: bool = True) -> None:
     """SIGTERM every running run (each finishes its iteration, or drops a curve row under way, which
     it measures first when resumed, then checkpoints), and wait until they have exited, so that
-    `export` reads their last checkpoint."""
+    `export` reads their last checkpoint; with `generators`, the face generators stop too."""
     asked = {}
-    for d in data_specs():  # the face generators stop at once (a re-run fills what is missing)
+    for d in data_specs() if generators else []:  # they stop at once (a re-run fills what is missing)
         pid = pid_alive_dir_file(data_pidfile(runs_dir, d))
         if pid:
             os.killpg(os.getpgid(pid), signal.SIGTERM)
@@ -627,7 +642,8 @@ def bench(runs_dir: Path, runs, names, settings: str, limit, out_dir: Path, clea
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("command", choices=["start", "status", "stop", "export", "install", "warm", "bench"])
-    ap.add_argument("run", nargs="*", help="install, warm: the run; bench: the runs to bench")
+    ap.add_argument("run", nargs="*", help="install, warm: the run; bench: the runs to bench; "
+                                           "start, stop: only these runs (default: all)")
     ap.add_argument("--install", action="store_true", help="with export: replace embedded stages that got better")
     ap.add_argument("--settings", default="input,RM only,default,IDM", help="with bench: its rows")
     ap.add_argument("--limit", type=int, default=None, help="with bench: first N faces only")
@@ -662,10 +678,13 @@ def main(argv=None) -> int:
     elif a.command == "export":
         export(runs_dir, runs, a.install)
     elif a.command == "start":
+        chosen = select_runs(runs, a.run, "start") if a.run else runs
         start_data(runs_dir, data_specs())
-        (start_when_ready if a.wait else start)(runs_dir, runs, a.device, a.threads, a.same_session)
+        (start_when_ready if a.wait else start)(runs_dir, chosen, a.device, a.threads, a.same_session)
+    elif a.command == "stop":
+        stop(runs_dir, select_runs(runs, a.run, "stop") if a.run else runs, generators=not a.run)
     else:
-        {"status": status, "stop": stop}[a.command](runs_dir, runs)
+        status(runs_dir, runs)
     return 0
 
 

@@ -486,3 +486,45 @@ def test_export_refreshes_a_warm_critic_beside_the_warm_weights(tmp_path, embedd
     assert (tmp_path / "warm" / "gan_critic.safetensors").read_bytes() == \
         (tmp_path / "runs" / "gan" / "critic.safetensors").read_bytes()
     assert not c.WARM_CRITIC.exists()  # the RM configs' warm critic changes only when an RM is installed
+
+
+def test_start_and_stop_act_only_on_the_runs_named(tmp_path, monkeypatch):
+    """`start NAME` launches only that run (e.g. on both cores while the others wait) and refuses a
+    paused or unknown one; `stop NAME` stops only that run and leaves the face generators going."""
+    campaign = campaign_module()
+    started = no_processes(campaign, monkeypatch)
+    monkeypatch.setattr(campaign, "log_session", lambda d, r: None)
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(rm_config(tmp_path, shipped_rm(tmp_path))))
+    runs = [{"name": n, "kind": "rm", "config": str(tmp_path / "tiny.yaml"), "threads": 1, "active": n != "c"}
+            for n in ("a", "b", "c")]
+    runs_yaml = tmp_path / "runs.yaml"
+    runs_yaml.write_text(yaml.safe_dump({"runs_dir": str(tmp_path / "runs"), "runs": runs, "data": []}))
+    monkeypatch.setattr(campaign, "RUNS_YAML", runs_yaml)
+    monkeypatch.setenv("DYNFACE_RUNS", str(tmp_path / "runs"))
+
+    campaign.main(["start", "b", "--threads", "2", "--same-session"])
+    assert len(started) == 1
+    cmd = started[0]
+    assert cmd[cmd.index("--run-dir") + 1] == str(tmp_path / "runs" / "b") and cmd[cmd.index("--threads") + 1] == "2"
+    with pytest.raises(SystemExit, match="c is paused"):
+        campaign.main(["start", "c"])
+    with pytest.raises(SystemExit, match="no run named zz"):
+        campaign.main(["stop", "zz"])
+
+    alive = {tmp_path / "runs" / "a": 101, tmp_path / "runs" / "b": 102}
+    killed = []
+    monkeypatch.setattr(campaign, "pid_alive", lambda d: alive.get(Path(d)))
+    monkeypatch.setattr(campaign, "data_specs", lambda: [{"name": "synth"}])
+    monkeypatch.setattr(campaign, "data_pidfile", lambda runs_dir, d: tmp_path / "synth.pid")
+    monkeypatch.setattr(campaign, "pid_alive_dir_file", lambda f: 103)  # a face generator at work
+    monkeypatch.setattr(campaign.os, "getpgid", lambda pid: pid)
+
+    def killpg(pgid, sig):
+        killed.append(pgid)
+        alive.pop(next((d for d, p in alive.items() if p == pgid), None), None)
+
+    monkeypatch.setattr(campaign.os, "killpg", killpg)
+    campaign.main(["stop", "b"])
+    assert killed == [102] and tmp_path / "runs" / "a" in alive
+    campaign.main(["stop"])
+    assert killed == [102, 103, 101]
