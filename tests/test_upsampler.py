@@ -122,6 +122,28 @@ def test_an_upsampler_run_with_a_frozen_rm_learns_from_restored_faces(ms, tmp_pa
     assert rows[-1]["psnr"] != first["psnr"]
 
 
+def test_a_run_is_not_resumed_beside_other_frozen_networks(ms, tmp_path):
+    """The checkpoint keeps a fingerprint of each frozen network; a resume beside another file (the
+    frozen RM exported anew) stops with a one-line error naming it, and resumes once it is back."""
+    from dynface.modelset.weights import load_torch_file
+    from dynface.training.config import ConfigError
+    from dynface.training.loop import frozen_fingerprints, train
+
+    rm = tmp_path / "rm.safetensors"
+    shutil.copy(ms / "rm.safetensors", rm)
+    cfg = {**_up_config(tmp_path), "iters": 2, "eval_every": 0, "frozen": {"rm": str(rm)}}
+    run = tmp_path / "run"
+    train("up", cfg, run_dir=run, progress=False)
+    ck = load_torch_file(run / "ckpt.pt")
+    assert ck["frozen"] == frozen_fingerprints("up", cfg) and len(ck["frozen"]["rm"]) == 16
+    shutil.copy(ms / "tm.safetensors", rm)  # another file under the same name
+    with pytest.raises(ConfigError, match="frozen rm changed"):
+        train("up", {**cfg, "iters": 4}, run_dir=run, resume=True, progress=False)
+    shutil.copy(ms / "rm.safetensors", rm)
+    train("up", {**cfg, "iters": 4}, run_dir=run, resume=True, progress=False)
+    assert load_torch_file(run / "ckpt.pt")["step"] == 4
+
+
 @pytest.fixture(scope="module")
 def ms_up(ms, tmp_path_factory):
     """The tiny model set with a (random, so not bicubic) x4 face upsampler."""

@@ -36,7 +36,7 @@ from dynface.networks.unet import UNetModel
 from dynface.training import data as data_mod
 from dynface.training import distributed
 from dynface.training.batches import Ctx
-from dynface.training.config import TrainConfig
+from dynface.training.config import ConfigError, TrainConfig
 from dynface.training.curves import Validator, append_row, plot_curve, read_curve
 from dynface.training.losses import LOSSES
 from dynface.training.lr_schedule import learning_rate
@@ -195,6 +195,18 @@ def load_frozen(kind: str, cfg: TrainConfig | dict, device="cpu") -> dict:
     return frozen
 
 
+def frozen_fingerprints(kind: str, cfg: TrainConfig | dict) -> dict:
+    """sha256 (16 hex digits) of each file `load_frozen` reads: a checkpoint keeps them, so that a run
+    is not resumed beside other frozen networks than it trained with (say, a prior exported anew)."""
+    import hashlib
+
+    cfg = TrainConfig.of(cfg)
+    files = dict(cfg.frozen or {})
+    if kind == "dgsa" and cfg.dsst:
+        files["dsst"] = cfg.dsst
+    return {name: hashlib.sha256(embedded_or_path(path).read_bytes()).hexdigest()[:16] for name, path in files.items()}
+
+
 # ---------------------------------------------------------------- the loop
 
 class EvaluationCut(BaseException):
@@ -277,6 +289,11 @@ class TrainLoop:
             raise FileExistsError(f"{self.ckpt_path} exists: pass --resume to continue it, or choose another --run-dir")
         self._setup_data()
         ck = distributed.load_checkpoint(dd, self.ckpt_path, load_torch_file) if resume else None
+        self.frozen_ids = frozen_fingerprints(kind, cfg)
+        if ck is not None and ck.get("frozen") not in (None, self.frozen_ids):
+            changed = sorted(k for k in {*ck["frozen"], *self.frozen_ids} if ck["frozen"].get(k) != self.frozen_ids.get(k))
+            raise ConfigError(f"{self.ckpt_path}: its frozen {', '.join(changed)} changed since it was saved; "
+                              f"put the files back, or move {self.run_dir} aside to start afresh")
         self._setup_model(ck)
         if dd.main:
             write_bytes_atomic(self.run_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode())
@@ -401,7 +418,7 @@ class TrainLoop:
                              "opt": self.opt.state_dict(),
                              "batcher_rng": self.batcher.state(), "torch_rng": torch.get_rng_state(),
                              "adversary": adv.state_dict() if adv is not None else None,
-                             "loss_state": self.ctx.state,
+                             "loss_state": self.ctx.state, "frozen": self.frozen_ids,
                              **({"ranks": ranks} if ranks else {})}, self.ckpt_path)
 
     def write_row(self, metrics: dict) -> None:
