@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RUNS_YAML = ROOT / "campaign" / "runs.yaml"
 DOCS = ROOT / "docs" / "history" / "training"  # measured curves of every run (and of branches lost with a machine)
 MIN_GAIN = {"psnr": 0.02, "detail_ratio": 0.005, "x0_psnr_t300": 0.02, "sample10_psnr": 0.02, "sigma_abs_err": 0.005,
-            "restored_detail_ratio": 0.005}  # below: noise
+            "restored_detail_ratio": 0.005, "niqe": 0.05}  # below: noise
 LOWER_IS_BETTER = {"sigma_abs_err", "niqe", "restored_niqe"}
 STAGE_PARTS = {"se": ("tm", "sde")}  # a run of kind se exports and installs two embedded files
 WARM_DIR = ROOT / "campaign" / "warm"

@@ -528,3 +528,18 @@ def test_start_and_stop_act_only_on_the_runs_named(tmp_path, monkeypatch):
     assert killed == [102] and tmp_path / "runs" / "a" in alive
     campaign.main(["stop"])
     assert killed == [102, 103, 101]
+
+
+def test_every_run_in_runs_yaml_names_a_config_of_its_kind():
+    from dynface.training.config import TrainConfig
+    from dynface.training.loop import load_config
+
+    campaign = campaign_module()
+    _, runs = campaign.load_runs()
+    names = [r["name"] for r in runs]
+    assert len(names) == len(set(names)), "run names repeat"
+    for r in runs:
+        cfg = load_config(campaign.ROOT / r["config"])
+        assert cfg["kind"] == r["kind"], r["name"]
+        TrainConfig.of(cfg).check_complete()
+        assert not r.get("fork") or r["fork"] in names, r["name"]
