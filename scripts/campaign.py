@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import shutil
 import signal
@@ -522,14 +523,31 @@ def document_curve(run_csv: Path, doc_csv: Path) -> Path | None:
     first = float(run[0]["step"])
     before = [r for r in doc if float(r["step"]) < first]
     after = [r for r in doc if float(r["step"]) >= first]
-    same = [{k: v for k, v in r.items() if v} for r in run[:len(after)]] == [{k: v for k, v in r.items() if v}
-                                                                            for r in after]
+    same = len(run) >= len(after) and all(same_row(a, b) for a, b in zip(run, after))
     lost = None
     if after and not same:
         lost = first_free(doc_csv.with_suffix(""), "{}.lost-{}.csv")
         write_rows(lost, doc_cols, after)
     write_rows(doc_csv, doc_cols + [c for c in run_cols if c not in doc_cols], before + run)
     return lost
+
+
+def same_row(a: dict, b: dict, rel: float = 1e-3) -> bool:
+    """Two curve rows hold the same measurements: the same columns filled, numbers equal to `rel`
+    (a run resumed from its fp16 warm file re-measures its first row a few 1e-5 away)."""
+    a, b = ({k: v for k, v in r.items() if v} for r in (a, b))
+    if a.keys() != b.keys():
+        return False
+    for k in a:
+        try:
+            x, y = float(a[k]), float(b[k])
+        except ValueError:
+            if a[k] != b[k]:
+                return False
+            continue
+        if not math.isclose(x, y, rel_tol=rel, abs_tol=1e-9):
+            return False
+    return True
 
 
 def first_free(path: Path, pattern: str) -> Path:

@@ -252,6 +252,25 @@ def test_documented_curve_keeps_earlier_machines_rows_and_sets_a_lost_branch_apa
     assert c.document_curve(run, fresh) is None and read_curve(fresh) == read_curve(run)
 
 
+def test_a_run_resumed_from_its_warm_file_continues_its_documented_curve(tmp_path):
+    """A new machine resumes a run from its fp16 warm file at the documented curve's last step: the
+    first row it measures there is a few 1e-5 away from the documented one, the same point, so
+    nothing is set apart as a lost branch; a row that really differs is."""
+    c = campaign_module()
+    doc, run = tmp_path / "docs" / "idm.csv", tmp_path / "run" / "curve.csv"
+    doc.parent.mkdir()
+    run.parent.mkdir()
+    for step, v in ((12000, 24.34951), (12250, 24.24138)):
+        append_row(doc, {"step": step, "sample10_psnr": v})
+    append_row(run, {"step": 12250, "sample10_psnr": 24.24211})
+    append_row(run, {"step": 12500, "sample10_psnr": 24.18484})
+    assert c.document_curve(run, doc) is None
+    assert [r["step"] for r in read_curve(doc)] == [12000, 12250, 12500]
+    assert c.same_row({"step": "1", "psnr": "24.2"}, {"step": "1", "psnr": "24.3"}) is False
+    assert c.same_row({"step": "1", "psnr": "24.2"}, {"step": "1", "psnr": "24.2", "niqe": "7"}) is False
+    assert c.same_row({"step": "1", "name": "a"}, {"step": "1", "name": "b"}) is False
+
+
 def test_export_draws_every_documented_arm_of_a_stage(tmp_path, embedded, monkeypatch):
     """The comparison plot takes the documented curves, so an arm whose run folder another machine
     held (only docs/training/NAME.csv left) stays on it beside the runs of this machine."""
