@@ -11,7 +11,7 @@ LIGHT on the other, joined by a 12-px ramp. K posterior samples are drawn in one
     (the 12-px ramp and a 4-px image border are left out of both).
 
     python benchmarks/uncertainty_validation.py ../shared/data/london -o docs/uncertainty \
-        --faces 4 --samples 4 --threads 1
+        --faces 4 --samples 4 --steps 10 --threads 1
 Writes `validation.png` (faces | binned error against std) and `validation.json`. The committed
 figure shows London Set faces (CC BY 4.0, docs/figures.md); figures of the research-only sets
 (`val/clean`) are for looking locally.
