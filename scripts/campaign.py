@@ -695,12 +695,13 @@ def main(argv=None) -> int:
         bench(runs_dir, runs, a.run, a.settings, a.limit, Path(a.output), a.clean_dir, a.template)
     elif a.command == "export":
         export(runs_dir, runs, a.install)
-    elif a.command == "start":
-        chosen = select_runs(runs, a.run, "start") if a.run else runs
-        start_data(runs_dir, data_specs())
-        (start_when_ready if a.wait else start)(runs_dir, chosen, a.device, a.threads, a.same_session)
-    elif a.command == "stop":
-        stop(runs_dir, select_runs(runs, a.run, "stop") if a.run else runs, generators=not a.run)
+    elif a.command in ("start", "stop"):
+        chosen = select_runs(runs, a.run, a.command) if a.run else runs
+        if a.command == "stop":
+            stop(runs_dir, chosen, generators=not a.run)
+        else:
+            start_data(runs_dir, data_specs())
+            (start_when_ready if a.wait else start)(runs_dir, chosen, a.device, a.threads, a.same_session)
     else:
         status(runs_dir, runs)
     return 0

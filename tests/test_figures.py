@@ -24,9 +24,13 @@ def figure_rows(text: str) -> list[tuple[str, str]]:
     return rows
 
 
-def tracked_pictures() -> list[str]:
+def require_git_checkout() -> None:
     if shutil.which("git") is None or not (ROOT / ".git").exists():
         pytest.skip("not a git checkout")
+
+
+def tracked_pictures() -> list[str]:
+    require_git_checkout()
     out = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     return [p for p in out.splitlines() if PICTURE.search(p)]
 
@@ -50,8 +54,7 @@ def test_every_committed_picture_is_listed_with_a_shippable_source():
 
 def test_face_grids_of_research_only_sets_are_ignored():
     """The paths the local grid scripts write (and the old committed grids) are in .gitignore."""
-    if shutil.which("git") is None or not (ROOT / ".git").exists():
-        pytest.skip("not a git checkout")
+    require_git_checkout()
     paths = ["docs/real_grid.jpg", "docs/whole_grid.png", "docs/bench/grid.png", "docs/fidelity/grid.png",
              "docs/history/training/data_sharpness_faces.jpg", "out/real_grid.jpg", "out/whole_grid.png"]
     res = subprocess.run(["git", "check-ignore", "--no-index", *paths], cwd=ROOT, capture_output=True, text=True)

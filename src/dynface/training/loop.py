@@ -29,7 +29,7 @@ from dynface.core.imageio import write_bytes_atomic
 from dynface.core.schedule import Schedule
 from dynface.modelset.checkpoint import export_safetensors, load_network
 from dynface.modelset.manifest import embedded_or_path
-from dynface.modelset.weights import load_torch_file, save_torch_file
+from dynface.modelset.weights import load_torch_file, save_torch_file, sha256_file
 from dynface.networks.deepen import deepened_state, new_blocks
 from dynface.networks.factory import build_network
 from dynface.networks.unet import UNetModel
@@ -198,13 +198,11 @@ def load_frozen(kind: str, cfg: TrainConfig | dict, device="cpu") -> dict:
 def frozen_fingerprints(kind: str, cfg: TrainConfig | dict) -> dict:
     """sha256 (16 hex digits) of each file `load_frozen` reads: a checkpoint keeps them, so that a run
     is not resumed beside other frozen networks than it trained with (say, a prior exported anew)."""
-    import hashlib
-
     cfg = TrainConfig.of(cfg)
     files = dict(cfg.frozen or {})
     if kind == "dgsa" and cfg.dsst:
         files["dsst"] = cfg.dsst
-    return {name: hashlib.sha256(embedded_or_path(path).read_bytes()).hexdigest()[:16] for name, path in files.items()}
+    return {name: sha256_file(embedded_or_path(path))[:16] for name, path in files.items()}
 
 
 # ---------------------------------------------------------------- the loop
