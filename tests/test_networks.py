@@ -64,6 +64,22 @@ def test_swt_and_dgsa_objective_known_answers():
     assert float(dgsa_objective(x + 0.1 * torch.randn_like(x), x)) > 0.01
 
 
+def test_dgsa_swt_weights_price_a_shift_of_shading_by_its_ll_band():
+    """A uniform shift by c moves only LL, by 2c: the paper's weights (LL 0) leave the SWT part at
+    zero, an LL weight of 1 adds exactly 2c; a config with other than four weights >= 0 fails."""
+    import pytest
+
+    from dynface.training.config import ConfigError, TrainConfig
+
+    x, c = smooth_image(32), 0.05
+    paper = float(dgsa_objective(x + c, x))
+    with_ll = float(dgsa_objective(x + c, x, swt_weights=(1.0, 0.01, 0.01, 0.05)))
+    assert abs((with_ll - paper) - 2 * c) < 1e-5
+    for bad in ([1.0, 0.0], [0.0, -0.01, 0.01, 0.05]):
+        with pytest.raises(ConfigError, match="swt_weights"):
+            TrainConfig.from_dict({"kind": "dgsa", "swt_weights": bad})
+
+
 def test_dgsa_objective_with_the_inception_perceptual_term_sees_lost_detail():
     """perceptual: inception (a DISTS substitute): zero on the face itself, larger for
     a blurred face than for the same face with mild noise of equal pixel error; an unknown name fails."""

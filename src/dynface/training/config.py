@@ -94,6 +94,7 @@ class TrainConfig:
     sampler_steps: int | None = None     # DGSA: respaced chain length
     zeta: float | None = None            # DGSA: guidance step ζ
     perceptual: str = PERCEPTUAL[0]      # DGSA: ssim | inception
+    swt_weights: list | None = None      # DGSA: Eq. 24's lambda for the SWT bands (LL, LH, HL, HH); None: the paper's
     dgsa_states: str = DGSA_STATES[0]    # DGSA: forward (x_t = q(y_g), Eq. 24) | chain (states of running guided chains)
     # bookkeeping
     run_dir: str | None = None
@@ -176,6 +177,8 @@ class TrainConfig:
             raise ConfigError(f"precision {self.precision!r}: choose from {', '.join(PRECISIONS)}")
         if self.perceptual not in PERCEPTUAL:
             raise ConfigError(f"dgsa `perceptual: {self.perceptual}`: choose from {', '.join(PERCEPTUAL)}")
+        if self.swt_weights is not None and (len(self.swt_weights) != 4 or min(self.swt_weights) < 0):
+            raise ConfigError(f"dgsa `swt_weights: {self.swt_weights}`: four weights >= 0 for LL, LH, HL, HH")
         if self.dgsa_states not in DGSA_STATES:
             raise ConfigError(f"dgsa `dgsa_states: {self.dgsa_states}`: choose from {', '.join(DGSA_STATES)}")
         if self.ema is not None and not 0.0 <= self.ema < 1.0:
