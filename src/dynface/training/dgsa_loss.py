@@ -67,6 +67,11 @@ def _objective(x0_hat: torch.Tensor, x: torch.Tensor, perceptual: str, swt_weigh
     return swt + (1 - ssim((x0_hat.clamp(-1, 1) + 1) / 2, (x + 1) / 2))
 
 
+def _score(x0_prev: torch.Tensor, x: torch.Tensor, cfg) -> torch.Tensor:
+    """Eq. 24 with the run's perceptual term and band weights (`swt_weights`, else the paper's)."""
+    return dgsa_objective(x0_prev.float(), x, cfg.perceptual, cfg.swt_weights or SWT_WEIGHTS)
+
+
 def dgsa_loss(model, ctx) -> torch.Tensor:
     """The loss of one batch: one guided step (Eq. 12) from each state, scored by Eq. 24."""
     if ctx.cfg.dgsa_states == "chain":
@@ -120,7 +125,7 @@ def _forward_loss(model, ctx) -> torch.Tensor:
         t, t_prev, noise = ctx.on_device(torch.tensor(t), torch.tensor(t_prev), noise)
         x_t = sched.q_sample(y_g, t, noise)
     x0_prev, _ = guided_step(model, ctx, x_t, t, t_prev, y_g, sig)
-    return dgsa_objective(x0_prev.float(), x, ctx.cfg.perceptual, ctx.cfg.swt_weights or SWT_WEIGHTS)
+    return _score(x0_prev, x, ctx.cfg)
 
 
 CHAIN_KEYS = ("x", "y_g", "sig", "t_star", "j", "x_t")  # the pool of running chains in ctx.state
@@ -136,7 +141,7 @@ def _chain_loss(model, ctx) -> torch.Tensor:
     x0_prev, x_prev = guided_step(model, ctx, x_t, t, t_prev, y_g, sig)
     st["x_t"] = x_prev.detach().float().cpu()
     st["j"] = st["j"] + 1
-    return dgsa_objective(x0_prev.float(), x, ctx.cfg.perceptual, ctx.cfg.swt_weights or SWT_WEIGHTS)
+    return _score(x0_prev, x, ctx.cfg)
 
 
 def _refill_chains(ctx) -> dict:
