@@ -22,6 +22,7 @@ from dynface.errors import DynfaceError
 KINDS = ("prior", "rm", "se", "dgsa", "idm", "up")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 PERCEPTUAL = ("ssim", "inception")  # DGSA's L_perc (a stand-in for DISTS); the first is the default
+SWT_WEIGHTS = (0.0, 0.01, 0.01, 0.05)  # DGSA's Eq. 24 weights of the SWT bands (LL, LH, HL, HH): the paper's
 DGSA_STATES = ("forward", "chain")  # where DGSA's training states x_t come from (training/dgsa_loss.py); the first is the default
 YAML_NAMES = {"lambda_": "lambda"}  # a field whose YAML key is a Python keyword
 
@@ -94,7 +95,7 @@ class TrainConfig:
     sampler_steps: int | None = None     # DGSA: respaced chain length
     zeta: float | None = None            # DGSA: guidance step ζ
     perceptual: str = PERCEPTUAL[0]      # DGSA: ssim | inception
-    swt_weights: list | None = None      # DGSA: Eq. 24's lambda for the SWT bands (LL, LH, HL, HH); None: the paper's
+    swt_weights: list = dataclasses.field(default_factory=lambda: list(SWT_WEIGHTS))  # DGSA: Eq. 24's band weights
     dgsa_states: str = DGSA_STATES[0]    # DGSA: forward (x_t = q(y_g), Eq. 24) | chain (states of running guided chains)
     # bookkeeping
     run_dir: str | None = None
@@ -177,7 +178,7 @@ class TrainConfig:
             raise ConfigError(f"precision {self.precision!r}: choose from {', '.join(PRECISIONS)}")
         if self.perceptual not in PERCEPTUAL:
             raise ConfigError(f"dgsa `perceptual: {self.perceptual}`: choose from {', '.join(PERCEPTUAL)}")
-        if self.swt_weights is not None and (len(self.swt_weights) != 4 or min(self.swt_weights) < 0):
+        if len(self.swt_weights) != 4 or min(self.swt_weights) < 0:
             raise ConfigError(f"dgsa `swt_weights: {self.swt_weights}`: four weights >= 0 for LL, LH, HL, HH")
         if self.dgsa_states not in DGSA_STATES:
             raise ConfigError(f"dgsa `dgsa_states: {self.dgsa_states}`: choose from {', '.join(DGSA_STATES)}")

@@ -31,9 +31,7 @@ from dynface.core.kernels import gaussian_blur
 from dynface.core.schedule import ddpm_step, tweedie_x0, space_timesteps
 from dynface.core.sigma_label import sigma_grid, sigma_star
 from dynface.sampling.guidance import Guidance, GuidanceStep
-from dynface.training.config import PERCEPTUAL
-
-SWT_WEIGHTS = (0.0, 0.01, 0.01, 0.05)
+from dynface.training.config import PERCEPTUAL, SWT_WEIGHTS
 
 
 def swt_haar(x: torch.Tensor) -> torch.Tensor:
@@ -68,8 +66,8 @@ def _objective(x0_hat: torch.Tensor, x: torch.Tensor, perceptual: str, swt_weigh
 
 
 def _score(x0_prev: torch.Tensor, x: torch.Tensor, cfg) -> torch.Tensor:
-    """Eq. 24 with the run's perceptual term and band weights (`swt_weights`, else the paper's)."""
-    return dgsa_objective(x0_prev.float(), x, cfg.perceptual, cfg.swt_weights or SWT_WEIGHTS)
+    """Eq. 24 with the run's perceptual term and band weights (`swt_weights`)."""
+    return dgsa_objective(x0_prev, x, cfg.perceptual, cfg.swt_weights)
 
 
 def dgsa_loss(model, ctx) -> torch.Tensor:
