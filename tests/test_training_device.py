@@ -42,6 +42,7 @@ def tiny_runs(tmp: Path) -> dict:
                  "init_from": {"path": str(root / "dgsa.safetensors")}, "frozen": frozen, "arch": ARCH["dgsa"]},
     }
     runs["dgsa-chain"] = {**runs["dgsa"], "dgsa_states": "chain"}  # kind dgsa, states of running chains
+    runs["dgsa-fidelity"] = {**runs["dgsa-chain"], "n_guidance": 3, "guidance_spacing": 0.25, "chain_fidelity": 1.0}
     return runs
 
 
@@ -62,7 +63,7 @@ def test_an_unavailable_device_is_one_clear_error_before_anything_is_written(tmp
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("name", ["rm", "prior", "idm", "se", "dgsa", "dgsa-chain"])
+@pytest.mark.parametrize("name", ["rm", "prior", "idm", "se", "dgsa", "dgsa-chain", "dgsa-fidelity"])
 def test_every_kind_resumes_bit_for_bit_with_its_curve(tmp_path, name):
     """Building the frozen networks, and the model set the prior's and DGSA's validators load at
     their first evaluation in a process, must draw nothing from the run's random streams after they
@@ -140,3 +141,53 @@ def test_dgsa_chain_states_are_the_steps_of_running_chains(tmp_path):
         assert loop.batcher.drawn - drawn == finished  # only finished chains take new faces
         refills += finished
     assert refills >= 2 and torch.isfinite(st["x_t"]).all()
+
+
+def test_dgsa_chains_run_at_the_controls_users_get_at_a_fidelity(tmp_path):
+    """`chain_fidelity: 1` with `n_guidance: 3`: a chain holds the 4 guidance images the sampler uses
+    at w = 1 (sigma_i = sigma_hat - (i-1) spacing, then halved, clamped to the grid; y_i = k_sigma_i
+    (x) RM(y)), starts at DSST(sigma_1) and steps with zeta doubled."""
+    from dynface.core.kernels import gaussian_blur
+    from dynface.training.batches import degrade_batch
+    from dynface.training.dgsa_loss import _guidance_images, chain_controls
+    from dynface.training.loop import TrainLoop
+
+    cfg = {**tiny_runs(tmp_path)["dgsa-fidelity"], "iters": 2, "eval_every": 0, "stage1_iters": 0}
+    loop = TrainLoop("dgsa", cfg, run_dir=tmp_path / "run", progress=False)
+    assert chain_controls(loop.cfg) == (4, 0.5, 1.0)
+    assert chain_controls(loop.cfg.replace(chain_fidelity=None)) == (3, 1.0, 0.5)
+    ctx, fz = loop.ctx, loop.ctx.frozen
+    faces = loop.batcher(2)
+    x, y_g, sig, t_star = _guidance_images(faces, ctx)
+    with torch.no_grad():
+        y = degrade_batch(faces, loop.cfg, ctx.step)
+        r = fz["rm"](y).clamp(-1, 1).float()
+        hat = fz["sde"](fz["tm"](y)).float().clamp(0.1, 3.0)
+    want = torch.stack([((hat - 0.25 * i).clamp_min(0.1) * 0.5).clamp(0.1, 3.0) for i in range(4)], dim=1)
+    assert y_g.shape == (2, 4, 3, SIZE, SIZE) and torch.allclose(sig, want)
+    for i in range(4):
+        assert torch.allclose(y_g[:, i], gaussian_blur(r, want[:, i]), atol=1e-6)
+    assert torch.equal(t_star, fz["dsst"].lookup(want[:, 0]))
+    loop.run_step()
+    assert ctx.state["y_g"].shape == (2, 4, 3, SIZE, SIZE) and ctx.state["sig"].shape == (2, 4)
+
+
+def test_a_chain_pool_saved_with_one_guidance_image_per_chain_goes_on(tmp_path):
+    """Pools checkpointed before chains held several guidance images ((B, C, H, W) y_g, (B,) sigmas)
+    are read as one guidance each and continue, not refilled."""
+    from dynface.training.loop import TrainLoop
+
+    cfg = {**tiny_runs(tmp_path)["dgsa-chain"], "iters": 4, "eval_every": 0, "stage1_iters": 0}
+    loop = TrainLoop("dgsa", cfg, run_dir=tmp_path / "run", progress=False)
+    loop.run_step()
+    st = loop.ctx.state
+    assert st["j"].tolist() == [1, 1]  # 4 kept steps per chain: neither has finished
+    old = {**st, "y_g": st["y_g"][:, 0].clone(), "sig": st["sig"][:, 0].clone()}
+    st.clear()
+    st.update(old)
+    drawn = loop.batcher.drawn
+    loop.run_step()
+    st = loop.ctx.state
+    assert loop.batcher.drawn == drawn and st["j"].tolist() == [2, 2]
+    assert st["y_g"].shape == (2, 1, 3, SIZE, SIZE) and torch.equal(st["y_g"][:, 0], old["y_g"])
+    assert torch.equal(st["sig"][:, 0], old["sig"])

@@ -245,9 +245,8 @@ class Restorer:
         t1 = time.perf_counter()
         fc = fidelity_controls(opt.fidelity)
         n = fc.n_guidance(opt.n_guidance) if opt.dblm else 1
-        sig = guidance_sigmas(sigma_hat, n, opt.guidance_spacing, lo)
-        if fc.sigma_scale != 1.0:  # fidelity: trust RM(y) at a finer (w > 0.5) or coarser level
-            sig = (sig * fc.sigma_scale).clamp(lo, hi)
+        # fidelity: trust RM(y) at a finer (w > 0.5) or coarser level
+        sig = guidance_sigmas(sigma_hat, n, opt.guidance_spacing, lo, fc.sigma_scale, hi)
         targets = guidance_images(r, sig)
         weights = torch.tensor(GUIDANCE_WEIGHTS[n])
         if opt.dsst:

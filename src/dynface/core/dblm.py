@@ -15,12 +15,16 @@ from dynface.core.kernels import gaussian_blur
 GUIDANCE_WEIGHTS = {1: (1.0,), 2: (0.8, 0.2), 3: (0.7, 0.2, 0.1), 4: (0.7, 0.1, 0.1, 0.1)}
 
 
-def guidance_sigmas(sigma_hat: torch.Tensor, n: int, spacing: float, sigma_min: float) -> torch.Tensor:
-    """(N, B) sigmas: sigma_hat, sigma_hat - spacing, ... clamped to >= sigma_min."""
+def guidance_sigmas(sigma_hat: torch.Tensor, n: int, spacing: float, sigma_min: float,
+                    scale: float = 1.0, sigma_max: float = float("inf")) -> torch.Tensor:
+    """(N, B) sigmas: sigma_hat, sigma_hat - spacing, ... clamped to >= sigma_min; a `scale` other
+    than 1 (the fidelity knob's trust level, core/fidelity_control.py) then multiplies them, clamped
+    to [sigma_min, sigma_max]."""
     if n not in GUIDANCE_WEIGHTS:
         raise ValueError(f"number of guidances must be 1..4, got {n}")
     steps = torch.arange(n, dtype=sigma_hat.dtype)[:, None] * spacing
-    return (sigma_hat[None, :] - steps).clamp_min(sigma_min)
+    sig = (sigma_hat[None, :] - steps).clamp_min(sigma_min)
+    return sig if scale == 1.0 else (sig * scale).clamp(sigma_min, sigma_max)
 
 
 def guidance_images(restored: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:

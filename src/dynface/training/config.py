@@ -97,6 +97,9 @@ class TrainConfig:
     perceptual: str = PERCEPTUAL[0]      # DGSA: ssim | inception
     swt_weights: list = dataclasses.field(default_factory=lambda: list(SWT_WEIGHTS))  # DGSA: Eq. 24's band weights
     dgsa_states: str = DGSA_STATES[0]    # DGSA: forward (x_t = q(y_g), Eq. 24) | chain (states of running guided chains)
+    n_guidance: int = 1                  # DGSA: guidance images of its guided steps (Eq. 15; 1: Eq. 24's single y_g)
+    guidance_spacing: float = 0.0        # DGSA: sigma_i = sigma_hat - (i-1) spacing, as a model set's `defaults`
+    chain_fidelity: float | None = None  # DGSA: the fidelity w whose controls its guided steps take (core/fidelity_control.py; None: as given)
     # bookkeeping
     run_dir: str | None = None
     log_every: int = 25
@@ -182,6 +185,11 @@ class TrainConfig:
             raise ConfigError(f"dgsa `swt_weights: {self.swt_weights}`: four weights >= 0 for LL, LH, HL, HH")
         if self.dgsa_states not in DGSA_STATES:
             raise ConfigError(f"dgsa `dgsa_states: {self.dgsa_states}`: choose from {', '.join(DGSA_STATES)}")
+        if self.n_guidance not in range(1, 5) or self.guidance_spacing < 0:
+            raise ConfigError(f"dgsa `n_guidance: {self.n_guidance}`, `guidance_spacing: {self.guidance_spacing}`: "
+                              "1 to 4 guidances, a spacing >= 0")
+        if self.chain_fidelity is not None and not 0.0 <= self.chain_fidelity <= 1.0:
+            raise ConfigError(f"dgsa `chain_fidelity: {self.chain_fidelity}`: a fidelity in [0, 1]")
         if self.ema is not None and not 0.0 <= self.ema < 1.0:
             raise ConfigError(f"ema {self.ema}: a decay in [0, 1)")
 

@@ -12,6 +12,10 @@ rewards fidelity and smoothness; "inception", the deep-feature distance of the F
 network (training/feature_loss.py; not DISTS, not LPIPS), which like DISTS compares deep features
 and so also sees texture (the SSIM-trained map lowers detail and raises NIQE).
 Stage 1 (first `stage1_iters`) guides with the true k_sigma* x; stage 2 with y_g from DBLM.
+The guided step is the sampler's with the run's controls: `n_guidance` images y_i (Eq. 15, spaced by
+`guidance_spacing`; 1 = Eq. 24's single y_g), guidance scale `zeta`, and with `chain_fidelity` the
+controls the fidelity knob gives them at inference (core/fidelity_control.py: sigma_i scaled, zeta
+scaled, N shifted, t* = DSST(sigma_1) following), so a map can be fitted where users run it.
 
 Where the state x_t of the step comes from (config `dgsa_states`):
 - forward (the paper's Eq. 24): x_t = q(y_g, t) at a random step t of the respaced chain from t*;
@@ -26,8 +30,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from dynface.core.dblm import GUIDANCE_WEIGHTS, guidance_images, guidance_sigmas
+from dynface.core.fidelity_control import fidelity_controls
 from dynface.core.imagemetrics import ssim
-from dynface.core.kernels import gaussian_blur
 from dynface.core.schedule import ddpm_step, tweedie_x0, space_timesteps
 from dynface.core.sigma_label import sigma_grid, sigma_star
 from dynface.sampling.guidance import Guidance, GuidanceStep
@@ -77,25 +82,34 @@ def dgsa_loss(model, ctx) -> torch.Tensor:
     return _forward_loss(model, ctx)
 
 
+def chain_controls(cfg) -> tuple[int, float, float]:
+    """(N, sigma scale, zeta) of the run's guided steps: its n_guidance and zeta under the controls
+    of `chain_fidelity` (None: the method's own setting, which changes nothing)."""
+    fc = fidelity_controls(cfg.chain_fidelity)
+    return fc.n_guidance(cfg.n_guidance), fc.sigma_scale, float(cfg.zeta) * fc.zeta_scale
+
+
 def _guidance_images(x: torch.Tensor, ctx):
     """(x, y_g, sigma, t*) of clean faces x (CPU): degraded with the step's seeds, restored by the
-    frozen RM, the guidance image y_g (stage 1: k_sigma* x; stage 2: DBLM, k_sigma_hat RM(y)) and
-    DSST's start step. x is returned on the networks' device, the rest too."""
+    frozen RM, the guidance images y_g (B, N, C, H, W) at sigmas (B, N) (stage 1: k_sigma_i x from
+    sigma*; stage 2: DBLM, k_sigma_i RM(y) from sigma_hat; Eq. 15) and DSST's start step for sigma_1.
+    x is returned on the networks' device, the rest too."""
     from dynface.training.batches import degrade_batch
 
     cfg, fz = ctx.cfg, ctx.frozen
     smin, smax, n = cfg.sigma_grid
+    n_g, scale, _ = chain_controls(cfg)
     with torch.no_grad(), torch.autocast(ctx.device.type, enabled=False):
         y = degrade_batch(x, cfg, ctx.step)
         x, y = ctx.on_device(x, y)
         r = fz["rm"](y).clamp(-1, 1).float()
         if ctx.step < cfg.stage1_iters:
-            sig = sigma_star(x, r, sigma_grid(smin, smax, int(n)), cfg.eps)
-            y_g = gaussian_blur(x, sig)
+            sharp, sig = x, sigma_star(x, r, sigma_grid(smin, smax, int(n)), cfg.eps)
         else:
-            sig = fz["sde"](fz["tm"](y)).float().clamp(smin, smax)
-            y_g = gaussian_blur(r, sig)
-    return x, y_g, sig, fz["dsst"].lookup(sig)
+            sharp, sig = r, fz["sde"](fz["tm"](y)).float().clamp(smin, smax)
+        sig = guidance_sigmas(sig, n_g, cfg.guidance_spacing, smin, scale, smax)  # (N, B)
+        y_g = guidance_images(sharp, sig)
+    return x, y_g.transpose(0, 1), sig.T, fz["dsst"].lookup(sig[0])
 
 
 def _chain_steps(ctx, t_star: int) -> list[int]:
@@ -119,9 +133,9 @@ def _forward_loss(model, ctx) -> torch.Tensor:
         pairs.append(_step_pair(steps, ctx.batcher.randint(0, len(steps))))
     t, t_prev = zip(*pairs)
     with torch.no_grad():
-        noise = torch.randn(y_g.shape, dtype=y_g.dtype)  # CPU draws (Ctx): the same on every device
+        noise = torch.randn(y_g[:, 0].shape, dtype=y_g.dtype)  # CPU draws (Ctx): the same on every device
         t, t_prev, noise = ctx.on_device(torch.tensor(t), torch.tensor(t_prev), noise)
-        x_t = sched.q_sample(y_g, t, noise)
+        x_t = sched.q_sample(y_g[:, 0], t, noise)
     x0_prev, _ = guided_step(model, ctx, x_t, t, t_prev, y_g, sig)
     return _score(x0_prev, x, ctx.cfg)
 
@@ -146,7 +160,10 @@ def _refill_chains(ctx) -> dict:
     """ctx.state's pool of `batch` chains, every finished (or missing) one replaced by a new face
     started at its DSST step: x_{t*} = q(y_g, t*) (sampling/chain.start_from_guidance)."""
     st, b = ctx.state, ctx.cfg.batch
-    if not all(k in st for k in CHAIN_KEYS) or st["x"].shape[0] != b:
+    if st.get("y_g") is not None and st["y_g"].dim() == 4:  # a pool saved with one guidance image per chain
+        st["y_g"], st["sig"] = st["y_g"][:, None], st["sig"][:, None]
+    if (not all(k in st for k in CHAIN_KEYS) or st["x"].shape[0] != b
+            or st["y_g"].shape[1] != chain_controls(ctx.cfg)[0]):
         st.clear()
         done = list(range(b))
     else:
@@ -156,8 +173,8 @@ def _refill_chains(ctx) -> dict:
         return st
     x, y_g, sig, t_star = _guidance_images(ctx.batcher(len(done)), ctx)
     with torch.no_grad():
-        noise = torch.randn(y_g.shape, dtype=y_g.dtype)
-        x_t = ctx.schedule.q_sample(y_g, t_star.to(y_g.device), *ctx.on_device(noise))
+        noise = torch.randn(y_g[:, 0].shape, dtype=y_g.dtype)
+        x_t = ctx.schedule.q_sample(y_g[:, 0], t_star.to(y_g.device), *ctx.on_device(noise))
     new = {"x": x, "y_g": y_g, "sig": sig, "t_star": t_star, "j": torch.zeros(len(done), dtype=torch.long),
            "x_t": x_t}
     new = {k: v.detach().float().cpu() if v.is_floating_point() else v.detach().long().cpu() for k, v in new.items()}
@@ -173,9 +190,11 @@ def _refill_chains(ctx) -> dict:
 
 def guided_step(model, ctx, x_t, t, t_prev, y_g, sig) -> tuple[torch.Tensor, torch.Tensor]:
     """The sampler's guided step from x_t at t to t_prev (-1: the chain's last step) with the map
-    `model` (Eq. 5, 6, 12), and the Tweedie estimate at t_prev that Eq. 24 scores: (x0_prev, x_prev)."""
+    `model` (Eq. 5, 6, 12, 15; y_g (B, N, C, H, W), sig (B, N)), and the Tweedie estimate at t_prev
+    that Eq. 24 scores: (x0_prev, x_prev)."""
     cfg, sched, prior = ctx.cfg, ctx.schedule, ctx.frozen["prior"]
     smin, smax, _ = cfg.sigma_grid
+    n_g, _, zeta = chain_controls(cfg)
     b = x_t.shape[0]
     abar_t = sched.abar(t)
     abar_p = torch.where(t_prev >= 0, sched.abar(t_prev.clamp_min(0)), torch.ones(b, device=abar_t.device))
@@ -184,11 +203,12 @@ def guided_step(model, ctx, x_t, t, t_prev, y_g, sig) -> tuple[torch.Tensor, tor
         xin = x_t.detach().requires_grad_(True)
         eps, _ = prior(xin, t)
         x0 = tweedie_x0(xin, eps.float(), abar_t)
-        step = GuidanceStep(float(cfg.zeta))
-        g_x, _ = step.gradients(x0, xin, Guidance(y_g[None], sig[None], torch.tensor([1.0]), (smin, smax)), sig[None])
+        step = GuidanceStep(zeta)
+        g = Guidance(y_g.transpose(0, 1), sig.T, torch.tensor(GUIDANCE_WEIGHTS[n_g]), (smin, smax))
+        g_x, _ = step.gradients(x0, xin, g, sig.T)
     (noise,) = ctx.on_device(torch.randn(x_t.shape, dtype=x_t.dtype))
     x_prime = ddpm_step(x_t, eps.detach().float(), abar_t, abar_p, noise)
-    m = model(y_g, x0.detach().clamp(-1, 1), t)
+    m = model(y_g[:, 0], x0.detach().clamp(-1, 1), t)
     x_prev = step.apply(x_prime, g_x, m)  # Eq. 12: the sampler's guided step
     eps2, _ = prior(x_prev, t_prev.clamp_min(0))
     x0_prev = torch.where((t_prev >= 0).reshape(-1, 1, 1, 1), tweedie_x0(x_prev, eps2.float(), abar_p), x_prev)
