@@ -407,12 +407,19 @@ def stop(runs_dir: Path, runs, timeout: float = 900.0, generators: bool = True) 
 
 
 def shipped_scores(r: dict, cfg: dict, runs_dir: Path) -> dict:
-    """The run's validation metrics for the weights embedded *now* (every campaign config starts from
-    them), so that a run is installed only where it beats what ships, whenever its curve began."""
+    """The run's validation metrics for the weights embedded *now* in its stage, so that a run is
+    installed only where it beats what ships, whenever its curve began. They are loaded as the
+    stage's embedded file whatever the config's init_from names: a run that keeps warm weights
+    starts from its own last export, which `export` has just refreshed."""
     from dynface.training.curves import Validator
     from dynface.training.loop import build_trainable, load_frozen
 
     cfg = {**cfg, "cache_dir": str(runs_dir / "cache")}
+    if r["kind"] == "se":
+        cfg.update(init_tm="embedded:tm.safetensors", init_sde="embedded:sde.safetensors")
+    else:  # `zero` kept: a grown network starts as the one it grew from (networks/deepen.py)
+        zero = (cfg.get("init_from") or {}).get("zero")
+        cfg["init_from"] = {"path": f"embedded:{r['stage']}.safetensors", **({"zero": zero} if zero else {})}
     return Validator(r["kind"], cfg, load_frozen(r["kind"], cfg))(build_trainable(r["kind"], cfg))
 
 

@@ -86,6 +86,22 @@ def test_export_installs_only_a_run_that_beats_the_embedded_weights(tmp_path, em
     assert entry["iters"] == 102 and entry["images"] == 804  # cumulative: 100 shipped + 2 run iterations of 2
 
 
+def test_a_run_that_starts_from_its_warm_weights_is_scored_against_the_embedded_ones(tmp_path, embedded):
+    """A config whose init_from is the run's own warm file (refreshed by export before the scoring)
+    is still compared with the stage's embedded weights, not with itself."""
+    from dynface.training.curves import Validator
+    from dynface.training.loop import build_trainable
+
+    c = campaign_module()
+    r = run_with_last_psnr(tmp_path, "warm", None)
+    cfg = yaml.safe_load(Path(r["config"]).read_text())
+    mine = {**cfg, "init_from": {"path": str(tmp_path / "runs" / "warm" / "final.safetensors")}}
+    shipped = c.shipped_scores(r, mine, tmp_path / "runs")
+    assert shipped == c.shipped_scores(r, cfg, tmp_path / "runs")
+    own = Validator("rm", mine)(build_trainable("rm", mine))
+    assert own["psnr"] != shipped["psnr"]
+
+
 def test_installing_an_rm_keeps_its_critic_as_the_warm_critic(tmp_path, embedded, monkeypatch):
     c = campaign_module()
     monkeypatch.setattr(c, "WARM_CRITIC", tmp_path / "warm" / "rm_critic.safetensors")
