@@ -411,15 +411,16 @@ def shipped_scores(r: dict, cfg: dict, runs_dir: Path) -> dict:
     installed only where it beats what ships, whenever its curve began. They are loaded as the
     stage's embedded file whatever the config's init_from names: a run that keeps warm weights
     starts from its own last export, which `export` has just refreshed."""
+    from dynface.modelset.manifest import STAGE_FILES
     from dynface.training.curves import Validator
     from dynface.training.loop import build_trainable, load_frozen
 
     cfg = {**cfg, "cache_dir": str(runs_dir / "cache")}
-    if r["kind"] == "se":
-        cfg.update(init_tm="embedded:tm.safetensors", init_sde="embedded:sde.safetensors")
+    if r["stage"] in STAGE_PARTS:  # SE: its parts' embedded files, as its init_tm / init_sde
+        cfg.update({f"init_{part}": f"embedded:{STAGE_FILES[part]}" for part in STAGE_PARTS[r["stage"]]})
     else:  # `zero` kept: a grown network starts as the one it grew from (networks/deepen.py)
         zero = (cfg.get("init_from") or {}).get("zero")
-        cfg["init_from"] = {"path": f"embedded:{r['stage']}.safetensors", **({"zero": zero} if zero else {})}
+        cfg["init_from"] = {"path": f"embedded:{STAGE_FILES[r['stage']]}", **({"zero": zero} if zero else {})}
     return Validator(r["kind"], cfg, load_frozen(r["kind"], cfg))(build_trainable(r["kind"], cfg))
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from dynface.core.fidelity_control import check_fidelity
 from dynface.errors import DynfaceError
 
 KINDS = ("prior", "rm", "se", "dgsa", "idm", "up")
@@ -188,8 +189,11 @@ class TrainConfig:
         if self.n_guidance not in range(1, 5) or self.guidance_spacing < 0:
             raise ConfigError(f"dgsa `n_guidance: {self.n_guidance}`, `guidance_spacing: {self.guidance_spacing}`: "
                               "1 to 4 guidances, a spacing >= 0")
-        if self.chain_fidelity is not None and not 0.0 <= self.chain_fidelity <= 1.0:
-            raise ConfigError(f"dgsa `chain_fidelity: {self.chain_fidelity}`: a fidelity in [0, 1]")
+        if self.chain_fidelity is not None:
+            try:
+                check_fidelity(self.chain_fidelity)
+            except ValueError as e:
+                raise ConfigError(f"dgsa `chain_fidelity`: {e}") from None
         if self.ema is not None and not 0.0 <= self.ema < 1.0:
             raise ConfigError(f"ema {self.ema}: a decay in [0, 1)")
 
